@@ -1,0 +1,384 @@
+//! The asyncio facade: [`EventLoop`], its callbacks, and [`gather`].
+//!
+//! Names follow asyncio where the behaviour matches: `run_until_complete`, `run_forever`,
+//! `stop`, `close`, `time`, `create_task`, `call_soon`, `call_later`, `call_at`, `gather`.
+//! Callbacks run as small tasks named `callback`, so the scheduler interleaves them with the
+//! other ready tasks; under [`Policy::Fifo`](crate::Policy::Fifo) they run in asyncio's order,
+//! and callbacks due at the same instant run in the order they were scheduled.
+//!
+//! # Caveats
+//! In asyncio a task woken by a timer resumes one loop iteration after the timer fires (the
+//! timer's callback schedules the task's next step). Here the timer wakes the task directly,
+//! so it resumes in the same iteration. The seed's programs print the same either way.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::executor::{JoinError, JoinHandle};
+use crate::report::{Failure, Report};
+use crate::runtime::{self, Config, Kernel, TimerAction};
+use crate::time::{Instant, TimerKey};
+
+/// An asyncio-style event loop running a deterministic simulation.
+///
+/// The loop owns the clock, the tasks and the timers of one run. It is configured once
+/// ([`Config`]: seed, policy, limits, trace) and may be run several times; state carries over
+/// between runs, as in asyncio. Dropping it closes it, cancelling every task.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let answer = lp.run_until_complete(async {
+///     roof::sleep(Duration::from_millis(100)).await;
+///     42
+/// }).unwrap();
+/// assert_eq!(answer, 42);
+/// assert_eq!(lp.time(), 0.1);
+/// ```
+pub struct EventLoop {
+    handle: LoopHandle,
+}
+
+impl Default for EventLoop {
+    fn default() -> Self {
+        EventLoop::new()
+    }
+}
+
+impl EventLoop {
+    /// A loop with the default [`Config`] (seed 0, [`Policy::Random`](crate::Policy::Random)).
+    pub fn new() -> EventLoop {
+        EventLoop::with_config(Config::default())
+    }
+
+    /// A loop with the given configuration.
+    pub fn with_config(config: Config) -> EventLoop {
+        EventLoop {
+            handle: LoopHandle {
+                kernel: Kernel::new(config),
+            },
+        }
+    }
+
+    /// A handle to this loop that tasks and callbacks can keep.
+    pub fn handle(&self) -> LoopHandle {
+        self.handle.clone()
+    }
+
+    /// Run `future` as the task `main` until it completes, and return its output.
+    ///
+    /// Returns a [`Failure`] when the run fails: a task panicked, a deadlock, a limit was
+    /// reached, or `stop()` was called before the future completed.
+    pub fn run_until_complete<F>(&self, future: F) -> Result<F::Output, Failure>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let kernel = &self.handle.kernel;
+        let mut main = kernel.spawn(future, Some(Cow::Borrowed("main")));
+        kernel.run(&|| main.is_finished())?;
+        if !main.is_finished() {
+            let failure = Failure::Error {
+                message: "the event loop stopped before the future completed".into(),
+                time: kernel.clock.get(),
+            };
+            kernel.fail(failure.clone());
+            return Err(failure);
+        }
+        let mut context = Context::from_waker(Waker::noop());
+        match Pin::new(&mut main).poll(&mut context) {
+            Poll::Ready(Ok(value)) => Ok(value),
+            Poll::Ready(Err(error)) => Err(Failure::Error {
+                message: error.to_string(),
+                time: kernel.clock.get(),
+            }),
+            Poll::Pending => unreachable!("a finished task is ready"),
+        }
+    }
+
+    /// Run until [`stop`](LoopHandle::stop) is called. Running dry (nothing ready, no timer
+    /// pending) is a deadlock, where asyncio would wait forever.
+    pub fn run_forever(&self) -> Result<(), Failure> {
+        self.handle.kernel.run(&|| false)
+    }
+
+    /// Cancel every task and timer; the loop cannot run again. Also done on drop.
+    pub fn close(&self) {
+        self.handle.kernel.close();
+    }
+
+    /// Record that the scenario failed (for example an assertion on a result); the report's
+    /// outcome becomes [`Failure::Error`]. The first failure of a run is the one kept.
+    pub fn fail(&self, message: impl Into<String>) {
+        let kernel = &self.handle.kernel;
+        kernel.fail(Failure::Error {
+            message: message.into(),
+            time: kernel.clock.get(),
+        });
+    }
+
+    /// The report of the run so far: seed, outcome, virtual time, steps, trace and output.
+    pub fn report(&self) -> Report {
+        self.handle.kernel.report()
+    }
+}
+
+impl Deref for EventLoop {
+    type Target = LoopHandle;
+
+    fn deref(&self) -> &LoopHandle {
+        &self.handle
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.handle.kernel.close();
+        self.handle.kernel.unregister();
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}
+
+/// A cloneable handle to an [`EventLoop`], for use inside tasks and callbacks.
+#[derive(Clone)]
+pub struct LoopHandle {
+    kernel: Rc<Kernel>,
+}
+
+/// The loop running on this thread (asyncio's `get_running_loop`).
+///
+/// Panics outside a running loop.
+pub fn get_running_loop() -> LoopHandle {
+    runtime::with(|kernel| LoopHandle {
+        kernel: kernel.clone(),
+    })
+}
+
+impl LoopHandle {
+    /// The loop's time in seconds since the origin (asyncio's `loop.time()`).
+    pub fn time(&self) -> f64 {
+        self.kernel.clock.get().as_secs_f64()
+    }
+
+    /// The loop's time as an [`Instant`].
+    pub fn now(&self) -> Instant {
+        self.kernel.clock.get()
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.kernel.config.seed
+    }
+
+    /// The run's scheduling policy.
+    pub fn policy(&self) -> crate::Policy {
+        self.kernel.policy()
+    }
+
+    /// Stop the loop at the end of the current iteration.
+    pub fn stop(&self) {
+        self.kernel.request_stop();
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.kernel.is_running()
+    }
+
+    /// Whether the loop has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.kernel.is_closed()
+    }
+
+    /// Schedule `future` as a task (asyncio's `loop.create_task`).
+    pub fn create_task<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.kernel.spawn(future, None)
+    }
+
+    /// Schedule `future` as a task with a name, shown in traces and reports.
+    pub fn create_task_named<F>(&self, name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.kernel.spawn(future, Some(name.into()))
+    }
+
+    /// Run `callback` soon, after the tasks already ready.
+    pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
+        Handle {
+            task: Some(self.kernel.spawn_callback(Box::new(callback), None)),
+        }
+    }
+
+    /// Run `callback` once `delay` has passed; callbacks due at the same instant run in the
+    /// order they were scheduled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::new();
+    /// let handle = lp.handle();
+    /// lp.call_later(Duration::from_secs(2), move || handle.stop());
+    /// lp.run_forever().unwrap();
+    /// assert_eq!(lp.time(), 2.0);
+    /// ```
+    pub fn call_later(&self, delay: Duration, callback: impl FnOnce() + 'static) -> TimerHandle {
+        self.call_at(self.now() + delay, callback)
+    }
+
+    /// Run `callback` when the clock reads `when`.
+    pub fn call_at(&self, when: Instant, callback: impl FnOnce() + 'static) -> TimerHandle {
+        let key = self.kernel.arm_timer(when, TimerAction::Callback(Box::new(callback)));
+        TimerHandle {
+            kernel: Rc::downgrade(&self.kernel),
+            key,
+            when,
+        }
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("seed", &self.seed())
+            .field("time", &self.now())
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// A callback queued with [`call_soon`](LoopHandle::call_soon).
+#[derive(Debug)]
+pub struct Handle {
+    task: Option<JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Cancel the callback if it has not run yet.
+    pub fn cancel(&mut self) {
+        if let Some(task) = self.task.as_mut() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+/// A callback scheduled with [`call_later`](LoopHandle::call_later) or
+/// [`call_at`](LoopHandle::call_at).
+#[derive(Debug)]
+pub struct TimerHandle {
+    kernel: Weak<Kernel>,
+    key: TimerKey,
+    when: Instant,
+}
+
+impl TimerHandle {
+    /// Cancel the callback if it has not fired yet.
+    pub fn cancel(&self) {
+        if let Some(kernel) = self.kernel.upgrade() {
+            kernel.disarm_timer(self.key);
+        }
+    }
+
+    /// When the callback is due, in loop seconds (asyncio's `TimerHandle.when()`).
+    pub fn when(&self) -> f64 {
+        self.when.as_secs_f64()
+    }
+
+    /// When the callback is due.
+    pub fn deadline(&self) -> Instant {
+        self.when
+    }
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel").field("id", &self.id).finish()
+    }
+}
+
+/// Run `futures` concurrently, each as its own task, and return their results in argument
+/// order, whatever the order they finish in (asyncio's `gather`).
+///
+/// The tasks are created when the returned future is first polled, in argument order.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let results = lp.run_until_complete(roof::gather(vec![
+///     Box::pin(async { roof::sleep(Duration::from_millis(20)).await; 1 }) as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
+///     Box::pin(async { 2 }),
+/// ])).unwrap();
+/// assert_eq!(results.unwrap(), vec![1, 2]);
+/// ```
+#[doc(alias = "join_all")]
+pub async fn gather<F>(futures: Vec<F>) -> Result<Vec<F::Output>, JoinError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let handles: Vec<JoinHandle<F::Output>> = futures.into_iter().map(crate::spawn).collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await?);
+    }
+    Ok(results)
+}
+
+/// Awaits a tuple of join handles in order; the engine behind [`gather!`](crate::gather!).
+#[doc(hidden)]
+pub trait JoinTuple {
+    /// The tuple of outputs.
+    type Output;
+    /// Await every handle, in order.
+    fn join(self) -> impl Future<Output = Result<Self::Output, JoinError>>;
+}
+
+macro_rules! join_tuple {
+    ($($name:ident),+) => {
+        impl<$($name: 'static),+> JoinTuple for ($(JoinHandle<$name>,)+) {
+            type Output = ($($name,)+);
+            #[allow(non_snake_case)]
+            async fn join(self) -> Result<Self::Output, JoinError> {
+                let ($($name,)+) = self;
+                Ok(($($name.await?,)+))
+            }
+        }
+    };
+}
+
+join_tuple!(A);
+join_tuple!(A, B);
+join_tuple!(A, B, C);
+join_tuple!(A, B, C, D);
+join_tuple!(A, B, C, D, E);
+join_tuple!(A, B, C, D, E, F);
+join_tuple!(A, B, C, D, E, F, G);
+join_tuple!(A, B, C, D, E, F, G, H);
+join_tuple!(A, B, C, D, E, F, G, H, I);
+join_tuple!(A, B, C, D, E, F, G, H, I, J);
+join_tuple!(A, B, C, D, E, F, G, H, I, J, K);
+join_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);

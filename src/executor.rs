@@ -1,0 +1,422 @@
+//! Tasks on `async-task`: spawning, join handles, the ready queue and the table of live tasks.
+//!
+//! A task is an `async-task` allocation whose metadata ([`TaskMeta`]) names its loop, its
+//! per-run id and its slot in the [`TaskTable`]. The table keeps one waker per live task, so
+//! the loop can list blocked tasks by name (deadlock reports) and cancel every task when it
+//! closes. Waking a task pushes its `Runnable` to the back of the ready queue; the scheduler
+//! ([`crate::sched`]) picks which ready task runs next.
+//!
+//! Dropping a [`JoinHandle`] detaches the task, as asyncio keeps tasks alive; `abort` cancels.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
+
+use crate::runtime;
+
+/// A task's id, unique within one run and numbered from 1 in spawn order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What every task carries in its `async-task` header.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    /// The loop the task belongs to.
+    pub(crate) loop_id: u64,
+    /// The per-run task id.
+    pub(crate) id: u64,
+    /// The task's slot in its loop's [`TaskTable`].
+    pub(crate) slot: u32,
+}
+
+pub(crate) type TaskRunnable = Runnable<TaskMeta>;
+
+/// A task's name: given at spawn, or asyncio's `Task-<id>`.
+pub(crate) type TaskName = Cow<'static, str>;
+
+struct TaskEntry {
+    id: u64,
+    name: Option<TaskName>,
+    waker: Waker,
+}
+
+/// The live tasks of one loop, in a slab indexed by slot.
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    entries: Vec<Option<TaskEntry>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl TaskTable {
+    /// The slot the next inserted task will take.
+    pub(crate) fn next_slot(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => u32::try_from(self.entries.len()).expect("task invariant: fewer than 2^32 live tasks"),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, slot: u32, id: u64, name: Option<TaskName>, waker: Waker) {
+        let entry = Some(TaskEntry { id, name, waker });
+        if self.free.last() == Some(&slot) {
+            self.free.pop();
+            self.entries[slot as usize] = entry;
+        } else {
+            debug_assert_eq!(slot as usize, self.entries.len());
+            self.entries.push(entry);
+        }
+        self.live += 1;
+    }
+
+    /// Forget a finished task, returning its waker so the caller drops it outside the borrow.
+    pub(crate) fn remove(&mut self, slot: u32, id: u64) -> Option<Waker> {
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.as_ref().is_none_or(|entry| entry.id != id) {
+            return None;
+        }
+        let entry = entry.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(entry.waker)
+    }
+
+    pub(crate) fn name(&self, slot: u32, id: u64) -> String {
+        match self.entries.get(slot as usize) {
+            Some(Some(entry)) if entry.id == id => display_name(id, entry.name.as_ref()),
+            _ => display_name(id, None),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// (id, name) of every live task, by id.
+    pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
+        let mut tasks: Vec<_> = self
+            .entries
+            .iter()
+            .flatten()
+            .map(|entry| (TaskId(entry.id), display_name(entry.id, entry.name.as_ref())))
+            .collect();
+        tasks.sort();
+        tasks
+    }
+
+    /// A waker for every live task (to cancel them all when the loop closes).
+    pub(crate) fn wakers(&self) -> Vec<Waker> {
+        self.entries.iter().flatten().map(|entry| entry.waker.clone()).collect()
+    }
+}
+
+pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
+    match name {
+        Some(name) => name.to_string(),
+        None => format!("Task-{id}"),
+    }
+}
+
+/// The ready queue, oldest first, and the task table: the executor state of one loop.
+pub(crate) struct Executor {
+    pub(crate) loop_id: u64,
+    pub(crate) ready: RefCell<VecDeque<TaskRunnable>>,
+    pub(crate) tasks: RefCell<TaskTable>,
+    next_id: Cell<u64>,
+    /// The task being polled, if any.
+    pub(crate) current: Cell<Option<u64>>,
+}
+
+impl Executor {
+    pub(crate) fn new(loop_id: u64) -> Executor {
+        Executor {
+            loop_id,
+            ready: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(TaskTable::default()),
+            next_id: Cell::new(1),
+            current: Cell::new(None),
+        }
+    }
+
+    /// Create a task and queue it; returns its id and handle.
+    pub(crate) fn spawn<F>(&self, future: F, name: Option<TaskName>) -> (u64, JoinHandle<F::Output>)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let slot = self.tasks.borrow().next_slot();
+        let meta = TaskMeta {
+            loop_id: self.loop_id,
+            id,
+            slot,
+        };
+        let loop_id = self.loop_id;
+        let (runnable, task) = Builder::new()
+            .metadata(meta)
+            .propagate_panic(false)
+            .spawn_local(
+                move |_| TaskFuture {
+                    future,
+                    end: TaskEnd {
+                        loop_id,
+                        id,
+                        slot,
+                        completed: false,
+                    },
+                },
+                WithInfo(schedule),
+            );
+        self.tasks.borrow_mut().insert(slot, id, name, runnable.waker());
+        self.ready.borrow_mut().push_back(runnable);
+        (
+            id,
+            JoinHandle {
+                task: Some(task.fallible()),
+                id,
+            },
+        )
+    }
+}
+
+/// async-task's schedule function: hand the runnable to the loop it belongs to.
+fn schedule(runnable: TaskRunnable, _info: ScheduleInfo) {
+    runtime::deliver(runnable);
+}
+
+/// Wraps every task's future so the loop learns when the task ends, however it ends.
+struct TaskFuture<F> {
+    future: F,
+    end: TaskEnd,
+}
+
+struct TaskEnd {
+    loop_id: u64,
+    id: u64,
+    slot: u32,
+    completed: bool,
+}
+
+impl Drop for TaskEnd {
+    fn drop(&mut self) {
+        runtime::task_ended(self.loop_id, self.slot, self.id, self.completed);
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned; `end` is never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let poll = future.poll(cx);
+        if poll.is_ready() {
+            this.end.completed = true;
+        }
+        poll
+    }
+}
+
+/// The error of awaiting a task that did not finish: it was aborted, or its loop closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinError {
+    task: TaskId,
+}
+
+impl JoinError {
+    /// Always true: the only way a simulated task fails to finish is cancellation (a panic
+    /// ends the whole run instead).
+    pub fn is_cancelled(&self) -> bool {
+        true
+    }
+
+    /// The task that was cancelled.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} was cancelled", self.task)
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// A handle to a spawned task: await it for the task's result.
+///
+/// Dropping the handle detaches the task, which keeps running (as in asyncio); [`abort`]
+/// cancels it.
+///
+/// [`abort`]: JoinHandle::abort
+#[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
+pub struct JoinHandle<T> {
+    task: Option<FallibleTask<T, TaskMeta>>,
+    id: u64,
+}
+
+impl<T> JoinHandle<T> {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        TaskId(self.id)
+    }
+
+    /// Cancel the task: its future is dropped the next time the loop gets to it, and
+    /// awaiting this handle yields a [`JoinError`]. A task that already finished keeps its
+    /// result.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::new();
+    /// let result = lp.run_until_complete(async {
+    ///     let mut handle = roof::spawn(roof::sleep(Duration::from_secs(10)));
+    ///     handle.abort();
+    ///     handle.await
+    /// }).unwrap();
+    /// assert!(result.unwrap_err().is_cancelled());
+    /// ```
+    pub fn abort(&mut self) {
+        if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
+            drop(self.task.take());
+        }
+    }
+
+    /// Let the task run on with nobody waiting for it.
+    pub fn detach(mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+
+    /// Whether the task has finished (or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|task| task.is_finished())
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Err(JoinError { task: TaskId(id) }));
+        };
+        match Pin::new(task).poll(cx) {
+            Poll::Ready(Some(value)) => Poll::Ready(Ok(value)),
+            Poll::Ready(None) => Poll::Ready(Err(JoinError { task: TaskId(id) })),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Spawn a task on the running loop; the tokio name for asyncio's `create_task`.
+///
+/// Panics outside a running [`EventLoop`](crate::EventLoop).
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let sum = lp.run_until_complete(async {
+///     let a = roof::spawn(async { 20 });
+///     let b = roof::spawn(async { 22 });
+///     a.await.unwrap() + b.await.unwrap()
+/// }).unwrap();
+/// assert_eq!(sum, 42);
+/// ```
+#[doc(alias = "create_task")]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    runtime::with(|kernel| kernel.spawn(future, None))
+}
+
+/// Spawn a named task on the running loop; the name shows in traces and reports.
+pub fn spawn_named<F>(name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let name = name.into();
+    runtime::with(|kernel| kernel.spawn(future, Some(name)))
+}
+
+/// The id of the task being polled, if any.
+pub fn current_task() -> Option<TaskId> {
+    runtime::try_with(|kernel| kernel.exec.current.get().map(TaskId)).flatten()
+}
+
+/// Give the other ready tasks a turn: this task goes to the back of the ready queue.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).policy(roof::Policy::Fifo));
+/// let order = lp.run_until_complete(async {
+///     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+///     let other = { let log = log.clone(); roof::spawn(async move { log.borrow_mut().push("other") }) };
+///     roof::yield_now().await;
+///     log.borrow_mut().push("main");
+///     other.await.unwrap();
+///     log.take()
+/// }).unwrap();
+/// assert_eq!(order, ["other", "main"]);
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future returned by [`yield_now`].
+#[must_use = "yield_now does nothing unless awaited"]
+#[derive(Debug)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

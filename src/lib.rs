@@ -1,0 +1,127 @@
+//! # Event Roof
+//!
+//! Deterministic simulation testing for async Rust, with Python asyncio's event loop as its
+//! model. A program written against `roof`'s API (tasks, timers, an asyncio-style
+//! [`EventLoop`], `call_soon`/`call_later`, [`gather`]) runs inside a seeded simulation: one
+//! thread, virtual time that jumps to the next event, and a scheduler that picks the next
+//! ready task from a seeded stream. The same seed replays the same run, event for event.
+//!
+//! ```
+//! use std::time::Duration;
+//! use roof::{Config, EventLoop, Policy, TraceMode};
+//!
+//! async fn hello_python() -> &'static str {
+//!     roof::println!("hello Python!");
+//!     roof::sleep(Duration::from_millis(100)).await;
+//!     "python"
+//! }
+//!
+//! let config = Config::new(7).policy(Policy::Random).trace(TraceMode::Record).echo(false);
+//! let lp = EventLoop::with_config(config);
+//! let (world, python) = lp
+//!     .run_until_complete(roof::gather!(async { roof::println!("hello world!"); "world" }, hello_python()))
+//!     .unwrap()
+//!     .unwrap();
+//! assert_eq!((world, python), ("world", "python")); // argument order, whatever ran first
+//! let report = lp.report();
+//! assert_eq!(report.virtual_time.as_secs_f64(), 0.1);
+//! println!("seed {} trace-hash {}", report.seed, report.trace_hash_hex());
+//! ```
+//!
+//! ## Module map
+//! - [`executor`]: tasks on `async-task`, [`spawn`], [`JoinHandle`], [`yield_now`].
+//! - [`sched`]: the scheduling [`Policy`] (`Random`, `Fifo`, `Pct`) and its single choice point.
+//! - [`entropy`]: the seeded ChaCha8 streams, the only randomness; [`random`] for user code.
+//! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
+//! - [`event_loop`]: the asyncio facade: [`EventLoop`], `call_soon`, `call_later`, [`gather`].
+//! - [`trace`]: the event log, its text rendering, JSON, hash and first divergence.
+//! - [`report`]: how a run ended: [`Report`] and [`Failure`].
+//!
+//! ## The determinism contract
+//! Same seed, same configuration, same build ⇒ the byte-identical trace and trace hash. The
+//! engine never reads the wall clock or the OS's randomness, never spawns a thread and never
+//! iterates a hash map in a simulated path. Each concern (scheduler, network, faults, user)
+//! draws from its own ChaCha8 stream of the seed, so adding a draw in one does not reshuffle
+//! another.
+//!
+//! ## Debugging a failing seed
+//! `roof sweep <scenario>` prints each failing seed with a command that replays it; `roof run
+//! <scenario> --seed N --trace` prints its full trace, and two runs' traces can be compared
+//! with [`Trace::first_divergence`](trace::Trace::first_divergence).
+//!
+//! ## Feature flags
+//! None yet: the simulation is always compiled.
+
+#![deny(missing_docs)]
+
+pub mod entropy;
+pub mod event_loop;
+pub mod executor;
+pub mod random;
+pub mod report;
+mod runtime;
+pub mod sched;
+pub mod time;
+pub mod trace;
+
+pub use event_loop::{gather, get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
+pub use executor::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
+pub use report::{Failure, Report};
+pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
+pub use sched::{Choices, Policy};
+pub use time::{sleep, sleep_until, timeout};
+pub use trace::{Trace, TraceMode};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event_loop::JoinTuple;
+
+    pub fn print(text: String) {
+        if crate::runtime::try_with(|kernel| kernel.print(text.clone())).is_none() {
+            std::println!("{text}");
+        }
+    }
+
+    pub fn log(text: String) {
+        crate::runtime::try_with(|kernel| kernel.log(text));
+    }
+}
+
+/// Print a line as the program's output: captured in the [`Report`], recorded in the trace,
+/// and echoed to stdout unless [`Config::echo`] is off. Outside a running loop it is
+/// `std::println!`.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// lp.run_until_complete(async { roof::println!("hello {}!", "world") }).unwrap();
+/// assert_eq!(lp.report().output, "hello world!\n");
+/// ```
+#[macro_export]
+macro_rules! println {
+    () => { $crate::__private::print(::std::string::String::new()) };
+    ($($arg:tt)*) => { $crate::__private::print(::std::format!($($arg)*)) };
+}
+
+/// Record a line in the trace (and nowhere else), stamped with the virtual time and task.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::__private::log(::std::format!($($arg)*)) };
+}
+
+/// Run futures of different types concurrently, each as its own task, and return a tuple of
+/// their outputs in argument order (up to 12).
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let (a, b) = lp.run_until_complete(roof::gather!(async { 1 }, async { "two" })).unwrap().unwrap();
+/// assert_eq!((a, b), (1, "two"));
+/// ```
+#[macro_export]
+macro_rules! gather {
+    ($($future:expr),+ $(,)?) => {
+        async move {
+            use $crate::__private::JoinTuple as _;
+            ($($crate::spawn($future),)+).join().await
+        }
+    };
+}

@@ -1,0 +1,142 @@
+//! What a run ends with: a [`Report`], and when it failed, the [`Failure`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::executor::TaskId;
+use crate::sched::Policy;
+use crate::time::Instant;
+use crate::trace::Trace;
+
+/// Why a run failed. Simulation outcomes are values, never panics of the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A task panicked; the run stops there.
+    Panic {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: String,
+        /// When it panicked.
+        time: Instant,
+        /// The panic message.
+        message: String,
+    },
+    /// Nothing was ready, no timer was pending, and the loop had not been told to stop.
+    Deadlock {
+        /// When the loop ran dry.
+        time: Instant,
+        /// The tasks still alive (all blocked), by id.
+        blocked: Vec<(TaskId, String)>,
+    },
+    /// The next event lay beyond the virtual-time limit.
+    TimeLimit {
+        /// The limit ([`Config::time_max`](crate::Config::time_max)).
+        limit: Duration,
+        /// When the limit was hit.
+        time: Instant,
+    },
+    /// The run took more steps (task polls) than allowed.
+    StepLimit {
+        /// The limit ([`Config::steps_max`](crate::Config::steps_max)).
+        limit: u64,
+        /// When the limit was hit.
+        time: Instant,
+    },
+    /// The scenario itself reported an error (for example an assertion on its result).
+    Error {
+        /// What went wrong.
+        message: String,
+        /// When.
+        time: Instant,
+    },
+    /// `run_until_complete` or `run_forever` was called on a closed loop, or while another
+    /// loop was running on this thread.
+    Misuse {
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// A short name for the kind of failure: `panic`, `deadlock`, `time-limit`,
+    /// `step-limit`, `error` or `misuse`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Panic { .. } => "panic",
+            Failure::Deadlock { .. } => "deadlock",
+            Failure::TimeLimit { .. } => "time-limit",
+            Failure::StepLimit { .. } => "step-limit",
+            Failure::Error { .. } => "error",
+            Failure::Misuse { .. } => "misuse",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Panic {
+                task,
+                name,
+                time,
+                message,
+            } => write!(f, "task {name:?} ({task}) panicked at {time}: {message}"),
+            Failure::Deadlock { time, blocked } => {
+                write!(f, "deadlock at {time}: nothing ready, no timer pending; blocked:")?;
+                if blocked.is_empty() {
+                    f.write_str(" (no tasks)")?;
+                }
+                for (id, name) in blocked {
+                    write!(f, " {name:?} ({id})")?;
+                }
+                Ok(())
+            }
+            Failure::TimeLimit { limit, time } => {
+                write!(f, "virtual-time limit of {limit:?} reached at {time}")
+            }
+            Failure::StepLimit { limit, time } => write!(f, "step limit of {limit} reached at {time}"),
+            Failure::Error { message, time } => write!(f, "scenario failed at {time}: {message}"),
+            Failure::Misuse { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Everything about one run: its seed and policy, how it ended, and its trace.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// The scheduling policy.
+    pub policy: Policy,
+    /// `Ok` if the run passed, else why it failed.
+    pub outcome: Result<(), Failure>,
+    /// The virtual time when the run ended.
+    pub virtual_time: Instant,
+    /// Task polls made.
+    pub steps: u64,
+    /// Trace events seen (hashed or recorded).
+    pub events: u64,
+    /// The trace hash (FNV-1a 64 of the trace's text rendering).
+    pub trace_hash: u64,
+    /// The trace, when recorded ([`TraceMode::Record`](crate::TraceMode::Record)).
+    pub trace: Option<Trace>,
+    /// Everything printed with [`println!`](crate::println).
+    pub output: String,
+    /// The scheduler choices made, when recorded ([`Config::record_choices`](crate::Config::record_choices)).
+    pub choices: Option<Vec<u32>>,
+}
+
+impl Report {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The trace hash as 16 hex digits.
+    pub fn trace_hash_hex(&self) -> String {
+        format!("{:016x}", self.trace_hash)
+    }
+}

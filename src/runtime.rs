@@ -1,0 +1,624 @@
+//! The kernel of one event loop: it composes the executor, the clock and timers, the
+//! scheduler, the entropy streams and the trace, and runs the loop.
+//!
+//! # The loop
+//! The loop runs in *batches*, as asyncio's `_run_once` does: at the start of a batch every
+//! timer due now fires (in deadline, then creation order); if nothing is ready the clock jumps
+//! to the next deadline first. The batch then runs as many steps as there were ready tasks
+//! when it began; each step asks the scheduler which ready task to poll. `stop()` takes effect
+//! at the end of the current batch, and a finished `run_until_complete` main task stops the
+//! loop one batch later, where asyncio's done-callback would call `stop()`.
+//!
+//! Kernels live in a thread-local list so that a waker can find the loop of its task even when
+//! that loop is not running; the running one is also kept apart for the free functions
+//! (`spawn`, `sleep`, `now`, ...).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::entropy::{Rng, Stream};
+use crate::executor::{display_name, Executor, JoinHandle, TaskName, TaskRunnable};
+use crate::report::{Failure, Report};
+use crate::sched::{Choices, Policy, Scheduler};
+use crate::time::{Instant, TimerKey, TimerQueue};
+use crate::trace::{EventKind, Recorder, TraceMode};
+
+/// The default virtual-time limit: one simulated day.
+pub const TIME_MAX_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The default step limit: ten million task polls.
+pub const STEPS_MAX_DEFAULT: u64 = 10_000_000;
+
+/// How one run is set up. Every field is printed with a failing seed, so a run can be rebuilt
+/// from its report.
+///
+/// ```
+/// use roof::{Config, Policy, TraceMode};
+/// use std::time::Duration;
+/// let config = Config::new(42)
+///     .policy(Policy::Fifo)
+///     .time_max(Duration::from_secs(60))
+///     .steps_max(1_000)
+///     .trace(TraceMode::Record);
+/// assert_eq!(config.seed, 42);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The seed every random decision derives from.
+    pub seed: u64,
+    /// The scheduling policy (default [`Policy::Random`]).
+    pub policy: Policy,
+    /// The virtual-time limit (default [`TIME_MAX_DEFAULT`], one day).
+    pub time_max: Duration,
+    /// The step limit (default [`STEPS_MAX_DEFAULT`]).
+    pub steps_max: u64,
+    /// How much trace to keep (default [`TraceMode::Hash`]).
+    pub trace: TraceMode,
+    /// A recorded choice sequence to replay instead of asking the policy.
+    pub choices: Option<Choices>,
+    /// Whether to record the scheduler's choices in the report.
+    pub record_choices: bool,
+    /// Whether [`println!`](crate::println) also writes to stdout (default true); the text is
+    /// captured in the report either way.
+    pub echo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new(0)
+    }
+}
+
+impl Config {
+    /// The defaults for `seed`.
+    pub fn new(seed: u64) -> Config {
+        Config {
+            seed,
+            policy: Policy::Random,
+            time_max: TIME_MAX_DEFAULT,
+            steps_max: STEPS_MAX_DEFAULT,
+            trace: TraceMode::Hash,
+            choices: None,
+            record_choices: false,
+            echo: true,
+        }
+    }
+
+    /// Set the scheduling policy.
+    pub fn policy(mut self, policy: Policy) -> Config {
+        self.policy = policy;
+        self
+    }
+
+    /// Set the virtual-time limit.
+    pub fn time_max(mut self, limit: Duration) -> Config {
+        self.time_max = limit;
+        self
+    }
+
+    /// Set the step limit.
+    pub fn steps_max(mut self, limit: u64) -> Config {
+        self.steps_max = limit;
+        self
+    }
+
+    /// Set the trace mode.
+    pub fn trace(mut self, mode: TraceMode) -> Config {
+        self.trace = mode;
+        self
+    }
+
+    /// Replay a recorded choice sequence (past its end the run continues in FIFO order).
+    pub fn choices(mut self, choices: Choices) -> Config {
+        self.choices = Some(choices);
+        self
+    }
+
+    /// Record the scheduler's choices into the report.
+    pub fn record_choices(mut self, record: bool) -> Config {
+        self.record_choices = record;
+        self
+    }
+
+    /// Whether printed lines also go to stdout.
+    pub fn echo(mut self, echo: bool) -> Config {
+        self.echo = echo;
+        self
+    }
+}
+
+/// A timer's payload: wake a sleeping task, or run a `call_later` callback.
+pub(crate) enum TimerAction {
+    Wake(Waker),
+    Callback(Box<dyn FnOnce()>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Running,
+    Closed,
+}
+
+/// When the loop should stop, counted in batch boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    No,
+    /// Stop at the next batch boundary (`stop()` was called).
+    AtBoundary,
+    /// Stop one batch after the next boundary (the main task finished).
+    AfterNextBatch,
+}
+
+pub(crate) struct Kernel {
+    pub(crate) id: u64,
+    pub(crate) config: Config,
+    pub(crate) exec: Executor,
+    pub(crate) clock: Cell<Instant>,
+    timers: RefCell<TimerQueue<TimerAction>>,
+    scheduler: RefCell<Scheduler>,
+    pub(crate) trace: Recorder,
+    pub(crate) user_rng: RefCell<Rng>,
+    output: RefCell<String>,
+    phase: Cell<Phase>,
+    stop: Cell<Stop>,
+    failure: RefCell<Option<Failure>>,
+    steps: Cell<u64>,
+    batch_left: Cell<usize>,
+}
+
+thread_local! {
+    /// Every live kernel of this thread (usually one).
+    static KERNELS: RefCell<Vec<Rc<Kernel>>> = const { RefCell::new(Vec::new()) };
+    /// The kernel whose loop is running on this thread.
+    static RUNNING: RefCell<Option<Rc<Kernel>>> = const { RefCell::new(None) };
+    /// Loop ids, unique per thread; never visible in traces.
+    static NEXT_LOOP_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Run `f` with the running kernel. Panics outside a running loop, naming the rule.
+pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
+    try_with(f).expect("roof: this must be called from inside a running EventLoop (run_until_complete or run_forever)")
+}
+
+/// Run `f` with the running kernel, if there is one.
+pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
+    let kernel = RUNNING.try_with(|running| running.borrow().clone()).ok().flatten()?;
+    Some(f(&kernel))
+}
+
+fn find(loop_id: u64) -> Option<Rc<Kernel>> {
+    KERNELS
+        .try_with(|kernels| kernels.borrow().iter().find(|kernel| kernel.id == loop_id).cloned())
+        .ok()
+        .flatten()
+}
+
+/// A task was woken: queue it on its loop. A runnable whose loop is gone is dropped, which
+/// cancels its task (its loop closed, so nothing can run it any more).
+pub(crate) fn deliver(runnable: TaskRunnable) {
+    let loop_id = runnable.metadata().loop_id;
+    let running = RUNNING
+        .try_with(|running| running.borrow().as_ref().filter(|kernel| kernel.id == loop_id).cloned())
+        .ok()
+        .flatten();
+    match running.or_else(|| find(loop_id)) {
+        Some(kernel) => kernel.wake(runnable),
+        None => drop(runnable),
+    }
+}
+
+/// A task's future was dropped (it finished or was cancelled): forget it.
+pub(crate) fn task_ended(loop_id: u64, slot: u32, id: u64, completed: bool) {
+    let Some(kernel) = find(loop_id) else { return };
+    let waker = kernel.exec.tasks.borrow_mut().remove(slot, id);
+    if kernel.trace.enabled() && !std::thread::panicking() {
+        let kind = if completed {
+            EventKind::Complete { task: id }
+        } else {
+            EventKind::Cancel { task: id }
+        };
+        kernel.trace.record(kernel.clock.get(), kind);
+    }
+    drop(waker);
+}
+
+impl Kernel {
+    pub(crate) fn new(config: Config) -> Rc<Kernel> {
+        let id = NEXT_LOOP_ID.with(|next| {
+            let id = next.get();
+            next.set(id + 1);
+            id
+        });
+        let scheduler = Scheduler::new(config.policy, config.seed, config.choices.clone(), config.record_choices);
+        let kernel = Rc::new(Kernel {
+            id,
+            exec: Executor::new(id),
+            clock: Cell::new(Instant::ORIGIN),
+            timers: RefCell::new(TimerQueue::default()),
+            scheduler: RefCell::new(scheduler),
+            trace: Recorder::new(config.trace),
+            user_rng: RefCell::new(Rng::new(config.seed, Stream::User)),
+            output: RefCell::new(String::new()),
+            phase: Cell::new(Phase::Idle),
+            stop: Cell::new(Stop::No),
+            failure: RefCell::new(None),
+            steps: Cell::new(0),
+            batch_left: Cell::new(0),
+            config,
+        });
+        KERNELS.with(|kernels| kernels.borrow_mut().push(kernel.clone()));
+        kernel
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.get()
+    }
+
+    fn record(&self, kind: EventKind) {
+        self.trace.record(self.now(), kind);
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.phase.get() == Phase::Running
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.phase.get() == Phase::Closed
+    }
+
+    pub(crate) fn spawn<F>(&self, future: F, name: Option<TaskName>) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let traced_name = self.trace.enabled().then(|| name.clone());
+        let (id, handle) = self.exec.spawn(future, name);
+        if let Some(name) = traced_name {
+            self.record(EventKind::Spawn {
+                task: id,
+                name: display_name(id, name.as_ref()),
+                parent: self.exec.current.get(),
+            });
+        }
+        handle
+    }
+
+    fn wake(&self, runnable: TaskRunnable) {
+        if self.trace.enabled() {
+            self.record(EventKind::Wake {
+                task: runnable.metadata().id,
+                by: self.exec.current.get(),
+            });
+        }
+        self.exec.ready.borrow_mut().push_back(runnable);
+    }
+
+    pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
+        let key = self.timers.borrow_mut().insert(deadline, action);
+        if self.trace.enabled() {
+            self.record(EventKind::TimerSet {
+                timer: key.seq,
+                deadline_ns: deadline.as_nanos(),
+                by: self.exec.current.get(),
+            });
+        }
+        key
+    }
+
+    pub(crate) fn disarm_timer(&self, key: TimerKey) {
+        let action = self.timers.borrow_mut().cancel(key);
+        if action.is_some() && self.trace.enabled() {
+            self.record(EventKind::TimerCancel { timer: key.seq });
+        }
+        drop(action);
+    }
+
+    /// Keep the waker of a pending sleep current (a task may be polled with a new waker).
+    pub(crate) fn refresh_timer_waker(&self, key: TimerKey, waker: &Waker) {
+        let mut timers = self.timers.borrow_mut();
+        if let Some(TimerAction::Wake(stored)) = timers.get_mut(key) {
+            if !stored.will_wake(waker) {
+                let old = std::mem::replace(stored, waker.clone());
+                drop(timers);
+                drop(old);
+            }
+        }
+    }
+
+    /// Queue `callback` to run as its own small task (asyncio's `Handle`).
+    pub(crate) fn spawn_callback(&self, callback: Box<dyn FnOnce()>, timer: Option<u64>) -> JoinHandle<()> {
+        let handle = self.spawn(async move { callback() }, Some(TaskName::Borrowed("callback")));
+        if self.trace.enabled() {
+            self.record(EventKind::Callback {
+                task: handle.id().as_u64(),
+                timer,
+            });
+        }
+        handle
+    }
+
+    pub(crate) fn print(&self, text: String) {
+        if self.trace.enabled() {
+            self.record(EventKind::Output {
+                task: self.exec.current.get(),
+                text: text.clone(),
+            });
+        }
+        if self.config.echo {
+            println!("{text}");
+        }
+        let mut output = self.output.borrow_mut();
+        output.push_str(&text);
+        output.push('\n');
+    }
+
+    pub(crate) fn log(&self, text: String) {
+        if self.trace.enabled() {
+            self.record(EventKind::Log {
+                task: self.exec.current.get(),
+                text,
+            });
+        }
+    }
+
+    pub(crate) fn request_stop(&self) {
+        if self.trace.enabled() {
+            self.record(EventKind::Stop);
+        }
+        self.stop.set(Stop::AtBoundary);
+    }
+
+    pub(crate) fn fail(&self, failure: Failure) {
+        let mut slot = self.failure.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(failure);
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failure.borrow().clone()
+    }
+
+    /// Run the loop until `done()` says so (checked after each step), `stop()`, or a failure.
+    pub(crate) fn run(self: &Rc<Self>, done: &dyn Fn() -> bool) -> Result<(), Failure> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
+        if self.is_closed() {
+            return Err(Failure::Misuse {
+                message: "the event loop is closed".into(),
+            });
+        }
+        let _running = Running::enter(self)?;
+        self.phase.set(Phase::Running);
+        self.stop.set(Stop::No);
+        self.batch_left.set(0);
+        let result = self.run_batches(done);
+        self.phase.set(Phase::Idle);
+        result
+    }
+
+    fn run_batches(&self, done: &dyn Fn() -> bool) -> Result<(), Failure> {
+        let mut main_done = done();
+        if main_done {
+            self.stop.set(Stop::AfterNextBatch);
+        }
+        loop {
+            if self.batch_left.get() == 0 {
+                match self.stop.get() {
+                    Stop::AtBoundary => return Ok(()),
+                    Stop::AfterNextBatch => self.stop.set(Stop::AtBoundary),
+                    Stop::No => {}
+                }
+                self.begin_batch()?;
+                if self.batch_left.get() == 0 {
+                    // Only a stop can leave a batch empty: the queue stayed empty and no time passed.
+                    continue;
+                }
+            }
+            self.batch_left.set(self.batch_left.get() - 1);
+            let Some(runnable) = self.pick() else {
+                self.batch_left.set(0);
+                continue;
+            };
+            self.step(runnable)?;
+            if !main_done && done() {
+                main_done = true;
+                if self.stop.get() == Stop::No {
+                    self.stop.set(Stop::AfterNextBatch);
+                }
+            }
+        }
+    }
+
+    /// Fire due timers; if nothing is ready, advance the clock to the next deadline first.
+    fn begin_batch(&self) -> Result<(), Failure> {
+        self.fire_due();
+        if self.exec.ready.borrow().is_empty() && self.stop.get() == Stop::No {
+            let next = self.timers.borrow_mut().next_deadline();
+            let Some(deadline) = next else {
+                return Err(self.fail_now(Failure::Deadlock {
+                    time: self.now(),
+                    blocked: self.exec.tasks.borrow().list(),
+                }));
+            };
+            if deadline > Instant::ORIGIN + self.config.time_max {
+                return Err(self.fail_now(Failure::TimeLimit {
+                    limit: self.config.time_max,
+                    time: self.now(),
+                }));
+            }
+            self.clock.set(deadline.max(self.now()));
+            self.fire_due();
+        }
+        self.batch_left.set(self.exec.ready.borrow().len());
+        Ok(())
+    }
+
+    fn fire_due(&self) {
+        let now = self.now();
+        loop {
+            // Take one timer at a time and act on it with no borrow held: waking may re-enter.
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some((key, action)) = due else { return };
+            if self.trace.enabled() {
+                self.record(EventKind::TimerFire { timer: key.seq });
+            }
+            match action {
+                TimerAction::Wake(waker) => waker.wake(),
+                TimerAction::Callback(callback) => self.spawn_callback(callback, Some(key.seq)).detach(),
+            }
+        }
+    }
+
+    fn pick(&self) -> Option<TaskRunnable> {
+        let mut ready = self.exec.ready.borrow_mut();
+        let len = ready.len();
+        if len <= 1 {
+            return ready.pop_front();
+        }
+        let step = self.steps.get();
+        let choice = self
+            .scheduler
+            .borrow_mut()
+            .choose(len, ready.iter().map(|runnable| runnable.metadata().id), step);
+        ready.remove(choice)
+    }
+
+    fn step(&self, runnable: TaskRunnable) -> Result<(), Failure> {
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        if steps > self.config.steps_max {
+            self.exec.ready.borrow_mut().push_front(runnable);
+            return Err(self.fail_now(Failure::StepLimit {
+                limit: self.config.steps_max,
+                time: self.now(),
+            }));
+        }
+        let meta = runnable.metadata();
+        let (id, slot) = (meta.id, meta.slot);
+        if self.trace.enabled() {
+            self.record(EventKind::Poll { task: id });
+        }
+        self.exec.current.set(Some(id));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        self.exec.current.set(None);
+        if let Err(payload) = result {
+            let message = panic_message(payload.as_ref());
+            let name = self.exec.tasks.borrow().name(slot, id);
+            if self.trace.enabled() {
+                self.record(EventKind::Panic {
+                    task: id,
+                    message: message.clone(),
+                });
+            }
+            return Err(self.fail_now(Failure::Panic {
+                task: crate::executor::TaskId(id),
+                name,
+                time: self.now(),
+                message,
+            }));
+        }
+        Ok(())
+    }
+
+    fn fail_now(&self, failure: Failure) -> Failure {
+        self.fail(failure.clone());
+        failure
+    }
+
+    /// Cancel every task and timer. Cancelling drops futures, which may wake or cancel others,
+    /// so this drains until nothing is left.
+    pub(crate) fn close(self: &Rc<Self>) {
+        if self.is_closed() {
+            return;
+        }
+        let Ok(_running) = Running::enter(self) else { return };
+        self.phase.set(Phase::Closed);
+        loop {
+            let timers = self.timers.borrow_mut().drain();
+            drop(timers);
+            let wakers = self.exec.tasks.borrow().wakers();
+            for waker in wakers {
+                waker.wake();
+            }
+            loop {
+                let next = self.exec.ready.borrow_mut().pop_front();
+                match next {
+                    // Dropping a runnable cancels its task: the future is dropped, not polled.
+                    Some(runnable) => drop(runnable),
+                    None => break,
+                }
+            }
+            if self.exec.tasks.borrow().len() == 0 && self.timers.borrow().len() == 0 {
+                break;
+            }
+        }
+    }
+
+    pub(crate) fn unregister(self: &Rc<Self>) {
+        let _ = KERNELS.try_with(|kernels| kernels.borrow_mut().retain(|kernel| !Rc::ptr_eq(kernel, self)));
+    }
+
+    pub(crate) fn report(&self) -> Report {
+        Report {
+            seed: self.config.seed,
+            policy: self.scheduler.borrow().policy(),
+            outcome: match self.failure() {
+                Some(failure) => Err(failure),
+                None => Ok(()),
+            },
+            virtual_time: self.now(),
+            steps: self.steps.get(),
+            events: self.trace.len(),
+            trace_hash: self.trace.hash(),
+            trace: self.trace.snapshot(),
+            output: self.output.borrow().clone(),
+            choices: self.scheduler.borrow().recorded().map(<[u32]>::to_vec),
+        }
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.scheduler.borrow().policy()
+    }
+}
+
+/// Marks a kernel as the running one for as long as it lives.
+struct Running;
+
+impl Running {
+    fn enter(kernel: &Rc<Kernel>) -> Result<Running, Failure> {
+        RUNNING.with(|running| {
+            let mut running = running.borrow_mut();
+            if running.is_some() {
+                return Err(Failure::Misuse {
+                    message: "another event loop is already running on this thread".into(),
+                });
+            }
+            *running = Some(kernel.clone());
+            Ok(Running)
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let previous = RUNNING.try_with(|running| running.borrow_mut().take()).ok().flatten();
+        drop(previous);
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
+    }
+}

@@ -1,0 +1,215 @@
+//! Scheduling policies: which ready task runs next.
+//!
+//! Every decision goes through one choice point, [`Scheduler::choose`], which returns an index
+//! into the ready queue in age order: choice 0 is always *the oldest ready task*. So a
+//! recorded sequence of choices replays a run exactly, and a sequence of zeros is FIFO,
+//! asyncio's own order. Nothing is drawn when only one task is ready.
+//!
+//! # Caveats
+//! [`Policy::Random`] picks uniformly among the oldest [`RANDOM_WINDOW`] ready tasks (all of
+//! them when fewer are ready, which is nearly always the case in a test). The window keeps a
+//! step O(1) with a million tasks queued; a task further back waits its turn as under FIFO.
+
+use std::collections::VecDeque;
+
+use crate::entropy::{Rng, Stream};
+
+/// How many of the oldest ready tasks [`Policy::Random`] chooses among.
+pub const RANDOM_WINDOW: usize = 64;
+
+/// The default number of steps over which [`Policy::Pct`] spreads its priority change points.
+pub const PCT_HORIZON: u64 = 10_000;
+
+/// A scheduling policy, chosen per run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// A seeded uniform pick among the ready tasks (the default in simulation).
+    Random,
+    /// First ready, first run: asyncio's order.
+    Fifo,
+    /// Probabilistic concurrency testing (Burckhardt et al., 2010): each task gets a random
+    /// priority, the highest-priority ready task runs, and at `depth - 1` random steps within
+    /// the first `horizon` the running task drops to the lowest priority. Finds any bug of
+    /// depth `d` with probability at least `1 / (n * k^(d-1))`.
+    Pct {
+        /// The bug depth to target (at least 1).
+        depth: u32,
+        /// Steps over which the change points are spread.
+        horizon: u64,
+    },
+}
+
+impl Policy {
+    /// PCT with the given depth and the default horizon [`PCT_HORIZON`].
+    pub fn pct(depth: u32) -> Policy {
+        Policy::Pct {
+            depth: depth.max(1),
+            horizon: PCT_HORIZON,
+        }
+    }
+}
+
+/// Where choices come from: the policy, or a recorded sequence being replayed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Choices(pub Vec<u32>);
+
+/// PCT's per-run state.
+#[derive(Debug, Default)]
+struct PctState {
+    /// Priority per task id (index = id); higher runs first. 0 means "not yet assigned".
+    priorities: Vec<u64>,
+    /// The steps at which the running task is demoted, sorted.
+    change_points: VecDeque<u64>,
+    /// The next priority a demoted task gets (below every initial one, counting down).
+    next_low: u64,
+}
+
+/// The per-run scheduler: a policy, its random stream, and the record of choices made.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    policy: Policy,
+    rng: Rng,
+    replay: Option<(Vec<u32>, usize)>,
+    record: Option<Vec<u32>>,
+    pct: PctState,
+    decisions: u64,
+}
+
+impl Scheduler {
+    pub(crate) fn new(policy: Policy, seed: u64, replay: Option<Choices>, record: bool) -> Scheduler {
+        let mut rng = Rng::new(seed, Stream::Scheduler);
+        let mut pct = PctState::default();
+        if let Policy::Pct { depth, horizon } = policy {
+            let mut points: Vec<u64> = (1..depth.max(1)).map(|_| rng.below(horizon.max(1))).collect();
+            points.sort_unstable();
+            pct.change_points = points.into();
+            pct.next_low = u64::from(depth.max(1));
+        }
+        Scheduler {
+            policy,
+            rng,
+            replay: replay.map(|choices| (choices.0, 0)),
+            record: record.then(Vec::new),
+            pct,
+            decisions: 0,
+        }
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The choices made so far, if recording.
+    pub(crate) fn recorded(&self) -> Option<&[u32]> {
+        self.record.as_deref()
+    }
+
+    /// The choice point: the index (in age order) of the ready task to run next.
+    ///
+    /// `task_ids` yields the ids of the ready tasks, oldest first; only PCT reads it.
+    #[inline]
+    pub(crate) fn choose<I>(&mut self, ready_len: usize, task_ids: I, step: u64) -> usize
+    where
+        I: Iterator<Item = u64>,
+    {
+        if ready_len <= 1 {
+            return 0;
+        }
+        self.decisions += 1;
+        let choice = match &mut self.replay {
+            Some((choices, position)) => {
+                // Past the end of a recorded sequence the run continues in FIFO order.
+                let recorded = choices.get(*position).copied().unwrap_or(0);
+                *position += 1;
+                (recorded as usize).min(ready_len - 1)
+            }
+            None => match self.policy {
+                Policy::Fifo => 0,
+                Policy::Random => self.rng.below(ready_len.min(RANDOM_WINDOW) as u64) as usize,
+                Policy::Pct { .. } => self.pct_choice(task_ids, step),
+            },
+        };
+        if let Some(record) = &mut self.record {
+            record.push(choice as u32);
+        }
+        choice
+    }
+
+    fn pct_choice<I: Iterator<Item = u64>>(&mut self, task_ids: I, step: u64) -> usize {
+        let mut best = (0usize, 0u64, 0u64);
+        for (index, id) in task_ids.enumerate() {
+            let priority = self.pct_priority(id);
+            if index == 0 || priority > best.1 {
+                best = (index, priority, id);
+            }
+        }
+        if self.pct.change_points.front().is_some_and(|&point| point <= step) {
+            self.pct.change_points.pop_front();
+            self.pct.next_low = self.pct.next_low.saturating_sub(1).max(1);
+            let low = self.pct.next_low;
+            self.pct.priorities[best.2 as usize] = low;
+        }
+        best.0
+    }
+
+    fn pct_priority(&mut self, id: u64) -> u64 {
+        let index = id as usize;
+        if self.pct.priorities.len() <= index {
+            self.pct.priorities.resize(index + 1, 0);
+        }
+        if self.pct.priorities[index] == 0 {
+            // Initial priorities sit above every demoted one; ties are broken by age.
+            self.pct.priorities[index] = 1_000 + self.rng.below(1 << 40);
+        }
+        self.pct.priorities[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_always_chooses_the_oldest() {
+        let mut scheduler = Scheduler::new(Policy::Fifo, 1, None, true);
+        for step in 0..10 {
+            assert_eq!(scheduler.choose(5, 1..6, step), 0);
+        }
+        assert_eq!(scheduler.recorded(), Some(&[0; 10][..]));
+    }
+
+    #[test]
+    fn random_stays_in_window_and_replays() {
+        let mut scheduler = Scheduler::new(Policy::Random, 9, None, true);
+        let picks: Vec<usize> = (0..200).map(|step| scheduler.choose(1000, 0..1000, step)).collect();
+        assert!(picks.iter().all(|&pick| pick < RANDOM_WINDOW));
+        assert!(picks.iter().any(|&pick| pick != 0));
+        let recorded = Choices(scheduler.recorded().unwrap().to_vec());
+        let mut replay = Scheduler::new(Policy::Random, 12345, Some(recorded), false);
+        let replayed: Vec<usize> = (0..200).map(|step| replay.choose(1000, 0..1000, step)).collect();
+        assert_eq!(picks, replayed);
+    }
+
+    #[test]
+    fn a_single_ready_task_draws_nothing() {
+        let mut scheduler = Scheduler::new(Policy::Random, 3, None, true);
+        assert_eq!(scheduler.choose(1, 0..1, 0), 0);
+        assert_eq!(scheduler.recorded(), Some(&[][..]));
+    }
+
+    #[test]
+    fn replay_past_the_end_is_fifo_and_clamps() {
+        let mut scheduler = Scheduler::new(Policy::Random, 3, Some(Choices(vec![7])), false);
+        assert_eq!(scheduler.choose(3, 0..3, 0), 2);
+        assert_eq!(scheduler.choose(3, 0..3, 1), 0);
+    }
+
+    #[test]
+    fn pct_runs_the_highest_priority_task_consistently() {
+        let mut scheduler = Scheduler::new(Policy::pct(1), 5, None, false);
+        let first = scheduler.choose(3, [10, 11, 12].into_iter(), 0);
+        let again = scheduler.choose(3, [10, 11, 12].into_iter(), 1);
+        assert_eq!(first, again);
+    }
+}

@@ -1,0 +1,518 @@
+//! Virtual time: the [`Instant`] type, the timer queue, and the futures that wait on it.
+//!
+//! A simulation has one clock, owned by its event loop. It starts at [`Instant::ORIGIN`] and
+//! only moves when nothing is ready to run: it then jumps straight to the earliest pending
+//! deadline, fires every timer due at that instant in (deadline, creation order) order, and
+//! the loop carries on. A run that sleeps for a simulated day takes as long as its events
+//! take to process, not a day.
+//!
+//! # Precision
+//! Time is an integer count of nanoseconds since the origin, so it never drifts and two runs
+//! of one seed agree to the nanosecond.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::future::Future;
+use std::ops::{Add, AddAssign, Sub};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::runtime::{self, TimerAction};
+
+/// A point in virtual time: nanoseconds since the simulation's origin.
+///
+/// ```
+/// use roof::time::Instant;
+/// use std::time::Duration;
+/// let t = Instant::ORIGIN + Duration::from_millis(1500);
+/// assert_eq!(t.to_string(), "1.500000000s");
+/// assert_eq!(t.as_secs_f64(), 1.5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The instant every simulation starts at.
+    pub const ORIGIN: Instant = Instant(0);
+
+    /// The instant `nanos` nanoseconds after the origin.
+    pub const fn from_nanos(nanos: u64) -> Instant {
+        Instant(nanos)
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Seconds since the origin, as asyncio's `loop.time()` reports them.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// Time since the origin.
+    pub const fn elapsed_since_origin(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+
+    /// The time from `earlier` to `self`, or zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// `self + duration`, or `None` past the end of time (about 584 years).
+    pub fn checked_add(self, duration: Duration) -> Option<Instant> {
+        let nanos = u64::try_from(duration.as_nanos()).ok()?;
+        self.0.checked_add(nanos).map(Instant)
+    }
+
+    /// `self + duration`, clamped at the end of time.
+    pub fn saturating_add(self, duration: Duration) -> Instant {
+        self.checked_add(duration).unwrap_or(Instant(u64::MAX))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, duration: Duration) -> Instant {
+        self.saturating_add(duration)
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, duration: Duration) {
+        *self = *self + duration;
+    }
+}
+
+impl Sub for Instant {
+    type Output = Duration;
+    fn sub(self, earlier: Instant) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+    }
+}
+
+/// Identifies one armed timer (and its place in creation order) for cancellation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    slot: u32,
+    /// Creation sequence number: unique per run, the tie-breaker for equal deadlines.
+    pub(crate) seq: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct HeapEntry {
+    deadline: Instant,
+    seq: u64,
+    slot: u32,
+}
+
+struct Slot<T> {
+    seq: u64,
+    item: Option<T>,
+}
+
+/// Timers ordered by (deadline, creation sequence), with O(log n) insert and pop and O(1)
+/// cancellation.
+///
+/// Cancelled entries stay in the heap as tombstones and are skipped when they surface; a
+/// slot records which sequence number currently owns it, so a stale key never cancels a
+/// newer timer.
+pub(crate) struct TimerQueue<T> {
+    heap: BinaryHeap<Reverse<HeapEntry>>,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    armed: usize,
+}
+
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_seq: 1,
+            armed: 0,
+        }
+    }
+}
+
+impl<T> TimerQueue<T> {
+    /// Arm a timer; equal deadlines fire in the order they were inserted.
+    pub(crate) fn insert(&mut self, deadline: Instant, item: T) -> TimerKey {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Slot {
+                    seq,
+                    item: Some(item),
+                };
+                slot
+            }
+            None => {
+                self.slots.push(Slot {
+                    seq,
+                    item: Some(item),
+                });
+                u32::try_from(self.slots.len() - 1).expect("timer invariant: fewer than 2^32 armed timers")
+            }
+        };
+        self.heap.push(Reverse(HeapEntry {
+            deadline,
+            seq,
+            slot,
+        }));
+        self.armed += 1;
+        TimerKey { slot, seq }
+    }
+
+    /// Disarm a timer; `None` if it already fired or was cancelled.
+    pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        let slot = self.slots.get_mut(key.slot as usize)?;
+        if slot.seq != key.seq {
+            return None;
+        }
+        let item = slot.item.take()?;
+        self.free.push(key.slot);
+        self.armed -= 1;
+        Some(item)
+    }
+
+    /// The item of an armed timer.
+    pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
+        let slot = self.slots.get_mut(key.slot as usize)?;
+        if slot.seq != key.seq {
+            return None;
+        }
+        slot.item.as_mut()
+    }
+
+    /// Whether the timer is still armed.
+    #[cfg(test)]
+    pub(crate) fn is_armed(&self, key: TimerKey) -> bool {
+        self.slots
+            .get(key.slot as usize)
+            .is_some_and(|slot| slot.seq == key.seq && slot.item.is_some())
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.skip_tombstones();
+        self.heap.peek().map(|Reverse(entry)| entry.deadline)
+    }
+
+    /// Remove and return the earliest timer if it is due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, T)> {
+        self.skip_tombstones();
+        let Reverse(head) = self.heap.peek()?;
+        if head.deadline > now {
+            return None;
+        }
+        let Reverse(entry) = self.heap.pop().expect("peeked entry exists");
+        let key = TimerKey {
+            slot: entry.slot,
+            seq: entry.seq,
+        };
+        let item = self.cancel(key).expect("timer invariant: a live heap head has an item");
+        Some((key, item))
+    }
+
+    /// How many timers are armed.
+    pub(crate) fn len(&self) -> usize {
+        self.armed
+    }
+
+    /// Remove every timer, returning the items so the caller can drop them outside any borrow.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        self.heap.clear();
+        self.free.clear();
+        self.armed = 0;
+        self.slots.drain(..).filter_map(|slot| slot.item).collect()
+    }
+
+    fn skip_tombstones(&mut self) {
+        while let Some(Reverse(head)) = self.heap.peek() {
+            let slot = &self.slots[head.slot as usize];
+            if slot.seq == head.seq && slot.item.is_some() {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+}
+
+/// The current virtual time of the running simulation.
+///
+/// Panics outside a running [`EventLoop`](crate::EventLoop).
+pub fn now() -> Instant {
+    runtime::with(|kernel| kernel.clock.get())
+}
+
+/// Wait until `duration` of virtual time has passed.
+///
+/// Like `asyncio.sleep`, it always yields to the loop at least once, even for zero.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let elapsed = lp.run_until_complete(async {
+///     roof::sleep(Duration::from_secs(3600)).await;
+///     roof::time::now()
+/// }).unwrap();
+/// assert_eq!(elapsed.as_secs_f64(), 3600.0);
+/// ```
+#[doc(alias = "delay")]
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        deadline: Deadline::After(duration),
+        key: None,
+    }
+}
+
+/// Wait until the clock reads `deadline` (at least one yield, even if it has passed).
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline: Deadline::At(deadline),
+        key: None,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Deadline {
+    /// Relative to the time of the first poll, so a `Sleep` built early waits its full span.
+    After(Duration),
+    At(Instant),
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+#[must_use = "a Sleep does nothing unless awaited"]
+#[derive(Debug)]
+pub struct Sleep {
+    deadline: Deadline,
+    key: Option<TimerKey>,
+}
+
+impl Sleep {
+    /// The deadline, once the sleep has been polled (a relative sleep starts on first poll).
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.deadline {
+            Deadline::At(at) => Some(at),
+            Deadline::After(_) => None,
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        runtime::with(|kernel| {
+            let now = kernel.clock.get();
+            match self.key {
+                None => {
+                    let deadline = match self.deadline {
+                        Deadline::At(at) => at,
+                        Deadline::After(span) => now + span,
+                    };
+                    self.deadline = Deadline::At(deadline);
+                    self.key = Some(kernel.arm_timer(deadline, TimerAction::Wake(cx.waker().clone())));
+                    Poll::Pending
+                }
+                Some(key) => {
+                    let Deadline::At(deadline) = self.deadline else {
+                        unreachable!("a registered sleep has an absolute deadline")
+                    };
+                    if now >= deadline {
+                        kernel.disarm_timer(key);
+                        self.key = None;
+                        self.deadline = Deadline::At(Instant(u64::MAX));
+                        return Poll::Ready(());
+                    }
+                    kernel.refresh_timer_waker(key, cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            runtime::try_with(|kernel| kernel.disarm_timer(key));
+        }
+    }
+}
+
+/// The error of a [`timeout`] whose deadline passed first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(elapsed: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)
+    }
+}
+
+/// Run `future`, giving up with [`Elapsed`] once `duration` of virtual time has passed.
+///
+/// The future is polled first, so one that is ready at once wins even with a zero timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let result = lp.run_until_complete(async {
+///     roof::timeout(Duration::from_secs(1), roof::sleep(Duration::from_secs(5))).await
+/// }).unwrap();
+/// assert!(result.is_err());
+/// ```
+#[doc(alias = "wait_for")]
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
+}
+
+/// The future returned by [`timeout`].
+#[must_use = "a Timeout does nothing unless awaited"]
+#[derive(Debug)]
+pub struct Timeout<F> {
+    future: F,
+    sleep: Sleep,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of the pinned Timeout.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        if let Poll::Ready(value) = future.poll(cx) {
+            return Poll::Ready(Ok(value));
+        }
+        match Pin::new(&mut this.sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A stream of ticks `period` apart; the first tick completes immediately.
+///
+/// Ticks are scheduled on a fixed grid (start, start + period, …), so a slow consumer catches
+/// up without drift.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let ticks = lp.run_until_complete(async {
+///     let mut interval = roof::time::interval(Duration::from_secs(1));
+///     let mut ticks = Vec::new();
+///     for _ in 0..3 {
+///         ticks.push(interval.tick().await.as_secs_f64());
+///     }
+///     ticks
+/// }).unwrap();
+/// assert_eq!(ticks, vec![0.0, 1.0, 2.0]);
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    assert!(!period.is_zero(), "interval: the period must be non-zero");
+    Interval { period, next: None }
+}
+
+/// Ticks at a fixed period; see [`interval`].
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    next: Option<Instant>,
+}
+
+impl Interval {
+    /// Wait for the next tick and return its scheduled instant.
+    pub async fn tick(&mut self) -> Instant {
+        let next = match self.next {
+            None => {
+                let start = now();
+                self.next = Some(start + self.period);
+                return start;
+            }
+            Some(next) => next,
+        };
+        sleep_until(next).await;
+        self.next = Some(next + self.period);
+        next
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_deadlines_fire_in_insertion_order() {
+        let mut queue = TimerQueue::default();
+        let at = Instant::from_nanos(5);
+        queue.insert(at, "a");
+        queue.insert(Instant::from_nanos(1), "first");
+        queue.insert(at, "b");
+        queue.insert(at, "c");
+        let fired: Vec<_> = std::iter::from_fn(|| queue.pop_due(at).map(|(_, item)| item)).collect();
+        assert_eq!(fired, ["first", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn cancelled_timers_never_fire_and_stale_keys_do_nothing() {
+        let mut queue = TimerQueue::default();
+        let a = queue.insert(Instant::from_nanos(1), 'a');
+        let b = queue.insert(Instant::from_nanos(2), 'b');
+        assert_eq!(queue.cancel(a), Some('a'));
+        assert_eq!(queue.cancel(a), None);
+        // Slot of `a` is reused by `c`; the old key must not cancel it.
+        let c = queue.insert(Instant::from_nanos(3), 'c');
+        assert_eq!(queue.cancel(a), None);
+        assert!(queue.is_armed(c));
+        assert_eq!(queue.next_deadline(), Some(Instant::from_nanos(2)));
+        assert_eq!(queue.pop_due(Instant::from_nanos(10)).map(|(k, v)| (k, v)), Some((b, 'b')));
+        assert_eq!(queue.pop_due(Instant::from_nanos(10)).map(|(_, v)| v), Some('c'));
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn not_due_is_not_popped() {
+        let mut queue = TimerQueue::default();
+        queue.insert(Instant::from_nanos(10), ());
+        assert!(queue.pop_due(Instant::from_nanos(9)).is_none());
+        assert!(queue.pop_due(Instant::from_nanos(10)).is_some());
+    }
+
+    #[test]
+    fn instant_renders_seconds_with_nanos() {
+        assert_eq!(Instant::from_nanos(2_000_341_000).to_string(), "2.000341000s");
+        assert_eq!(Instant::ORIGIN.to_string(), "0.000000000s");
+    }
+}

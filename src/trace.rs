@@ -1,0 +1,378 @@
+//! The event log of a run.
+//!
+//! Every spawn, poll, wake, completion, timer (set, fire, cancel), callback, user log line
+//! and printed line is recorded with the virtual time it happened at and per-run ids. The
+//! log has a stable text rendering (one line per event, used by snapshots), a JSON export, a
+//! 64-bit hash (FNV-1a over the text rendering, printed as hex) and a first-divergence diff.
+//!
+//! Tracing has three modes ([`TraceMode`]): off (nothing is built; the hot path only reads a
+//! flag), hash (events are rendered into a reused buffer and folded into the hash), and
+//! record (the events are also kept).
+
+use std::cell::{Cell, RefCell};
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use crate::time::Instant;
+
+/// How much of the trace a run keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceMode {
+    /// Nothing is recorded; the hash stays at its initial value.
+    Off,
+    /// Events are hashed but not kept (cheap determinism checks).
+    #[default]
+    Hash,
+    /// Events are hashed and kept (snapshots, `--trace`, divergence reports).
+    Record,
+}
+
+/// What happened, without the time stamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A task was created; `parent` is the task that spawned it.
+    Spawn {
+        /// The new task's id.
+        task: u64,
+        /// Its name.
+        name: String,
+        /// The spawning task, if spawned from one.
+        parent: Option<u64>,
+    },
+    /// A task was polled.
+    Poll {
+        /// The task.
+        task: u64,
+    },
+    /// A task was woken; `by` is the running task, if any.
+    Wake {
+        /// The woken task.
+        task: u64,
+        /// The task that woke it.
+        by: Option<u64>,
+    },
+    /// A task finished (returned a value).
+    Complete {
+        /// The task.
+        task: u64,
+    },
+    /// A task was cancelled before finishing (aborted, or torn down with its loop).
+    Cancel {
+        /// The task.
+        task: u64,
+    },
+    /// A task panicked.
+    Panic {
+        /// The task.
+        task: u64,
+        /// The panic message.
+        message: String,
+    },
+    /// A timer was armed.
+    TimerSet {
+        /// The timer's id (creation order).
+        timer: u64,
+        /// When it is due.
+        deadline_ns: u64,
+        /// The task that armed it, if any.
+        by: Option<u64>,
+    },
+    /// A timer fired.
+    TimerFire {
+        /// The timer.
+        timer: u64,
+    },
+    /// A timer was disarmed before firing.
+    TimerCancel {
+        /// The timer.
+        timer: u64,
+    },
+    /// A `call_soon`/`call_later` callback was queued to run as task `task`.
+    Callback {
+        /// The task that runs it.
+        task: u64,
+        /// The timer it came from, for `call_later`/`call_at`.
+        timer: Option<u64>,
+    },
+    /// A line logged by user code with [`log!`](crate::log).
+    Log {
+        /// The logging task.
+        task: Option<u64>,
+        /// The text.
+        text: String,
+    },
+    /// A line printed by user code with [`println!`](crate::println).
+    Output {
+        /// The printing task.
+        task: Option<u64>,
+        /// The text, without its newline.
+        text: String,
+    },
+    /// The loop was asked to stop.
+    Stop,
+}
+
+/// One trace event: what happened and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Virtual time, in nanoseconds since the origin.
+    pub time_ns: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", Instant::from_nanos(self.time_ns))?;
+        let task = |id: &u64| format!("#{id}");
+        let by = |by: &Option<u64>| by.map(|id| format!(" by #{id}")).unwrap_or_default();
+        match &self.kind {
+            EventKind::Spawn { task: id, name, parent } => {
+                write!(f, "spawn {} {name:?}{}", task(id), by(parent))
+            }
+            EventKind::Poll { task: id } => write!(f, "poll {}", task(id)),
+            EventKind::Wake { task: id, by: waker } => write!(f, "wake {}{}", task(id), by(waker)),
+            EventKind::Complete { task: id } => write!(f, "complete {}", task(id)),
+            EventKind::Cancel { task: id } => write!(f, "cancel {}", task(id)),
+            EventKind::Panic { task: id, message } => write!(f, "panic {} {message:?}", task(id)),
+            EventKind::TimerSet { timer, deadline_ns, by: setter } => write!(
+                f,
+                "timer-set t{timer} at {}{}",
+                Instant::from_nanos(*deadline_ns),
+                by(setter)
+            ),
+            EventKind::TimerFire { timer } => write!(f, "timer-fire t{timer}"),
+            EventKind::TimerCancel { timer } => write!(f, "timer-cancel t{timer}"),
+            EventKind::Callback { task: id, timer } => match timer {
+                Some(timer) => write!(f, "callback {} from t{timer}", task(id)),
+                None => write!(f, "callback {}", task(id)),
+            },
+            EventKind::Log { task: id, text } => match id {
+                Some(id) => write!(f, "log {} {text:?}", task(id)),
+                None => write!(f, "log {text:?}"),
+            },
+            EventKind::Output { task: id, text } => match id {
+                Some(id) => write!(f, "print {} {text:?}", task(id)),
+                None => write!(f, "print {text:?}"),
+            },
+            EventKind::Stop => f.write_str("stop"),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// A finished trace: the events of one run and their hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Trace {
+    /// The events, in the order they happened.
+    pub events: Vec<Event>,
+    /// FNV-1a 64 of the text rendering (each event's line plus `\n`).
+    pub hash: u64,
+}
+
+impl Trace {
+    /// The stable text rendering: one line per event.
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record));
+    /// lp.run_until_complete(async { roof::log!("hi {}", 1) }).unwrap();
+    /// let text = lp.report().trace.unwrap().render();
+    /// assert!(text.contains("log #1 \"hi 1\""), "{text}");
+    /// ```
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        for event in &self.events {
+            let _ = writeln!(text, "{event}");
+        }
+        text
+    }
+
+    /// The events as a JSON array of objects (`time_ns`, `event`, and the event's fields).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.events).expect("trace events always serialize")
+    }
+
+    /// The hash as 16 hex digits.
+    pub fn hash_hex(&self) -> String {
+        format!("{:016x}", self.hash)
+    }
+
+    /// The first event where `self` and `other` differ, or `None` if they are identical.
+    pub fn first_divergence(&self, other: &Trace) -> Option<Divergence> {
+        let longest = self.events.len().max(other.events.len());
+        (0..longest)
+            .find(|&index| self.events.get(index) != other.events.get(index))
+            .map(|index| Divergence {
+                index,
+                left: self.events.get(index).cloned(),
+                right: other.events.get(index).cloned(),
+            })
+    }
+}
+
+/// Where two traces first differ; an event is `None` where its trace ended early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// Index of the first differing event.
+    pub index: usize,
+    /// The event of the first trace there.
+    pub left: Option<Event>,
+    /// The event of the second trace there.
+    pub right: Option<Event>,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |event: &Option<Event>| match event {
+            Some(event) => event.to_string(),
+            None => "(trace ended)".to_string(),
+        };
+        write!(
+            f,
+            "traces diverge at event {}: first run: {}; second run: {}",
+            self.index,
+            show(&self.left),
+            show(&self.right)
+        )
+    }
+}
+
+/// The per-run recorder.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    mode: TraceMode,
+    hash: Cell<u64>,
+    count: Cell<u64>,
+    line: RefCell<String>,
+    events: RefCell<Vec<Event>>,
+}
+
+impl Recorder {
+    pub(crate) fn new(mode: TraceMode) -> Recorder {
+        Recorder {
+            mode,
+            hash: Cell::new(FNV_OFFSET),
+            count: Cell::new(0),
+            line: RefCell::new(String::new()),
+            events: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether events are wanted at all; callers test this before building an event.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.mode != TraceMode::Off
+    }
+
+    pub(crate) fn record(&self, time: Instant, kind: EventKind) {
+        if !self.enabled() {
+            return;
+        }
+        let event = Event {
+            time_ns: time.as_nanos(),
+            kind,
+        };
+        let mut line = self.line.borrow_mut();
+        line.clear();
+        let _ = writeln!(line, "{event}");
+        self.hash.set(fnv1a(self.hash.get(), line.as_bytes()));
+        self.count.set(self.count.get() + 1);
+        if self.mode == TraceMode::Record {
+            self.events.borrow_mut().push(event);
+        }
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash.get()
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.count.get()
+    }
+
+    pub(crate) fn snapshot(&self) -> Option<Trace> {
+        (self.mode == TraceMode::Record).then(|| Trace {
+            events: self.events.borrow().clone(),
+            hash: self.hash.get(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(time_ns: u64, kind: EventKind) -> Event {
+        Event { time_ns, kind }
+    }
+
+    #[test]
+    fn rendering_is_stable() {
+        let trace = Trace {
+            events: vec![
+                event(0, EventKind::Spawn { task: 1, name: "main".into(), parent: None }),
+                event(0, EventKind::Poll { task: 1 }),
+                event(
+                    100_000_000,
+                    EventKind::TimerSet { timer: 1, deadline_ns: 200_000_000, by: Some(1) },
+                ),
+                event(200_000_000, EventKind::Wake { task: 2, by: None }),
+            ],
+            hash: 0,
+        };
+        assert_eq!(
+            trace.render(),
+            "0.000000000s spawn #1 \"main\"\n\
+             0.000000000s poll #1\n\
+             0.100000000s timer-set t1 at 0.200000000s by #1\n\
+             0.200000000s wake #2\n"
+        );
+    }
+
+    #[test]
+    fn hash_is_fnv_of_the_rendering() {
+        let recorder = Recorder::new(TraceMode::Record);
+        recorder.record(Instant::ORIGIN, EventKind::Stop);
+        let trace = recorder.snapshot().unwrap();
+        assert_eq!(trace.hash, fnv1a(FNV_OFFSET, trace.render().as_bytes()));
+        let hashed_only = Recorder::new(TraceMode::Hash);
+        hashed_only.record(Instant::ORIGIN, EventKind::Stop);
+        assert_eq!(hashed_only.hash(), trace.hash);
+        assert!(hashed_only.snapshot().is_none());
+    }
+
+    #[test]
+    fn divergence_names_the_first_differing_event() {
+        let a = Trace {
+            events: vec![event(0, EventKind::Poll { task: 1 }), event(5, EventKind::Poll { task: 2 })],
+            hash: 0,
+        };
+        let mut b = a.clone();
+        b.events[1] = event(5, EventKind::Poll { task: 3 });
+        let divergence = a.first_divergence(&b).unwrap();
+        assert_eq!(divergence.index, 1);
+        assert_eq!(divergence.right.unwrap().kind, EventKind::Poll { task: 3 });
+        assert!(a.first_divergence(&a.clone()).is_none());
+        let shorter = Trace { events: a.events[..1].to_vec(), hash: 0 };
+        assert_eq!(a.first_divergence(&shorter).unwrap().right, None);
+    }
+
+    #[test]
+    fn json_export_names_the_event() {
+        let trace = Trace { events: vec![event(7, EventKind::Complete { task: 4 })], hash: 0 };
+        assert_eq!(trace.to_json(), r#"[{"time_ns":7,"event":"complete","task":4}]"#);
+    }
+}
