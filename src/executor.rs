@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -40,12 +40,14 @@ impl fmt::Display for TaskId {
 /// What every task carries in its `async-task` header.
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
-    /// The loop the task belongs to.
-    pub(crate) loop_id: u64,
     /// The per-run task id.
     pub(crate) id: u64,
+    /// The loop the task belongs to.
+    pub(crate) loop_id: u32,
     /// The task's slot in its loop's [`TaskTable`].
     pub(crate) slot: u32,
+    /// Whether the task's future returned a value (set when it does).
+    pub(crate) completed: Cell<bool>,
 }
 
 pub(crate) type TaskRunnable = Runnable<TaskMeta>;
@@ -53,16 +55,23 @@ pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 /// A task's name: given at spawn, or asyncio's `Task-<id>`.
 pub(crate) type TaskName = Cow<'static, str>;
 
+/// A live task: its id and a waker, to list it and to cancel it when the loop closes.
 struct TaskEntry {
     id: u64,
-    name: Option<TaskName>,
     waker: Waker,
 }
 
-/// The live tasks of one loop, in a slab indexed by slot.
+/// How many entries a chunk of the task table holds.
+const CHUNK: usize = 1024;
+
+/// The live tasks of one loop, in a slab indexed by slot. Kept small (24 bytes a task) and
+/// in fixed-size chunks, so growing it never copies: names live apart, since most tasks
+/// have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    entries: Vec<Option<TaskEntry>>,
+    chunks: Vec<Vec<Option<TaskEntry>>>,
+    len: usize,
+    names: BTreeMap<u64, TaskName>,
     free: Vec<u32>,
     live: usize,
 }
@@ -72,39 +81,51 @@ impl TaskTable {
     pub(crate) fn next_slot(&self) -> u32 {
         match self.free.last() {
             Some(&slot) => slot,
-            None => u32::try_from(self.entries.len()).expect("task invariant: fewer than 2^32 live tasks"),
+            None => u32::try_from(self.len).expect("task invariant: fewer than 2^32 live tasks"),
         }
     }
 
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut Option<TaskEntry>> {
+        let slot = slot as usize;
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.chunks.iter().flatten().flatten()
+    }
+
     pub(crate) fn insert(&mut self, slot: u32, id: u64, name: Option<TaskName>, waker: Waker) {
-        let entry = Some(TaskEntry { id, name, waker });
+        let entry = Some(TaskEntry { id, waker });
+        if let Some(name) = name {
+            self.names.insert(id, name);
+        }
         if self.free.last() == Some(&slot) {
             self.free.pop();
-            self.entries[slot as usize] = entry;
+            *self.entry_mut(slot).expect("task invariant: a free slot exists") = entry;
         } else {
-            debug_assert_eq!(slot as usize, self.entries.len());
-            self.entries.push(entry);
+            debug_assert_eq!(slot as usize, self.len);
+            if self.len % CHUNK == 0 {
+                self.chunks.push(Vec::with_capacity(CHUNK));
+            }
+            self.chunks.last_mut().expect("a chunk with room").push(entry);
+            self.len += 1;
         }
         self.live += 1;
     }
 
-    /// Forget a finished task, returning its waker so the caller drops it outside the borrow.
-    pub(crate) fn remove(&mut self, slot: u32, id: u64) -> Option<Waker> {
-        let entry = self.entries.get_mut(slot as usize)?;
-        if entry.as_ref().is_none_or(|entry| entry.id != id) {
-            return None;
-        }
-        let entry = entry.take()?;
+    /// Forget a finished task, returning its id and waker (drop the waker outside the borrow).
+    pub(crate) fn remove(&mut self, slot: u32) -> Option<(u64, Waker)> {
+        let entry = self.entry_mut(slot)?.take()?;
         self.free.push(slot);
         self.live -= 1;
-        Some(entry.waker)
+        if !self.names.is_empty() {
+            self.names.remove(&entry.id);
+        }
+        Some((entry.id, entry.waker))
     }
 
-    pub(crate) fn name(&self, slot: u32, id: u64) -> String {
-        match self.entries.get(slot as usize) {
-            Some(Some(entry)) if entry.id == id => display_name(id, entry.name.as_ref()),
-            _ => display_name(id, None),
-        }
+    pub(crate) fn name(&self, id: u64) -> String {
+        display_name(id, self.names.get(&id))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -114,10 +135,8 @@ impl TaskTable {
     /// (id, name) of every live task, by id.
     pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
         let mut tasks: Vec<_> = self
-            .entries
-            .iter()
-            .flatten()
-            .map(|entry| (TaskId(entry.id), display_name(entry.id, entry.name.as_ref())))
+            .entries()
+            .map(|entry| (TaskId(entry.id), self.name(entry.id)))
             .collect();
         tasks.sort();
         tasks
@@ -125,7 +144,7 @@ impl TaskTable {
 
     /// A waker for every live task (to cancel them all when the loop closes).
     pub(crate) fn wakers(&self) -> Vec<Waker> {
-        self.entries.iter().flatten().map(|entry| entry.waker.clone()).collect()
+        self.entries().map(|entry| entry.waker.clone()).collect()
     }
 }
 
@@ -138,7 +157,7 @@ pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
 
 /// The ready queue, oldest first, and the task table: the executor state of one loop.
 pub(crate) struct Executor {
-    pub(crate) loop_id: u64,
+    pub(crate) loop_id: u32,
     pub(crate) ready: RefCell<VecDeque<TaskRunnable>>,
     pub(crate) tasks: RefCell<TaskTable>,
     next_id: Cell<u64>,
@@ -147,7 +166,7 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn new(loop_id: u64) -> Executor {
+    pub(crate) fn new(loop_id: u32) -> Executor {
         Executor {
             loop_id,
             ready: RefCell::new(VecDeque::new()),
@@ -167,26 +186,22 @@ impl Executor {
         self.next_id.set(id + 1);
         let slot = self.tasks.borrow().next_slot();
         let meta = TaskMeta {
-            loop_id: self.loop_id,
             id,
+            loop_id: self.loop_id,
             slot,
+            completed: Cell::new(false),
         };
-        let loop_id = self.loop_id;
-        let (runnable, task) = Builder::new()
-            .metadata(meta)
-            .propagate_panic(false)
-            .spawn_local(
-                move |_| TaskFuture {
-                    future,
-                    end: TaskEnd {
-                        loop_id,
-                        id,
-                        slot,
-                        completed: false,
-                    },
-                },
-                WithInfo(schedule),
-            );
+        let builder = Builder::new().metadata(meta).propagate_panic(false);
+        // SAFETY: the three conditions of `spawn_unchecked`:
+        // - The future may be !Send, so its Runnable must be run and dropped on this thread.
+        //   Runnables only ever sit in this thread's loop (`runtime::deliver` queues a woken
+        //   task only on a loop registered on the waking thread, and leaks it otherwise), and
+        //   loops never leave their thread (they hold `Rc`s).
+        // - The future borrows only its own metadata, which lives as long as the task.
+        // - `schedule` is a plain function: Send, Sync and 'static.
+        let (runnable, task) = unsafe {
+            builder.spawn_unchecked(move |meta: &TaskMeta| TaskFuture { future, meta }, WithInfo(schedule))
+        };
         self.tasks.borrow_mut().insert(slot, id, name, runnable.waker());
         self.ready.borrow_mut().push_back(runnable);
         (
@@ -204,35 +219,29 @@ fn schedule(runnable: TaskRunnable, _info: ScheduleInfo) {
     runtime::deliver(runnable);
 }
 
-/// Wraps every task's future so the loop learns when the task ends, however it ends.
-struct TaskFuture<F> {
+/// Wraps every task's future so the loop learns when the task ends, however it ends: its
+/// drop (after completion, on cancellation, or while a panic unwinds) tells the loop.
+struct TaskFuture<'meta, F> {
     future: F,
-    end: TaskEnd,
+    meta: &'meta TaskMeta,
 }
 
-struct TaskEnd {
-    loop_id: u64,
-    id: u64,
-    slot: u32,
-    completed: bool,
-}
-
-impl Drop for TaskEnd {
+impl<F> Drop for TaskFuture<'_, F> {
     fn drop(&mut self) {
-        runtime::task_ended(self.loop_id, self.slot, self.id, self.completed);
+        runtime::task_ended(self.meta);
     }
 }
 
-impl<F: Future> Future for TaskFuture<F> {
+impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned; `end` is never pinned.
+        // SAFETY: `future` is structurally pinned; `meta` is a shared reference.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         let poll = future.poll(cx);
         if poll.is_ready() {
-            this.end.completed = true;
+            this.meta.completed.set(true);
         }
         poll
     }

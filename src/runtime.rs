@@ -17,13 +17,14 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::entropy::{Rng, Stream};
-use crate::executor::{display_name, Executor, JoinHandle, TaskName, TaskRunnable};
+use crate::executor::{display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable};
 use crate::report::{Failure, Report};
-use crate::sched::{Choices, Policy, Scheduler};
+use crate::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::time::{Instant, TimerKey, TimerQueue};
 use crate::trace::{EventKind, Recorder, TraceMode};
 
@@ -155,7 +156,7 @@ enum Stop {
 }
 
 pub(crate) struct Kernel {
-    pub(crate) id: u64,
+    pub(crate) id: u32,
     pub(crate) config: Config,
     pub(crate) exec: Executor,
     pub(crate) clock: Cell<Instant>,
@@ -176,9 +177,11 @@ thread_local! {
     static KERNELS: RefCell<Vec<Rc<Kernel>>> = const { RefCell::new(Vec::new()) };
     /// The kernel whose loop is running on this thread.
     static RUNNING: RefCell<Option<Rc<Kernel>>> = const { RefCell::new(None) };
-    /// Loop ids, unique per thread; never visible in traces.
-    static NEXT_LOOP_ID: Cell<u64> = const { Cell::new(1) };
 }
+
+/// Loop ids, unique in the process so that a waker woken on a foreign thread never finds a
+/// loop of that thread by mistake; never visible in traces.
+static NEXT_LOOP_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Run `f` with the running kernel. Panics outside a running loop, naming the rule.
 pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
@@ -191,15 +194,18 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
     Some(f(&kernel))
 }
 
-fn find(loop_id: u64) -> Option<Rc<Kernel>> {
+fn find(loop_id: u32) -> Option<Rc<Kernel>> {
     KERNELS
         .try_with(|kernels| kernels.borrow().iter().find(|kernel| kernel.id == loop_id).cloned())
         .ok()
         .flatten()
 }
 
-/// A task was woken: queue it on its loop. A runnable whose loop is gone is dropped, which
-/// cancels its task (its loop closed, so nothing can run it any more).
+/// A task was woken: queue it on its loop.
+///
+/// No loop of this thread owning the task means the waker was used on a foreign thread (a
+/// closed loop has no task left to wake): the runnable is then leaked, never dropped, since
+/// its future may not be dropped away from its own thread.
 pub(crate) fn deliver(runnable: TaskRunnable) {
     let loop_id = runnable.metadata().loop_id;
     let running = RUNNING
@@ -208,32 +214,41 @@ pub(crate) fn deliver(runnable: TaskRunnable) {
         .flatten();
     match running.or_else(|| find(loop_id)) {
         Some(kernel) => kernel.wake(runnable),
-        None => drop(runnable),
+        None => std::mem::forget(runnable),
     }
 }
 
 /// A task's future was dropped (it finished or was cancelled): forget it.
-pub(crate) fn task_ended(loop_id: u64, slot: u32, id: u64, completed: bool) {
-    let Some(kernel) = find(loop_id) else { return };
-    let waker = kernel.exec.tasks.borrow_mut().remove(slot, id);
-    if kernel.trace.enabled() && !std::thread::panicking() {
-        let kind = if completed {
-            EventKind::Complete { task: id }
-        } else {
-            EventKind::Cancel { task: id }
-        };
-        kernel.trace.record(kernel.clock.get(), kind);
-    }
+pub(crate) fn task_ended(meta: &TaskMeta) {
+    let (loop_id, slot, completed) = (meta.loop_id, meta.slot, meta.completed.get());
+    let ended = |kernel: &Kernel| {
+        let removed = kernel.exec.tasks.borrow_mut().remove(slot);
+        let (id, waker) = removed?;
+        if kernel.trace.enabled() && !std::thread::panicking() {
+            let kind = if completed {
+                EventKind::Complete { task: id }
+            } else {
+                EventKind::Cancel { task: id }
+            };
+            kernel.trace.record(kernel.clock.get(), kind);
+        }
+        Some(waker)
+    };
+    // The common case, without touching a reference count: the running loop's own task.
+    let waker = RUNNING
+        .try_with(|running| running.borrow().as_deref().filter(|kernel| kernel.id == loop_id).map(ended))
+        .ok()
+        .flatten();
+    let waker = match waker {
+        Some(waker) => waker,
+        None => find(loop_id).and_then(|kernel| ended(&kernel)),
+    };
     drop(waker);
 }
 
 impl Kernel {
     pub(crate) fn new(config: Config) -> Rc<Kernel> {
-        let id = NEXT_LOOP_ID.with(|next| {
-            let id = next.get();
-            next.set(id + 1);
-            id
-        });
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         let scheduler = Scheduler::new(config.policy, config.seed, config.choices.clone(), config.record_choices);
         let kernel = Rc::new(Kernel {
             id,
@@ -482,6 +497,11 @@ impl Kernel {
         if len <= 1 {
             return ready.pop_front();
         }
+        // The task that just entered the random window will be picked within the next few
+        // dozen steps: start loading its header now. A hint only; no decision depends on it.
+        if let Some(entering) = ready.get(len.min(RANDOM_WINDOW) - 1) {
+            prefetch(entering.metadata());
+        }
         let step = self.steps.get();
         let choice = self
             .scheduler
@@ -501,7 +521,7 @@ impl Kernel {
             }));
         }
         let meta = runnable.metadata();
-        let (id, slot) = (meta.id, meta.slot);
+        let id = meta.id;
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: id });
         }
@@ -510,7 +530,7 @@ impl Kernel {
         self.exec.current.set(None);
         if let Err(payload) = result {
             let message = panic_message(payload.as_ref());
-            let name = self.exec.tasks.borrow().name(slot, id);
+            let name = self.exec.tasks.borrow().name(id);
             if self.trace.enabled() {
                 self.record(EventKind::Panic {
                     task: id,
@@ -611,6 +631,18 @@ impl Drop for Running {
         let previous = RUNNING.try_with(|running| running.borrow_mut().take()).ok().flatten();
         drop(previous);
     }
+}
+
+/// Ask the CPU to start loading `value`'s cache line (no effect on other architectures).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults, even on an invalid address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
