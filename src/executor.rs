@@ -114,11 +114,15 @@ impl TaskTable {
     }
 
     /// Forget a finished task, returning its id and waker (drop the waker outside the borrow).
-    pub(crate) fn remove(&mut self, slot: u32) -> Option<(u64, Waker)> {
+    /// The name of a task that ended by panicking is kept until [`take_name`] reads it for the
+    /// failure report.
+    ///
+    /// [`take_name`]: TaskTable::take_name
+    pub(crate) fn remove(&mut self, slot: u32, panicking: bool) -> Option<(u64, Waker)> {
         let entry = self.entry_mut(slot)?.take()?;
         self.free.push(slot);
         self.live -= 1;
-        if !self.names.is_empty() {
+        if !panicking && !self.names.is_empty() {
             self.names.remove(&entry.id);
         }
         Some((entry.id, entry.waker))
@@ -126,6 +130,12 @@ impl TaskTable {
 
     pub(crate) fn name(&self, id: u64) -> String {
         display_name(id, self.names.get(&id))
+    }
+
+    /// The name of a task, forgetting it.
+    pub(crate) fn take_name(&mut self, id: u64) -> String {
+        let name = self.names.remove(&id);
+        display_name(id, name.as_ref())
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -77,19 +77,19 @@ pub mod __private {
     pub use crate::event_loop::JoinTuple;
 
     pub fn print(text: String) {
-        if crate::runtime::try_with(|kernel| kernel.print(text.clone())).is_none() {
+        if crate::runtime::with_current(|kernel| kernel.print(text.clone())).is_none() {
             std::println!("{text}");
         }
     }
 
     pub fn log(text: String) {
-        crate::runtime::try_with(|kernel| kernel.log(text));
+        crate::runtime::with_current(|kernel| kernel.log(text));
     }
 }
 
 /// Print a line as the program's output: captured in the [`Report`], recorded in the trace,
-/// and echoed to stdout unless [`Config::echo`] is off. Outside a running loop it is
-/// `std::println!`.
+/// and echoed to stdout unless [`Config::echo`] is off. Between runs the line goes to the
+/// newest open loop of this thread; with no loop at all it is `std::println!`.
 ///
 /// ```
 /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));

@@ -194,6 +194,22 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
     Some(f(&kernel))
 }
 
+/// Run `f` with the running kernel, or else the newest open one of this thread (asyncio's
+/// "current event loop" for code that runs between `run_*` calls).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
+    let kernel = RUNNING
+        .try_with(|running| running.borrow().clone())
+        .ok()
+        .flatten()
+        .or_else(|| {
+            KERNELS
+                .try_with(|kernels| kernels.borrow().iter().rev().find(|kernel| !kernel.is_closed()).cloned())
+                .ok()
+                .flatten()
+        })?;
+    Some(f(&kernel))
+}
+
 fn find(loop_id: u32) -> Option<Rc<Kernel>> {
     KERNELS
         .try_with(|kernels| kernels.borrow().iter().find(|kernel| kernel.id == loop_id).cloned())
@@ -221,10 +237,11 @@ pub(crate) fn deliver(runnable: TaskRunnable) {
 /// A task's future was dropped (it finished or was cancelled): forget it.
 pub(crate) fn task_ended(meta: &TaskMeta) {
     let (loop_id, slot, completed) = (meta.loop_id, meta.slot, meta.completed.get());
+    let panicking = std::thread::panicking();
     let ended = |kernel: &Kernel| {
-        let removed = kernel.exec.tasks.borrow_mut().remove(slot);
+        let removed = kernel.exec.tasks.borrow_mut().remove(slot, panicking);
         let (id, waker) = removed?;
-        if kernel.trace.enabled() && !std::thread::panicking() {
+        if kernel.trace.enabled() && !panicking {
             let kind = if completed {
                 EventKind::Complete { task: id }
             } else {
@@ -530,7 +547,7 @@ impl Kernel {
         self.exec.current.set(None);
         if let Err(payload) = result {
             let message = panic_message(payload.as_ref());
-            let name = self.exec.tasks.borrow().name(id);
+            let name = self.exec.tasks.borrow_mut().take_name(id);
             if self.trace.enabled() {
                 self.record(EventKind::Panic {
                     task: id,

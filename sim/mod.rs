@@ -1,0 +1,66 @@
+//! The systems under simulation: the programs of the asyncio notes, ported, each a named
+//! scenario that the `roof` command line and the tests run.
+//!
+//! A scenario is a function that drives an [`EventLoop`] (configured by the caller: seed,
+//! policy, trace) and returns `Err` with a message when what it observed is wrong.
+
+use roof::{Config, EventLoop, Report};
+
+pub mod add_42;
+pub mod call_later;
+pub mod gather;
+pub mod hello_world;
+
+/// One named system under simulation.
+pub struct Scenario {
+    /// The name used on the command line (`roof run <name>`).
+    pub name: &'static str,
+    /// One line for `roof list`.
+    pub description: &'static str,
+    /// Drive the loop; `Err` is a failure of the system under test.
+    pub run: fn(&EventLoop) -> Result<(), String>,
+}
+
+/// Every scenario, in the order `roof list` shows them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "hello-world",
+        description: "a coroutine that prints and returns 42, run to completion",
+        run: hello_world::run,
+    },
+    Scenario {
+        name: "add-42",
+        description: "a coroutine awaiting another: hello_world awaits add_42(23)",
+        run: add_42::run,
+    },
+    Scenario {
+        name: "gather",
+        description: "hello_world and hello_python (which sleeps 0.1 s) gathered concurrently",
+        run: gather::run,
+    },
+    Scenario {
+        name: "call-later",
+        description: "the self-rescheduling hello_world callback on run_forever, stopped at 5.5 s",
+        run: call_later::run,
+    },
+];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|scenario| scenario.name == name)
+}
+
+/// Run `scenario` once under `config` and return the report (taken before the loop closes,
+/// so the trace ends where the program did).
+pub fn run(scenario: &Scenario, config: Config) -> Report {
+    let event_loop = EventLoop::with_config(config);
+    if let Err(message) = (scenario.run)(&event_loop) {
+        event_loop.fail(message);
+    }
+    event_loop.report()
+}
+
+/// Turn a run's failure into the scenario's error message.
+pub(crate) fn failed(failure: roof::Failure) -> String {
+    failure.to_string()
+}

@@ -1,0 +1,253 @@
+//! The `roof` command line. Arguments are parsed into plain structs before anything runs;
+//! all simulation logic lives in the library and in `sim/`.
+//!
+//! Exit status: 0 every run passed, 1 a scenario failed, 2 bad usage (one line on stderr).
+
+// The wall clock measures sweep speed and `--seed random` reads the OS; neither reaches a
+// simulated path.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::io::Read as _;
+use std::ops::Range;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use roof::{Config, Policy, Report, TraceMode};
+
+use crate::sim::{self, Scenario};
+
+/// Event Roof: deterministic simulation of asyncio-style programs.
+#[derive(Parser, Debug)]
+#[command(name = "roof", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the scenarios, one line each.
+    List,
+    /// Run one scenario with one seed.
+    Run {
+        /// The scenario (see `roof list`).
+        scenario: String,
+        /// The seed: a number, or `random` to draw one from the OS (printed first).
+        #[arg(long, default_value = "0")]
+        seed: String,
+        /// Schedule in FIFO order (asyncio's), instead of the seeded random policy.
+        #[arg(long, conflicts_with = "pct")]
+        fifo: bool,
+        /// Schedule with PCT at this bug depth.
+        #[arg(long, value_name = "DEPTH")]
+        pct: Option<u32>,
+        /// Print the trace, one event per line.
+        #[arg(long)]
+        trace: bool,
+        /// Print the report as one JSON object (with the trace's events under --trace).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one scenario over a range of seeds and summarise.
+    Sweep {
+        /// The scenario (see `roof list`).
+        scenario: String,
+        /// Seeds to run: a range `A..B` (B excluded) or a count `N` (meaning 0..N).
+        #[arg(long, default_value = "0..1000")]
+        seeds: String,
+        /// Schedule in FIFO order instead of the seeded random policy.
+        #[arg(long, conflicts_with = "pct")]
+        fifo: bool,
+        /// Schedule with PCT at this bug depth.
+        #[arg(long, value_name = "DEPTH")]
+        pct: Option<u32>,
+    },
+}
+
+/// A usage error: one line on stderr, exit status 2.
+struct Usage(String);
+
+pub fn main() -> i32 {
+    // A panicking task is reported as the run's failure; the default hook's extra lines on
+    // stderr would only repeat it.
+    std::panic::set_hook(Box::new(|_| {}));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = error.print();
+                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+            }
+            let rendered = error.to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: bad usage"));
+            return 2;
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(Usage(message)) => {
+            eprintln!("error: {message}");
+            2
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<i32, Usage> {
+    match command {
+        Command::List => {
+            let width = sim::SCENARIOS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+            for scenario in sim::SCENARIOS {
+                println!("{:width$}  {}", scenario.name, scenario.description);
+            }
+            Ok(0)
+        }
+        Command::Run {
+            scenario,
+            seed,
+            fifo,
+            pct,
+            trace,
+            json,
+        } => {
+            let scenario = find(&scenario)?;
+            let seed = parse_seed(&seed)?;
+            let config = Config::new(seed)
+                .policy(policy(fifo, pct)?)
+                .trace(if trace { TraceMode::Record } else { TraceMode::Hash })
+                .echo(!json);
+            Ok(run(scenario, config, trace, json))
+        }
+        Command::Sweep {
+            scenario,
+            seeds,
+            fifo,
+            pct,
+        } => {
+            let scenario = find(&scenario)?;
+            let seeds = parse_seeds(&seeds)?;
+            Ok(sweep(scenario, seeds, policy(fifo, pct)?))
+        }
+    }
+}
+
+fn find(name: &str) -> Result<&'static Scenario, Usage> {
+    sim::find(name).ok_or_else(|| {
+        let names: Vec<&str> = sim::SCENARIOS.iter().map(|s| s.name).collect();
+        Usage(format!("unknown scenario '{name}' (known: {})", names.join(", ")))
+    })
+}
+
+fn policy(fifo: bool, pct: Option<u32>) -> Result<Policy, Usage> {
+    match (fifo, pct) {
+        (true, _) => Ok(Policy::Fifo),
+        (false, Some(0)) => Err(Usage("invalid --pct '0': the depth must be at least 1".into())),
+        (false, Some(depth)) => Ok(Policy::pct(depth)),
+        (false, None) => Ok(Policy::Random),
+    }
+}
+
+fn parse_seed(text: &str) -> Result<u64, Usage> {
+    if text == "random" {
+        let seed = os_random_seed().map_err(|error| Usage(format!("--seed random: cannot read the OS's randomness: {error}")))?;
+        println!("seed: {seed} (drawn with --seed random)");
+        return Ok(seed);
+    }
+    text.parse()
+        .map_err(|_| Usage(format!("invalid --seed '{text}': expected a whole number from 0 to {} or 'random'", u64::MAX)))
+}
+
+fn os_random_seed() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// `A..B` (B excluded, A below B) or a count `N` (0..N, N at least 1).
+fn parse_seeds(text: &str) -> Result<Range<u64>, Usage> {
+    let invalid = |why: &str| Usage(format!("invalid --seeds '{text}': {why}"));
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|_| invalid("expected a range A..B or a count N of whole numbers"))
+    };
+    let range = match text.split_once("..") {
+        Some((start, end)) => number(start)?..number(end)?,
+        None => 0..number(text)?,
+    };
+    if range.start >= range.end {
+        return Err(invalid("the range is empty (A must be below B, N at least 1)"));
+    }
+    Ok(range)
+}
+
+fn run(scenario: &Scenario, config: Config, trace: bool, json: bool) -> i32 {
+    let report = sim::run(scenario, config);
+    if json {
+        println!("{}", report_json(scenario, &report, trace));
+    } else {
+        if let Some(trace) = report.trace.as_ref().filter(|_| trace) {
+            print!("{}", trace.render());
+        }
+        println!("seed: {}", report.seed);
+        println!("virtual-time: {}", report.virtual_time);
+        println!("trace-hash: {}", report.trace_hash_hex());
+        if let Err(failure) = &report.outcome {
+            println!("failed: {failure}");
+        }
+    }
+    i32::from(!report.passed())
+}
+
+fn report_json(scenario: &Scenario, report: &Report, trace: bool) -> String {
+    let mut value = serde_json::json!({
+        "scenario": scenario.name,
+        "seed": report.seed,
+        "policy": report.policy,
+        "passed": report.passed(),
+        "failure": report.outcome.as_ref().err().map(ToString::to_string),
+        "failure_kind": report.outcome.as_ref().err().map(roof::Failure::kind),
+        "virtual_time_ns": report.virtual_time.as_nanos(),
+        "steps": report.steps,
+        "events": report.events,
+        "trace_hash": report.trace_hash_hex(),
+        "output": report.output,
+    });
+    if let Some(events) = report.trace.as_ref().filter(|_| trace) {
+        value["trace"] = serde_json::to_value(&events.events).expect("trace events serialize");
+    }
+    value.to_string()
+}
+
+fn sweep(scenario: &Scenario, seeds: Range<u64>, policy: Policy) -> i32 {
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for seed in seeds.clone() {
+        let config = Config::new(seed).policy(policy).echo(false);
+        let report = sim::run(scenario, config);
+        if let Err(failure) = report.outcome {
+            eprintln!("seed {seed} failed: {failure}");
+            failures.push(seed);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let count = seeds.end - seeds.start;
+    let rate = count as f64 / elapsed.max(1e-9);
+    let flag = match policy {
+        Policy::Fifo => " --fifo".to_string(),
+        Policy::Pct { depth, .. } => format!(" --pct {depth}"),
+        Policy::Random => String::new(),
+    };
+    for seed in &failures {
+        println!("failed seed {seed}: replay: roof run {}{flag} --seed {seed}", scenario.name);
+    }
+    println!(
+        "sweep {} seeds {}..{}: {count} run, {} passed, {} failed, {rate:.0} seeds/s",
+        scenario.name,
+        seeds.start,
+        seeds.end,
+        count - failures.len() as u64,
+        failures.len(),
+    );
+    i32::from(!failures.is_empty())
+}

@@ -1,0 +1,85 @@
+//! The `roof` command line, run as a user would: output lines and exit codes.
+
+use std::process::{Command, Output};
+
+fn roof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roof")).args(args).output().expect("run roof")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn list_names_every_scenario() {
+    let output = roof(&["list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for name in ["hello-world", "add-42", "gather", "call-later"] {
+        assert!(text.lines().any(|line| line.starts_with(name)), "{text}");
+    }
+}
+
+#[test]
+fn run_prints_output_then_seed_time_and_hash() {
+    let output = roof(&["run", "gather", "--fifo", "--seed", "12"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], ["hello world!", "hello Python!", "[None, None]"]);
+    assert_eq!(lines[3], "seed: 12");
+    assert_eq!(lines[4], "virtual-time: 0.100000000s");
+    assert!(lines[5].starts_with("trace-hash: ") && lines[5].len() == "trace-hash: ".len() + 16, "{text}");
+    assert_eq!(roof(&["run", "gather", "--fifo", "--seed", "12"]).stdout, output.stdout);
+}
+
+#[test]
+fn run_trace_and_json() {
+    let traced = stdout(&roof(&["run", "call-later", "--trace"]));
+    assert!(traced.contains("5.000000000s print #"), "{traced}");
+    let json = stdout(&roof(&["run", "add-42", "--json", "--trace"]));
+    let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(value["passed"], true);
+    assert_eq!(value["output"], "hello world!\nAdding 42\n65\n");
+    assert!(value["trace"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn random_seed_is_printed_before_the_run() {
+    let text = stdout(&roof(&["run", "add-42", "--seed", "random"]));
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("seed: ") && first.ends_with("(drawn with --seed random)"), "{text}");
+}
+
+#[test]
+fn sweep_summarises() {
+    let output = roof(&["sweep", "gather", "--seeds", "0..200"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let summary = text.lines().last().unwrap();
+    assert!(summary.starts_with("sweep gather seeds 0..200: 200 run, 200 passed, 0 failed, "), "{summary}");
+    assert!(summary.ends_with(" seeds/s"), "{summary}");
+}
+
+#[test]
+fn bad_usage_is_one_line_and_exit_2() {
+    for args in [
+        &["run", "gather", "--seed", "abc"][..],
+        &["run", "no-such-scenario"],
+        &["sweep", "gather", "--seeds", "5..2"],
+        &["sweep", "gather", "--seeds", "x..3"],
+        &["run", "gather", "--no-such-flag"],
+        &["run", "gather", "--pct", "0"],
+    ] {
+        let output = roof(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let message = stderr(&output);
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(message.starts_with("error: "), "{args:?}: {message}");
+        assert!(stdout(&output).is_empty(), "{args:?}");
+    }
+}

@@ -1,0 +1,122 @@
+//! The scenarios of sim/: determinism over many seeds, the seed's influence, and CPython's
+//! output under FIFO.
+
+use roof::{Config, Policy, TraceMode};
+
+use crate::sim;
+
+const SEEDS: u64 = 500;
+
+fn reference(name: &str) -> String {
+    let path = format!("{}/tests/reference/{name}.out", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+fn fifo_output(name: &str) -> String {
+    let scenario = sim::find(name).unwrap();
+    let report = sim::run(scenario, Config::new(0).policy(Policy::Fifo).echo(false));
+    assert!(report.passed(), "{name}: {:?}", report.outcome);
+    report.output
+}
+
+#[test]
+fn every_scenario_is_deterministic_over_many_seeds() {
+    for scenario in sim::SCENARIOS {
+        for seed in 0..SEEDS {
+            let first = sim::run(scenario, crate::quiet(seed));
+            let second = sim::run(scenario, crate::quiet(seed));
+            assert!(first.passed(), "{} seed {seed}: {:?}", scenario.name, first.outcome);
+            assert_eq!(first.trace_hash, second.trace_hash, "{} seed {seed}", scenario.name);
+            assert_eq!(first.output, second.output, "{} seed {seed}", scenario.name);
+            assert_eq!(first.virtual_time, second.virtual_time, "{} seed {seed}", scenario.name);
+            assert!(first.events > 0, "{} seed {seed} traced nothing", scenario.name);
+        }
+    }
+}
+
+#[test]
+fn recorded_traces_are_identical_event_for_event() {
+    for scenario in sim::SCENARIOS {
+        for seed in [0, 1, 99] {
+            let config = || crate::quiet(seed).trace(TraceMode::Record);
+            let first = sim::run(scenario, config()).trace.unwrap();
+            let second = sim::run(scenario, config()).trace.unwrap();
+            assert_eq!(first.first_divergence(&second), None, "{}", scenario.name);
+        }
+    }
+}
+
+#[test]
+fn gather_shows_both_orders_within_100_seeds_with_results_in_argument_order() {
+    let scenario = sim::find("gather").unwrap();
+    let (mut world_first, mut python_first) = (0, 0);
+    for seed in 0..100 {
+        let report = sim::run(scenario, crate::quiet(seed));
+        assert!(report.passed(), "seed {seed}: {:?}", report.outcome);
+        let lines: Vec<&str> = report.output.lines().collect();
+        match lines.as_slice() {
+            ["hello world!", "hello Python!", "[None, None]"] => world_first += 1,
+            ["hello Python!", "hello world!", "[None, None]"] => python_first += 1,
+            other => panic!("seed {seed}: unexpected output {other:?}"),
+        }
+    }
+    assert!(world_first > 0 && python_first > 0, "{world_first} / {python_first}");
+}
+
+#[test]
+fn the_seed_changes_the_trace() {
+    let scenario = sim::find("gather").unwrap();
+    let hashes: std::collections::BTreeSet<u64> =
+        (0..20).map(|seed| sim::run(scenario, crate::quiet(seed)).trace_hash).collect();
+    assert!(hashes.len() > 1);
+}
+
+#[test]
+fn fifo_prints_what_cpython_prints() {
+    for (scenario, file) in [
+        ("hello-world", "hello_world"),
+        ("add-42", "add_42"),
+        ("gather", "gather"),
+        ("call-later", "call_later"),
+    ] {
+        let mut output = fifo_output(scenario);
+        if scenario == "hello-world" {
+            let start = output.find("0x").unwrap();
+            let end = start + output[start..].find('>').unwrap();
+            output.replace_range(start..end, "0xADDRESS");
+        }
+        assert_eq!(output, reference(file), "{scenario}");
+    }
+}
+
+#[test]
+fn fifo_is_the_same_for_every_seed() {
+    let scenario = sim::find("gather").unwrap();
+    let fifo = |seed| sim::run(scenario, crate::quiet(seed).policy(Policy::Fifo)).output;
+    assert_eq!(fifo(1), fifo(2));
+}
+
+#[test]
+fn pct_runs_every_scenario() {
+    for scenario in sim::SCENARIOS {
+        for seed in 0..50 {
+            let report = sim::run(scenario, crate::quiet(seed).policy(Policy::pct(2)));
+            assert!(report.passed(), "{} seed {seed}: {:?}", scenario.name, report.outcome);
+        }
+    }
+}
+
+#[test]
+fn call_later_ticks_once_a_second() {
+    let scenario = sim::find("call-later").unwrap();
+    let report = sim::run(scenario, crate::quiet(4).trace(TraceMode::Record));
+    let trace = report.trace.unwrap();
+    let printed: Vec<u64> = trace
+        .events
+        .iter()
+        .filter(|event| matches!(event.kind, roof::trace::EventKind::Output { .. }))
+        .map(|event| event.time_ns)
+        .collect();
+    assert_eq!(printed, [1, 2, 3, 4, 5].map(|s| s * 1_000_000_000));
+    assert_eq!(report.virtual_time.as_nanos(), 5_500_000_000);
+}

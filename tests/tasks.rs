@@ -1,0 +1,236 @@
+//! Tasks: join handles, abort, detach, names, yield, scheduling policies and choices.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use roof::{Choices, Policy, TraceMode};
+
+use crate::{quiet, run_with};
+
+#[test]
+fn awaiting_a_handle_returns_the_result() {
+    let (value, _) = run_with(quiet(0), |event_loop| {
+        event_loop
+            .run_until_complete(async { roof::spawn(async { 6 * 7 }).await.unwrap() })
+            .unwrap()
+    });
+    assert_eq!(value, 42);
+}
+
+#[test]
+fn abort_cancels_and_awaiting_yields_a_cancelled_error() {
+    let dropped = Rc::new(RefCell::new(false));
+    let seen = dropped.clone();
+    let (error, _) = run_with(quiet(0), |event_loop| {
+        event_loop
+            .run_until_complete(async move {
+                struct Guard(Rc<RefCell<bool>>);
+                impl Drop for Guard {
+                    fn drop(&mut self) {
+                        *self.0.borrow_mut() = true;
+                    }
+                }
+                let guard = Guard(seen);
+                let mut handle = roof::spawn(async move {
+                    let _guard = guard;
+                    roof::sleep(Duration::from_secs(60)).await;
+                    "finished"
+                });
+                roof::sleep(Duration::from_secs(1)).await;
+                handle.abort();
+                let id = handle.id();
+                let error = handle.await.unwrap_err();
+                assert_eq!(error.task(), id);
+                error
+            })
+            .unwrap()
+    });
+    assert!(error.is_cancelled());
+    assert!(*dropped.borrow(), "the aborted task's future was dropped");
+}
+
+#[test]
+fn abort_after_completion_keeps_the_result() {
+    let (value, _) = run_with(quiet(0).policy(Policy::Fifo), |event_loop| {
+        event_loop
+            .run_until_complete(async {
+                let mut handle = roof::spawn(async { 5 });
+                roof::sleep(Duration::from_millis(1)).await;
+                assert!(handle.is_finished());
+                handle.abort();
+                handle.await
+            })
+            .unwrap()
+    });
+    assert_eq!(value, Ok(5));
+}
+
+#[test]
+fn dropping_a_handle_detaches_the_task() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let inner = log.clone();
+    let (result, _) = run_with(quiet(0), |event_loop| {
+        event_loop.run_until_complete(async move {
+            let task_log = inner.clone();
+            drop(roof::spawn(async move {
+                roof::sleep(Duration::from_secs(1)).await;
+                task_log.borrow_mut().push("detached task ran");
+            }));
+            roof::sleep(Duration::from_secs(2)).await;
+        })
+    });
+    result.unwrap();
+    assert_eq!(*log.borrow(), ["detached task ran"]);
+}
+
+#[test]
+fn task_ids_and_names_are_per_run() {
+    for _ in 0..2 {
+        let (ids, report) = run_with(quiet(0).trace(TraceMode::Record), |event_loop| {
+            event_loop
+                .run_until_complete(async {
+                    let first = roof::spawn(async { roof::current_task().unwrap() });
+                    let named = roof::spawn_named("worker", async {});
+                    (roof::current_task().unwrap(), first.await.unwrap(), named.id())
+                })
+                .unwrap()
+        });
+        assert_eq!((ids.0.as_u64(), ids.1.as_u64(), ids.2.as_u64()), (1, 2, 3));
+        let text = report.trace.unwrap().render();
+        assert!(text.contains("spawn #3 \"worker\" by #1"), "{text}");
+        assert!(text.contains("spawn #2 \"Task-2\" by #1"), "{text}");
+    }
+}
+
+#[test]
+fn yield_now_lets_the_others_run() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (result, _) = run_with(quiet(0).policy(Policy::Fifo), |event_loop| {
+        let log = log.clone();
+        event_loop.run_until_complete(async move {
+            let handles: Vec<_> = (0..2)
+                .map(|index| {
+                    let log = log.clone();
+                    roof::spawn(async move {
+                        for round in 0..2 {
+                            log.borrow_mut().push(format!("{index}.{round}"));
+                            roof::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        })
+    });
+    result.unwrap();
+    assert_eq!(*log.borrow(), ["0.0", "1.0", "0.1", "1.1"]);
+}
+
+/// Three tasks each logging twice around a yield: the interleaving shows the schedule.
+fn interleaving(config: roof::Config) -> (Vec<String>, roof::Report) {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (result, report) = run_with(config, |event_loop| {
+        let log = log.clone();
+        event_loop.run_until_complete(async move {
+            let handles: Vec<_> = (0..3)
+                .map(|index| {
+                    let log = log.clone();
+                    roof::spawn(async move {
+                        log.borrow_mut().push(format!("{index}a"));
+                        roof::yield_now().await;
+                        log.borrow_mut().push(format!("{index}b"));
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        })
+    });
+    result.unwrap();
+    let log = log.borrow().clone();
+    (log, report)
+}
+
+#[test]
+fn all_zero_choices_are_fifo() {
+    let (fifo, _) = interleaving(quiet(0).policy(Policy::Fifo));
+    for seed in 0..20 {
+        let (zeros, _) = interleaving(quiet(seed).choices(Choices(vec![0; 64])));
+        assert_eq!(zeros, fifo);
+    }
+}
+
+#[test]
+fn recorded_choices_replay_a_random_run_exactly() {
+    let mut distinct = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let (original, report) = interleaving(quiet(seed).record_choices(true));
+        let choices = Choices(report.choices.clone().unwrap());
+        let (replayed, replay_report) = interleaving(quiet(seed + 1000).choices(choices));
+        assert_eq!(original, replayed, "seed {seed}");
+        assert_eq!(report.trace_hash, replay_report.trace_hash, "seed {seed}");
+        distinct.insert(original);
+    }
+    assert!(distinct.len() > 3, "random schedules explore interleavings: {distinct:?}");
+}
+
+#[test]
+fn pct_is_deterministic_and_explores() {
+    let mut distinct = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let (first, a) = interleaving(quiet(seed).policy(Policy::pct(2)));
+        let (second, b) = interleaving(quiet(seed).policy(Policy::pct(2)));
+        assert_eq!((first.clone(), a.trace_hash), (second, b.trace_hash));
+        distinct.insert(first);
+    }
+    assert!(distinct.len() > 1);
+}
+
+#[test]
+fn user_randomness_replays_with_the_seed_and_varies_across_seeds() {
+    let draw = |seed| {
+        run_with(quiet(seed), |event_loop| {
+            event_loop
+                .run_until_complete(async {
+                    let mut items: Vec<u64> = (0..10).collect();
+                    roof::random::shuffle(&mut items);
+                    (roof::random::u64(), roof::random::range(5..10), items, roof::random::chance(0.5))
+                })
+                .unwrap()
+        })
+        .0
+    };
+    assert_eq!(draw(1), draw(1));
+    assert_ne!(draw(1), draw(2));
+    let (_, value, _, _) = draw(3);
+    assert!((5..10).contains(&value));
+}
+
+#[test]
+fn user_randomness_does_not_disturb_the_schedule() {
+    let schedule = |draws: usize| {
+        let (_, report) = run_with(quiet(5).record_choices(true), |event_loop| {
+            event_loop.run_until_complete(async move {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        roof::spawn(async move {
+                            roof::yield_now().await;
+                        })
+                    })
+                    .collect();
+                for _ in 0..draws {
+                    roof::random::u64();
+                }
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            })
+        });
+        report.choices.unwrap()
+    };
+    assert_eq!(schedule(0), schedule(100));
+}
