@@ -24,7 +24,7 @@ use roof::{Config, EventLoop, Policy, TraceMode};
 
 const PEER: &str = "roof";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const TIMER_LCG_SEED: u64 = 0x5EED_0F_71AE;
+const TIMER_LCG_SEED: u64 = 0x005E_ED0F_71AE; // the peers' 0x5EED_0F_71AE
 const TIMER_MAX_MS: u64 = 3_600_000;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -61,13 +61,17 @@ impl Args {
     fn parse() -> Args {
         // cargo bench appends `--bench`; skip it and anything else cargo adds.
         let mut words = std::env::args().skip(1).filter(|word| word != "--bench");
-        let scenario = words.next().unwrap_or_else(|| die("usage: peers <scenario> [--flag value]..."));
+        let scenario = words
+            .next()
+            .unwrap_or_else(|| die("usage: peers <scenario> [--flag value]..."));
         let mut flags = BTreeMap::new();
         while let Some(word) = words.next() {
             let key = word
                 .strip_prefix("--")
                 .unwrap_or_else(|| die(&format!("unexpected argument {word:?}")));
-            let value = words.next().unwrap_or_else(|| die(&format!("--{key} needs a value")));
+            let value = words
+                .next()
+                .unwrap_or_else(|| die(&format!("--{key} needs a value")));
             flags.insert(key.to_string(), value);
         }
         Args { scenario, flags }
@@ -94,7 +98,9 @@ fn config(args: &Args) -> Config {
         None | Some("random") => Policy::Random,
         Some("fifo") => Policy::Fifo,
         Some("pct") => Policy::pct(3),
-        Some(other) => die(&format!("--policy wants random | fifo | pct, got {other:?}")),
+        Some(other) => die(&format!(
+            "--policy wants random | fifo | pct, got {other:?}"
+        )),
     };
     Config::new(args.u64("seed", 0))
         .policy(policy)
@@ -139,7 +145,9 @@ fn spawn_join(args: &Args) {
                     })
                     .collect()
             } else {
-                (0..tasks).map(|index| roof::spawn(async move { index })).collect()
+                (0..tasks)
+                    .map(|index| roof::spawn(async move { index }))
+                    .collect()
             };
             let mut sum = 0u64;
             for handle in handles {
@@ -262,7 +270,9 @@ fn main() {
         "spawn-join" => spawn_join(&args),
         "timers" => timers(&args),
         "timers-day" => timers_day(&args),
-        "yell-echo" | "yell-echo-seeds" => die("yell-echo needs the simulated network, which is not built yet"),
+        "yell-echo" | "yell-echo-seeds" => {
+            die("yell-echo needs the simulated network, which is not built yet")
+        }
         other => die(&format!(
             "unknown scenario {other:?}; expected spawn-join | timers | timers-day"
         )),

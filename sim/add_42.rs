@@ -24,7 +24,9 @@ async fn hello_world() -> i64 {
 }
 
 pub fn run(event_loop: &EventLoop) -> Result<(), String> {
-    let result = event_loop.run_until_complete(hello_world()).map_err(super::failed)?;
+    let result = event_loop
+        .run_until_complete(hello_world())
+        .map_err(super::failed)?;
     roof::println!("{result}");
     if result != 65 {
         return Err(format!("hello_world returned {result}, expected 65"));

@@ -29,13 +29,16 @@ pub fn run(event_loop: &EventLoop) -> Result<(), String> {
     let handle = event_loop.handle();
     event_loop.call_later(Duration::from_secs(1), move || hello_world(handle));
     let stopper = event_loop.handle();
-    event_loop.call_later(Duration::from_millis(500) + Duration::from_secs(TICKS.into()), move || {
-        stopper.stop()
-    });
+    event_loop.call_later(
+        Duration::from_millis(500) + Duration::from_secs(TICKS.into()),
+        move || stopper.stop(),
+    );
     event_loop.run_forever().map_err(super::failed)?;
     let ticks = event_loop.report().output.matches("Hello world!").count();
     if ticks != TICKS as usize {
-        return Err(format!("{ticks} ticks before the stop at 5.5 s, expected {TICKS}"));
+        return Err(format!(
+            "{ticks} ticks before the stop at 5.5 s, expected {TICKS}"
+        ));
     }
     Ok(())
 }

@@ -46,7 +46,9 @@ pub fn run(event_loop: &EventLoop) -> Result<(), String> {
     roof::println!("[{}]", shown.join(", "));
     let elapsed = event_loop.now().elapsed_since_origin();
     if elapsed != Duration::from_millis(100) {
-        return Err(format!("gather took {elapsed:?} of virtual time, expected 100ms"));
+        return Err(format!(
+            "gather took {elapsed:?} of virtual time, expected 100ms"
+        ));
     }
     Ok(())
 }

@@ -75,9 +75,18 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(error) => {
             use clap::error::ErrorKind;
-            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = error.print();
-                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                };
             }
             let rendered = error.to_string();
             eprintln!("{}", rendered.lines().next().unwrap_or("error: bad usage"));
@@ -96,7 +105,11 @@ pub fn main() -> i32 {
 fn dispatch(command: Command) -> Result<i32, Usage> {
     match command {
         Command::List => {
-            let width = sim::SCENARIOS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+            let width = sim::SCENARIOS
+                .iter()
+                .map(|s| s.name.len())
+                .max()
+                .unwrap_or(0);
             for scenario in sim::SCENARIOS {
                 println!("{:width$}  {}", scenario.name, scenario.description);
             }
@@ -114,7 +127,11 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             let seed = parse_seed(&seed)?;
             let config = Config::new(seed)
                 .policy(policy(fifo, pct)?)
-                .trace(if trace { TraceMode::Record } else { TraceMode::Hash })
+                .trace(if trace {
+                    TraceMode::Record
+                } else {
+                    TraceMode::Hash
+                })
                 .echo(!json);
             Ok(run(scenario, config, trace, json))
         }
@@ -134,14 +151,19 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
 fn find(name: &str) -> Result<&'static Scenario, Usage> {
     sim::find(name).ok_or_else(|| {
         let names: Vec<&str> = sim::SCENARIOS.iter().map(|s| s.name).collect();
-        Usage(format!("unknown scenario '{name}' (known: {})", names.join(", ")))
+        Usage(format!(
+            "unknown scenario '{name}' (known: {})",
+            names.join(", ")
+        ))
     })
 }
 
 fn policy(fifo: bool, pct: Option<u32>) -> Result<Policy, Usage> {
     match (fifo, pct) {
         (true, _) => Ok(Policy::Fifo),
-        (false, Some(0)) => Err(Usage("invalid --pct '0': the depth must be at least 1".into())),
+        (false, Some(0)) => Err(Usage(
+            "invalid --pct '0': the depth must be at least 1".into(),
+        )),
         (false, Some(depth)) => Ok(Policy::pct(depth)),
         (false, None) => Ok(Policy::Random),
     }
@@ -149,12 +171,20 @@ fn policy(fifo: bool, pct: Option<u32>) -> Result<Policy, Usage> {
 
 fn parse_seed(text: &str) -> Result<u64, Usage> {
     if text == "random" {
-        let seed = os_random_seed().map_err(|error| Usage(format!("--seed random: cannot read the OS's randomness: {error}")))?;
+        let seed = os_random_seed().map_err(|error| {
+            Usage(format!(
+                "--seed random: cannot read the OS's randomness: {error}"
+            ))
+        })?;
         println!("seed: {seed} (drawn with --seed random)");
         return Ok(seed);
     }
-    text.parse()
-        .map_err(|_| Usage(format!("invalid --seed '{text}': expected a whole number from 0 to {} or 'random'", u64::MAX)))
+    text.parse().map_err(|_| {
+        Usage(format!(
+            "invalid --seed '{text}': expected a whole number from 0 to {} or 'random'",
+            u64::MAX
+        ))
+    })
 }
 
 fn os_random_seed() -> std::io::Result<u64> {
@@ -176,7 +206,9 @@ fn parse_seeds(text: &str) -> Result<Range<u64>, Usage> {
         None => 0..number(text)?,
     };
     if range.start >= range.end {
-        return Err(invalid("the range is empty (A must be below B, N at least 1)"));
+        return Err(invalid(
+            "the range is empty (A must be below B, N at least 1)",
+        ));
     }
     Ok(range)
 }
@@ -239,7 +271,10 @@ fn sweep(scenario: &Scenario, seeds: Range<u64>, policy: Policy) -> i32 {
         Policy::Random => String::new(),
     };
     for seed in &failures {
-        println!("failed seed {seed}: replay: roof run {}{flag} --seed {seed}", scenario.name);
+        println!(
+            "failed seed {seed}: replay: roof run {}{flag} --seed {seed}",
+            scenario.name
+        );
     }
     println!(
         "sweep {} seeds {}..{}: {count} run, {} passed, {} failed, {rate:.0} seeds/s",

@@ -66,7 +66,10 @@ impl Rng {
     /// changes with a dependency upgrade.
     #[inline]
     pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "entropy invariant: below(0) has no value to draw");
+        assert!(
+            bound > 0,
+            "entropy invariant: below(0) has no value to draw"
+        );
         let mut product = u128::from(self.next_u64()) * u128::from(bound);
         let mut low = product as u64;
         if low < bound {

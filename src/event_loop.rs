@@ -211,7 +211,11 @@ impl LoopHandle {
     }
 
     /// Schedule `future` as a task with a name, shown in traces and reports.
-    pub fn create_task_named<F>(&self, name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+    pub fn create_task_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -243,7 +247,9 @@ impl LoopHandle {
 
     /// Run `callback` when the clock reads `when`.
     pub fn call_at(&self, when: Instant, callback: impl FnOnce() + 'static) -> TimerHandle {
-        let key = self.kernel.arm_timer(when, TimerAction::Callback(Box::new(callback)));
+        let key = self
+            .kernel
+            .arm_timer(when, TimerAction::Callback(Box::new(callback)));
         TimerHandle {
             kernel: Rc::downgrade(&self.kernel),
             key,

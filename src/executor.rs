@@ -1,7 +1,7 @@
 //! Tasks on `async-task`: spawning, join handles, the ready queue and the table of live tasks.
 //!
-//! A task is an `async-task` allocation whose metadata ([`TaskMeta`]) names its loop, its
-//! per-run id and its slot in the [`TaskTable`]. The table keeps one waker per live task, so
+//! A task is an `async-task` allocation whose metadata (`TaskMeta`) names its loop, its
+//! per-run id and its slot in the task table. The table keeps one waker per live task, so
 //! the loop can list blocked tasks by name (deadlock reports) and cancel every task when it
 //! closes. Waking a task pushes its `Runnable` to the back of the ready queue; the scheduler
 //! ([`crate::sched`]) picks which ready task runs next.
@@ -70,7 +70,8 @@ const CHUNK: usize = 1024;
 #[derive(Default)]
 pub(crate) struct TaskTable {
     chunks: Vec<Vec<Option<TaskEntry>>>,
-    len: usize,
+    /// Slots handed out so far (live or free).
+    slots: usize,
     names: BTreeMap<u64, TaskName>,
     free: Vec<u32>,
     live: usize,
@@ -81,7 +82,7 @@ impl TaskTable {
     pub(crate) fn next_slot(&self) -> u32 {
         match self.free.last() {
             Some(&slot) => slot,
-            None => u32::try_from(self.len).expect("task invariant: fewer than 2^32 live tasks"),
+            None => u32::try_from(self.slots).expect("task invariant: fewer than 2^32 live tasks"),
         }
     }
 
@@ -101,14 +102,19 @@ impl TaskTable {
         }
         if self.free.last() == Some(&slot) {
             self.free.pop();
-            *self.entry_mut(slot).expect("task invariant: a free slot exists") = entry;
+            *self
+                .entry_mut(slot)
+                .expect("task invariant: a free slot exists") = entry;
         } else {
-            debug_assert_eq!(slot as usize, self.len);
-            if self.len % CHUNK == 0 {
+            debug_assert_eq!(slot as usize, self.slots);
+            if self.slots % CHUNK == 0 {
                 self.chunks.push(Vec::with_capacity(CHUNK));
             }
-            self.chunks.last_mut().expect("a chunk with room").push(entry);
-            self.len += 1;
+            self.chunks
+                .last_mut()
+                .expect("a chunk with room")
+                .push(entry);
+            self.slots += 1;
         }
         self.live += 1;
     }
@@ -210,9 +216,14 @@ impl Executor {
         // - The future borrows only its own metadata, which lives as long as the task.
         // - `schedule` is a plain function: Send, Sync and 'static.
         let (runnable, task) = unsafe {
-            builder.spawn_unchecked(move |meta: &TaskMeta| TaskFuture { future, meta }, WithInfo(schedule))
+            builder.spawn_unchecked(
+                move |meta: &TaskMeta| TaskFuture { future, meta },
+                WithInfo(schedule),
+            )
         };
-        self.tasks.borrow_mut().insert(slot, id, name, runnable.waker());
+        self.tasks
+            .borrow_mut()
+            .insert(slot, id, name, runnable.waker());
         self.ready.borrow_mut().push_back(runnable);
         (
             id,

@@ -2,7 +2,7 @@
 //!
 //! Deterministic simulation testing for async Rust, with Python asyncio's event loop as its
 //! model. A program written against `roof`'s API (tasks, timers, an asyncio-style
-//! [`EventLoop`], `call_soon`/`call_later`, [`gather`]) runs inside a seeded simulation: one
+//! [`EventLoop`], `call_soon`/`call_later`, [`gather()`]) runs inside a seeded simulation: one
 //! thread, virtual time that jumps to the next event, and a scheduler that picks the next
 //! ready task from a seeded stream. The same seed replays the same run, event for event.
 //!
@@ -33,7 +33,7 @@
 //! - [`sched`]: the scheduling [`Policy`] (`Random`, `Fifo`, `Pct`) and its single choice point.
 //! - [`entropy`]: the seeded ChaCha8 streams, the only randomness; [`random`] for user code.
 //! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
-//! - [`event_loop`]: the asyncio facade: [`EventLoop`], `call_soon`, `call_later`, [`gather`].
+//! - [`event_loop`]: the asyncio facade: [`EventLoop`], `call_soon`, `call_later`, [`gather()`].
 //! - [`trace`]: the event log, its text rendering, JSON, hash and first divergence.
 //! - [`report`]: how a run ended: [`Report`] and [`Failure`].
 //!

@@ -20,13 +20,19 @@ pub fn u64() -> u64 {
 
 /// A uniform draw from `0..bound` (`bound` at least 1).
 pub fn below(bound: u64) -> u64 {
-    assert!(bound > 0, "roof::random::below: the bound must be at least 1");
+    assert!(
+        bound > 0,
+        "roof::random::below: the bound must be at least 1"
+    );
     runtime::with(|kernel| kernel.user_rng.borrow_mut().below(bound))
 }
 
 /// A uniform draw from `range` (which must not be empty).
 pub fn range(range: std::ops::Range<u64>) -> u64 {
-    assert!(range.start < range.end, "roof::random::range: the range {range:?} is empty");
+    assert!(
+        range.start < range.end,
+        "roof::random::range: the range {range:?} is empty"
+    );
     range.start + below(range.end - range.start)
 }
 

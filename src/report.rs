@@ -83,7 +83,10 @@ impl fmt::Display for Failure {
                 message,
             } => write!(f, "task {name:?} ({task}) panicked at {time}: {message}"),
             Failure::Deadlock { time, blocked } => {
-                write!(f, "deadlock at {time}: nothing ready, no timer pending; blocked:")?;
+                write!(
+                    f,
+                    "deadlock at {time}: nothing ready, no timer pending; blocked:"
+                )?;
                 if blocked.is_empty() {
                     f.write_str(" (no tasks)")?;
                 }
@@ -95,7 +98,9 @@ impl fmt::Display for Failure {
             Failure::TimeLimit { limit, time } => {
                 write!(f, "virtual-time limit of {limit:?} reached at {time}")
             }
-            Failure::StepLimit { limit, time } => write!(f, "step limit of {limit} reached at {time}"),
+            Failure::StepLimit { limit, time } => {
+                write!(f, "step limit of {limit} reached at {time}")
+            }
             Failure::Error { message, time } => write!(f, "scenario failed at {time}: {message}"),
             Failure::Misuse { message } => f.write_str(message),
         }

@@ -190,7 +190,10 @@ pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
 
 /// Run `f` with the running kernel, if there is one.
 pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
-    let kernel = RUNNING.try_with(|running| running.borrow().clone()).ok().flatten()?;
+    let kernel = RUNNING
+        .try_with(|running| running.borrow().clone())
+        .ok()
+        .flatten()?;
     Some(f(&kernel))
 }
 
@@ -203,7 +206,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
         .flatten()
         .or_else(|| {
             KERNELS
-                .try_with(|kernels| kernels.borrow().iter().rev().find(|kernel| !kernel.is_closed()).cloned())
+                .try_with(|kernels| {
+                    kernels
+                        .borrow()
+                        .iter()
+                        .rev()
+                        .find(|kernel| !kernel.is_closed())
+                        .cloned()
+                })
                 .ok()
                 .flatten()
         })?;
@@ -212,7 +222,13 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
 
 fn find(loop_id: u32) -> Option<Rc<Kernel>> {
     KERNELS
-        .try_with(|kernels| kernels.borrow().iter().find(|kernel| kernel.id == loop_id).cloned())
+        .try_with(|kernels| {
+            kernels
+                .borrow()
+                .iter()
+                .find(|kernel| kernel.id == loop_id)
+                .cloned()
+        })
         .ok()
         .flatten()
 }
@@ -225,7 +241,13 @@ fn find(loop_id: u32) -> Option<Rc<Kernel>> {
 pub(crate) fn deliver(runnable: TaskRunnable) {
     let loop_id = runnable.metadata().loop_id;
     let running = RUNNING
-        .try_with(|running| running.borrow().as_ref().filter(|kernel| kernel.id == loop_id).cloned())
+        .try_with(|running| {
+            running
+                .borrow()
+                .as_ref()
+                .filter(|kernel| kernel.id == loop_id)
+                .cloned()
+        })
         .ok()
         .flatten();
     match running.or_else(|| find(loop_id)) {
@@ -253,7 +275,13 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
     };
     // The common case, without touching a reference count: the running loop's own task.
     let waker = RUNNING
-        .try_with(|running| running.borrow().as_deref().filter(|kernel| kernel.id == loop_id).map(ended))
+        .try_with(|running| {
+            running
+                .borrow()
+                .as_deref()
+                .filter(|kernel| kernel.id == loop_id)
+                .map(ended)
+        })
         .ok()
         .flatten();
     let waker = match waker {
@@ -266,7 +294,12 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
 impl Kernel {
     pub(crate) fn new(config: Config) -> Rc<Kernel> {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
-        let scheduler = Scheduler::new(config.policy, config.seed, config.choices.clone(), config.record_choices);
+        let scheduler = Scheduler::new(
+            config.policy,
+            config.seed,
+            config.choices.clone(),
+            config.record_choices,
+        );
         let kernel = Rc::new(Kernel {
             id,
             exec: Executor::new(id),
@@ -363,8 +396,15 @@ impl Kernel {
     }
 
     /// Queue `callback` to run as its own small task (asyncio's `Handle`).
-    pub(crate) fn spawn_callback(&self, callback: Box<dyn FnOnce()>, timer: Option<u64>) -> JoinHandle<()> {
-        let handle = self.spawn(async move { callback() }, Some(TaskName::Borrowed("callback")));
+    pub(crate) fn spawn_callback(
+        &self,
+        callback: Box<dyn FnOnce()>,
+        timer: Option<u64>,
+    ) -> JoinHandle<()> {
+        let handle = self.spawn(
+            async move { callback() },
+            Some(TaskName::Borrowed("callback")),
+        );
         if self.trace.enabled() {
             self.record(EventKind::Callback {
                 task: handle.id().as_u64(),
@@ -503,7 +543,9 @@ impl Kernel {
             }
             match action {
                 TimerAction::Wake(waker) => waker.wake(),
-                TimerAction::Callback(callback) => self.spawn_callback(callback, Some(key.seq)).detach(),
+                TimerAction::Callback(callback) => {
+                    self.spawn_callback(callback, Some(key.seq)).detach()
+                }
             }
         }
     }
@@ -520,10 +562,11 @@ impl Kernel {
             prefetch(entering.metadata());
         }
         let step = self.steps.get();
-        let choice = self
-            .scheduler
-            .borrow_mut()
-            .choose(len, ready.iter().map(|runnable| runnable.metadata().id), step);
+        let choice = self.scheduler.borrow_mut().choose(
+            len,
+            ready.iter().map(|runnable| runnable.metadata().id),
+            step,
+        );
         ready.remove(choice)
     }
 
@@ -575,7 +618,9 @@ impl Kernel {
         if self.is_closed() {
             return;
         }
-        let Ok(_running) = Running::enter(self) else { return };
+        let Ok(_running) = Running::enter(self) else {
+            return;
+        };
         self.phase.set(Phase::Closed);
         loop {
             let timers = self.timers.borrow_mut().drain();
@@ -599,7 +644,11 @@ impl Kernel {
     }
 
     pub(crate) fn unregister(self: &Rc<Self>) {
-        let _ = KERNELS.try_with(|kernels| kernels.borrow_mut().retain(|kernel| !Rc::ptr_eq(kernel, self)));
+        let _ = KERNELS.try_with(|kernels| {
+            kernels
+                .borrow_mut()
+                .retain(|kernel| !Rc::ptr_eq(kernel, self))
+        });
     }
 
     pub(crate) fn report(&self) -> Report {
@@ -645,7 +694,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let previous = RUNNING.try_with(|running| running.borrow_mut().take()).ok().flatten();
+        let previous = RUNNING
+            .try_with(|running| running.borrow_mut().take())
+            .ok()
+            .flatten();
         drop(previous);
     }
 }
@@ -656,7 +708,9 @@ fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint; it never faults, even on an invalid address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((value as *const T).cast());
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast(),
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;

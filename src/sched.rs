@@ -1,6 +1,6 @@
 //! Scheduling policies: which ready task runs next.
 //!
-//! Every decision goes through one choice point, [`Scheduler::choose`], which returns an index
+//! Every decision goes through one choice point, `Scheduler::choose`, which returns an index
 //! into the ready queue in age order: choice 0 is always *the oldest ready task*. So a
 //! recorded sequence of choices replays a run exactly, and a sequence of zeros is FIFO,
 //! asyncio's own order. Nothing is drawn when only one task is ready.
@@ -77,11 +77,18 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(policy: Policy, seed: u64, replay: Option<Choices>, record: bool) -> Scheduler {
+    pub(crate) fn new(
+        policy: Policy,
+        seed: u64,
+        replay: Option<Choices>,
+        record: bool,
+    ) -> Scheduler {
         let mut rng = Rng::new(seed, Stream::Scheduler);
         let mut pct = PctState::default();
         if let Policy::Pct { depth, horizon } = policy {
-            let mut points: Vec<u64> = (1..depth.max(1)).map(|_| rng.below(horizon.max(1))).collect();
+            let mut points: Vec<u64> = (1..depth.max(1))
+                .map(|_| rng.below(horizon.max(1)))
+                .collect();
             points.sort_unstable();
             pct.change_points = points.into();
             pct.next_low = u64::from(depth.max(1));
@@ -144,7 +151,12 @@ impl Scheduler {
                 best = (index, priority, id);
             }
         }
-        if self.pct.change_points.front().is_some_and(|&point| point <= step) {
+        if self
+            .pct
+            .change_points
+            .front()
+            .is_some_and(|&point| point <= step)
+        {
             self.pct.change_points.pop_front();
             self.pct.next_low = self.pct.next_low.saturating_sub(1).max(1);
             let low = self.pct.next_low;
@@ -182,12 +194,16 @@ mod tests {
     #[test]
     fn random_stays_in_window_and_replays() {
         let mut scheduler = Scheduler::new(Policy::Random, 9, None, true);
-        let picks: Vec<usize> = (0..200).map(|step| scheduler.choose(1000, 0..1000, step)).collect();
+        let picks: Vec<usize> = (0..200)
+            .map(|step| scheduler.choose(1000, 0..1000, step))
+            .collect();
         assert!(picks.iter().all(|&pick| pick < RANDOM_WINDOW));
         assert!(picks.iter().any(|&pick| pick != 0));
         let recorded = Choices(scheduler.recorded().unwrap().to_vec());
         let mut replay = Scheduler::new(Policy::Random, 12345, Some(recorded), false);
-        let replayed: Vec<usize> = (0..200).map(|step| replay.choose(1000, 0..1000, step)).collect();
+        let replayed: Vec<usize> = (0..200)
+            .map(|step| replay.choose(1000, 0..1000, step))
+            .collect();
         assert_eq!(picks, replayed);
     }
 

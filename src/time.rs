@@ -96,7 +96,12 @@ impl Sub for Instant {
 
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -164,7 +169,8 @@ impl<T> TimerQueue<T> {
                     seq,
                     item: Some(item),
                 });
-                u32::try_from(self.slots.len() - 1).expect("timer invariant: fewer than 2^32 armed timers")
+                u32::try_from(self.slots.len() - 1)
+                    .expect("timer invariant: fewer than 2^32 armed timers")
             }
         };
         self.heap.push(Reverse(HeapEntry {
@@ -223,7 +229,9 @@ impl<T> TimerQueue<T> {
             slot: entry.slot,
             seq: entry.seq,
         };
-        let item = self.cancel(key).expect("timer invariant: a live heap head has an item");
+        let item = self
+            .cancel(key)
+            .expect("timer invariant: a live heap head has an item");
         Some((key, item))
     }
 
@@ -325,7 +333,8 @@ impl Future for Sleep {
                         Deadline::After(span) => now + span,
                     };
                     self.deadline = Deadline::At(deadline);
-                    self.key = Some(kernel.arm_timer(deadline, TimerAction::Wake(cx.waker().clone())));
+                    self.key =
+                        Some(kernel.arm_timer(deadline, TimerAction::Wake(cx.waker().clone())));
                     Poll::Pending
                 }
                 Some(key) => {
@@ -481,7 +490,8 @@ mod tests {
         queue.insert(Instant::from_nanos(1), "first");
         queue.insert(at, "b");
         queue.insert(at, "c");
-        let fired: Vec<_> = std::iter::from_fn(|| queue.pop_due(at).map(|(_, item)| item)).collect();
+        let fired: Vec<_> =
+            std::iter::from_fn(|| queue.pop_due(at).map(|(_, item)| item)).collect();
         assert_eq!(fired, ["first", "a", "b", "c"]);
     }
 
@@ -497,8 +507,11 @@ mod tests {
         assert_eq!(queue.cancel(a), None);
         assert!(queue.is_armed(c));
         assert_eq!(queue.next_deadline(), Some(Instant::from_nanos(2)));
-        assert_eq!(queue.pop_due(Instant::from_nanos(10)).map(|(k, v)| (k, v)), Some((b, 'b')));
-        assert_eq!(queue.pop_due(Instant::from_nanos(10)).map(|(_, v)| v), Some('c'));
+        assert_eq!(queue.pop_due(Instant::from_nanos(10)), Some((b, 'b')));
+        assert_eq!(
+            queue.pop_due(Instant::from_nanos(10)).map(|(_, v)| v),
+            Some('c')
+        );
         assert_eq!(queue.len(), 0);
     }
 
@@ -512,7 +525,10 @@ mod tests {
 
     #[test]
     fn instant_renders_seconds_with_nanos() {
-        assert_eq!(Instant::from_nanos(2_000_341_000).to_string(), "2.000341000s");
+        assert_eq!(
+            Instant::from_nanos(2_000_341_000).to_string(),
+            "2.000341000s"
+        );
         assert_eq!(Instant::ORIGIN.to_string(), "0.000000000s");
     }
 }

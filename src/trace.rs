@@ -130,15 +130,26 @@ impl fmt::Display for Event {
         let task = |id: &u64| format!("#{id}");
         let by = |by: &Option<u64>| by.map(|id| format!(" by #{id}")).unwrap_or_default();
         match &self.kind {
-            EventKind::Spawn { task: id, name, parent } => {
+            EventKind::Spawn {
+                task: id,
+                name,
+                parent,
+            } => {
                 write!(f, "spawn {} {name:?}{}", task(id), by(parent))
             }
             EventKind::Poll { task: id } => write!(f, "poll {}", task(id)),
-            EventKind::Wake { task: id, by: waker } => write!(f, "wake {}{}", task(id), by(waker)),
+            EventKind::Wake {
+                task: id,
+                by: waker,
+            } => write!(f, "wake {}{}", task(id), by(waker)),
             EventKind::Complete { task: id } => write!(f, "complete {}", task(id)),
             EventKind::Cancel { task: id } => write!(f, "cancel {}", task(id)),
             EventKind::Panic { task: id, message } => write!(f, "panic {} {message:?}", task(id)),
-            EventKind::TimerSet { timer, deadline_ns, by: setter } => write!(
+            EventKind::TimerSet {
+                timer,
+                deadline_ns,
+                by: setter,
+            } => write!(
                 f,
                 "timer-set t{timer} at {}{}",
                 Instant::from_nanos(*deadline_ns),
@@ -323,11 +334,22 @@ mod tests {
     fn rendering_is_stable() {
         let trace = Trace {
             events: vec![
-                event(0, EventKind::Spawn { task: 1, name: "main".into(), parent: None }),
+                event(
+                    0,
+                    EventKind::Spawn {
+                        task: 1,
+                        name: "main".into(),
+                        parent: None,
+                    },
+                ),
                 event(0, EventKind::Poll { task: 1 }),
                 event(
                     100_000_000,
-                    EventKind::TimerSet { timer: 1, deadline_ns: 200_000_000, by: Some(1) },
+                    EventKind::TimerSet {
+                        timer: 1,
+                        deadline_ns: 200_000_000,
+                        by: Some(1),
+                    },
                 ),
                 event(200_000_000, EventKind::Wake { task: 2, by: None }),
             ],
@@ -357,7 +379,10 @@ mod tests {
     #[test]
     fn divergence_names_the_first_differing_event() {
         let a = Trace {
-            events: vec![event(0, EventKind::Poll { task: 1 }), event(5, EventKind::Poll { task: 2 })],
+            events: vec![
+                event(0, EventKind::Poll { task: 1 }),
+                event(5, EventKind::Poll { task: 2 }),
+            ],
             hash: 0,
         };
         let mut b = a.clone();
@@ -366,13 +391,22 @@ mod tests {
         assert_eq!(divergence.index, 1);
         assert_eq!(divergence.right.unwrap().kind, EventKind::Poll { task: 3 });
         assert!(a.first_divergence(&a.clone()).is_none());
-        let shorter = Trace { events: a.events[..1].to_vec(), hash: 0 };
+        let shorter = Trace {
+            events: a.events[..1].to_vec(),
+            hash: 0,
+        };
         assert_eq!(a.first_divergence(&shorter).unwrap().right, None);
     }
 
     #[test]
     fn json_export_names_the_event() {
-        let trace = Trace { events: vec![event(7, EventKind::Complete { task: 4 })], hash: 0 };
-        assert_eq!(trace.to_json(), r#"[{"time_ns":7,"event":"complete","task":4}]"#);
+        let trace = Trace {
+            events: vec![event(7, EventKind::Complete { task: 4 })],
+            hash: 0,
+        };
+        assert_eq!(
+            trace.to_json(),
+            r#"[{"time_ns":7,"event":"complete","task":4}]"#
+        );
     }
 }

@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn roof(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roof")).args(args).output().expect("run roof")
+    Command::new(env!("CARGO_BIN_EXE_roof"))
+        .args(args)
+        .output()
+        .expect("run roof")
 }
 
 fn stdout(output: &Output) -> String {
@@ -30,11 +33,20 @@ fn run_prints_output_then_seed_time_and_hash() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[..3], ["hello world!", "hello Python!", "[None, None]"]);
+    assert_eq!(
+        lines[..3],
+        ["hello world!", "hello Python!", "[None, None]"]
+    );
     assert_eq!(lines[3], "seed: 12");
     assert_eq!(lines[4], "virtual-time: 0.100000000s");
-    assert!(lines[5].starts_with("trace-hash: ") && lines[5].len() == "trace-hash: ".len() + 16, "{text}");
-    assert_eq!(roof(&["run", "gather", "--fifo", "--seed", "12"]).stdout, output.stdout);
+    assert!(
+        lines[5].starts_with("trace-hash: ") && lines[5].len() == "trace-hash: ".len() + 16,
+        "{text}"
+    );
+    assert_eq!(
+        roof(&["run", "gather", "--fifo", "--seed", "12"]).stdout,
+        output.stdout
+    );
 }
 
 #[test]
@@ -52,7 +64,10 @@ fn run_trace_and_json() {
 fn random_seed_is_printed_before_the_run() {
     let text = stdout(&roof(&["run", "add-42", "--seed", "random"]));
     let first = text.lines().next().unwrap();
-    assert!(first.starts_with("seed: ") && first.ends_with("(drawn with --seed random)"), "{text}");
+    assert!(
+        first.starts_with("seed: ") && first.ends_with("(drawn with --seed random)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -61,7 +76,10 @@ fn sweep_summarises() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     let summary = text.lines().last().unwrap();
-    assert!(summary.starts_with("sweep gather seeds 0..200: 200 run, 200 passed, 0 failed, "), "{summary}");
+    assert!(
+        summary.starts_with("sweep gather seeds 0..200: 200 run, 200 passed, 0 failed, "),
+        "{summary}"
+    );
     assert!(summary.ends_with(" seeds/s"), "{summary}");
 }
 

@@ -62,7 +62,8 @@ fn a_cancelled_callback_never_runs() {
         let kept = log.clone();
         let dropped = log.clone();
         event_loop.call_later(Duration::from_secs(1), move || push(&kept, "kept"));
-        let handle = event_loop.call_later(Duration::from_secs(1), move || push(&dropped, "cancelled"));
+        let handle =
+            event_loop.call_later(Duration::from_secs(1), move || push(&dropped, "cancelled"));
         assert_eq!(handle.when(), 1.0);
         handle.cancel();
         let mut soon = {
@@ -106,7 +107,12 @@ fn stop_before_the_future_completes_is_an_error() {
     });
     let failure = result.unwrap_err();
     assert_eq!(failure.kind(), "error");
-    assert!(failure.to_string().contains("stopped before the future completed"), "{failure}");
+    assert!(
+        failure
+            .to_string()
+            .contains("stopped before the future completed"),
+        "{failure}"
+    );
     assert_eq!(report.virtual_time.as_secs_f64(), 1.0);
 }
 
@@ -132,7 +138,9 @@ fn the_loop_can_run_again_and_keeps_its_state() {
         roof::sleep(Duration::from_secs(5)).await;
         "background"
     });
-    event_loop.run_until_complete(roof::sleep(Duration::from_secs(1))).unwrap();
+    event_loop
+        .run_until_complete(roof::sleep(Duration::from_secs(1)))
+        .unwrap();
     assert_eq!(event_loop.time(), 1.0);
     let value = event_loop.run_until_complete(background).unwrap().unwrap();
     assert_eq!(value, "background");
@@ -188,7 +196,10 @@ fn gather_returns_results_in_argument_order_whatever_finishes_first() {
                     index
                 })
                 .collect();
-            event_loop.run_until_complete(roof::gather(futures)).unwrap().unwrap()
+            event_loop
+                .run_until_complete(roof::gather(futures))
+                .unwrap()
+                .unwrap()
         });
         assert_eq!(results, [0, 1, 2, 3, 4]);
     }
@@ -200,7 +211,9 @@ fn gather_runs_concurrently() {
         event_loop
             .run_until_complete(async {
                 let slow = |ms| roof::sleep(Duration::from_millis(ms));
-                roof::gather!(slow(100), slow(100), slow(100), async { 7 }).await.unwrap();
+                roof::gather!(slow(100), slow(100), slow(100), async { 7 })
+                    .await
+                    .unwrap();
                 roof::time::now()
             })
             .unwrap()
@@ -221,7 +234,12 @@ fn a_panicking_task_is_a_failure_naming_task_time_and_message() {
     });
     let failure = result.unwrap_err();
     match &failure {
-        Failure::Panic { name, time, message, .. } => {
+        Failure::Panic {
+            name,
+            time,
+            message,
+            ..
+        } => {
             assert_eq!(name, "bad");
             assert_eq!(time.as_nanos(), 1_500_000_000);
             assert_eq!(message, "boom at 1.500000000s");
@@ -240,7 +258,9 @@ fn a_panic_does_not_stop_the_next_run() {
         });
         assert_eq!(result.unwrap_err().kind(), "panic");
     }
-    let (result, _) = run_with(quiet(3), |event_loop| event_loop.run_until_complete(async { 1 }));
+    let (result, _) = run_with(quiet(3), |event_loop| {
+        event_loop.run_until_complete(async { 1 })
+    });
     assert_eq!(result.unwrap(), 1);
 }
 
@@ -293,7 +313,10 @@ fn the_step_limit_is_a_failure() {
             }
         })
     });
-    assert!(matches!(result.unwrap_err(), Failure::StepLimit { limit: 100, .. }));
+    assert!(matches!(
+        result.unwrap_err(),
+        Failure::StepLimit { limit: 100, .. }
+    ));
     assert_eq!(report.steps, 101);
 }
 

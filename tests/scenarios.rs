@@ -25,11 +25,28 @@ fn every_scenario_is_deterministic_over_many_seeds() {
         for seed in 0..SEEDS {
             let first = sim::run(scenario, crate::quiet(seed));
             let second = sim::run(scenario, crate::quiet(seed));
-            assert!(first.passed(), "{} seed {seed}: {:?}", scenario.name, first.outcome);
-            assert_eq!(first.trace_hash, second.trace_hash, "{} seed {seed}", scenario.name);
+            assert!(
+                first.passed(),
+                "{} seed {seed}: {:?}",
+                scenario.name,
+                first.outcome
+            );
+            assert_eq!(
+                first.trace_hash, second.trace_hash,
+                "{} seed {seed}",
+                scenario.name
+            );
             assert_eq!(first.output, second.output, "{} seed {seed}", scenario.name);
-            assert_eq!(first.virtual_time, second.virtual_time, "{} seed {seed}", scenario.name);
-            assert!(first.events > 0, "{} seed {seed} traced nothing", scenario.name);
+            assert_eq!(
+                first.virtual_time, second.virtual_time,
+                "{} seed {seed}",
+                scenario.name
+            );
+            assert!(
+                first.events > 0,
+                "{} seed {seed} traced nothing",
+                scenario.name
+            );
         }
     }
 }
@@ -60,14 +77,18 @@ fn gather_shows_both_orders_within_100_seeds_with_results_in_argument_order() {
             other => panic!("seed {seed}: unexpected output {other:?}"),
         }
     }
-    assert!(world_first > 0 && python_first > 0, "{world_first} / {python_first}");
+    assert!(
+        world_first > 0 && python_first > 0,
+        "{world_first} / {python_first}"
+    );
 }
 
 #[test]
 fn the_seed_changes_the_trace() {
     let scenario = sim::find("gather").unwrap();
-    let hashes: std::collections::BTreeSet<u64> =
-        (0..20).map(|seed| sim::run(scenario, crate::quiet(seed)).trace_hash).collect();
+    let hashes: std::collections::BTreeSet<u64> = (0..20)
+        .map(|seed| sim::run(scenario, crate::quiet(seed)).trace_hash)
+        .collect();
     assert!(hashes.len() > 1);
 }
 
@@ -101,7 +122,12 @@ fn pct_runs_every_scenario() {
     for scenario in sim::SCENARIOS {
         for seed in 0..50 {
             let report = sim::run(scenario, crate::quiet(seed).policy(Policy::pct(2)));
-            assert!(report.passed(), "{} seed {seed}: {:?}", scenario.name, report.outcome);
+            assert!(
+                report.passed(),
+                "{} seed {seed}: {:?}",
+                scenario.name,
+                report.outcome
+            );
         }
     }
 }

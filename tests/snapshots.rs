@@ -14,7 +14,10 @@ fn snapshot(name: &str, text: &str) {
 }
 
 fn trace_of(scenario: &str, config: roof::Config) -> String {
-    let report = sim::run(sim::find(scenario).unwrap(), config.trace(TraceMode::Record));
+    let report = sim::run(
+        sim::find(scenario).unwrap(),
+        config.trace(TraceMode::Record),
+    );
     let mut text = report.trace.as_ref().unwrap().render();
     text.push_str(&format!("trace-hash: {}\n", report.trace_hash_hex()));
     text
@@ -28,6 +31,9 @@ fn scenario_traces_for_pinned_seeds() {
             snapshot(&name, &trace_of(scenario, crate::quiet(seed)));
         }
         let name = format!("{scenario}-fifo");
-        snapshot(&name, &trace_of(scenario, crate::quiet(0).policy(Policy::Fifo)));
+        snapshot(
+            &name,
+            &trace_of(scenario, crate::quiet(0).policy(Policy::Fifo)),
+        );
     }
 }

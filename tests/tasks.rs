@@ -92,7 +92,11 @@ fn task_ids_and_names_are_per_run() {
                 .run_until_complete(async {
                     let first = roof::spawn(async { roof::current_task().unwrap() });
                     let named = roof::spawn_named("worker", async {});
-                    (roof::current_task().unwrap(), first.await.unwrap(), named.id())
+                    (
+                        roof::current_task().unwrap(),
+                        first.await.unwrap(),
+                        named.id(),
+                    )
                 })
                 .unwrap()
         });
@@ -175,7 +179,10 @@ fn recorded_choices_replay_a_random_run_exactly() {
         assert_eq!(report.trace_hash, replay_report.trace_hash, "seed {seed}");
         distinct.insert(original);
     }
-    assert!(distinct.len() > 3, "random schedules explore interleavings: {distinct:?}");
+    assert!(
+        distinct.len() > 3,
+        "random schedules explore interleavings: {distinct:?}"
+    );
 }
 
 #[test]
@@ -198,7 +205,12 @@ fn user_randomness_replays_with_the_seed_and_varies_across_seeds() {
                 .run_until_complete(async {
                     let mut items: Vec<u64> = (0..10).collect();
                     roof::random::shuffle(&mut items);
-                    (roof::random::u64(), roof::random::range(5..10), items, roof::random::chance(0.5))
+                    (
+                        roof::random::u64(),
+                        roof::random::range(5..10),
+                        items,
+                        roof::random::chance(0.5),
+                    )
                 })
                 .unwrap()
         })

@@ -38,7 +38,14 @@ fn sleep_until_wakes_at_the_instant_and_zero_sleep_still_yields() {
             })
             .unwrap()
     });
-    assert_eq!(times, (Instant::ORIGIN, Instant::from_nanos(1234), Instant::from_nanos(1234)));
+    assert_eq!(
+        times,
+        (
+            Instant::ORIGIN,
+            Instant::from_nanos(1234),
+            Instant::from_nanos(1234)
+        )
+    );
 }
 
 #[test]
@@ -52,7 +59,9 @@ fn timeout_passes_a_fast_future_and_cuts_a_slow_one() {
                 })
                 .await;
                 let started = roof::time::now();
-                let slow = roof::timeout(Duration::from_secs(2), roof::sleep(Duration::from_secs(10))).await;
+                let slow =
+                    roof::timeout(Duration::from_secs(2), roof::sleep(Duration::from_secs(10)))
+                        .await;
                 (fast, slow, roof::time::now() - started)
             })
             .unwrap()
@@ -68,7 +77,10 @@ fn timeout_passes_a_fast_future_and_cuts_a_slow_one() {
 fn a_timed_out_sleep_disarms_its_timer() {
     let (_, report) = run_with(quiet(0).trace(roof::TraceMode::Record), |event_loop| {
         event_loop
-            .run_until_complete(roof::timeout(Duration::from_secs(1), roof::sleep(Duration::from_secs(5))))
+            .run_until_complete(roof::timeout(
+                Duration::from_secs(1),
+                roof::sleep(Duration::from_secs(5)),
+            ))
             .unwrap()
     });
     let text = report.trace.unwrap().render();

@@ -8,22 +8,25 @@ use roof::{Policy, TraceMode};
 use crate::{quiet, run_with};
 
 fn traced(seed: u64, nondeterministic_twist: bool) -> roof::Trace {
-    let (_, report) = run_with(quiet(seed).trace(TraceMode::Record).policy(Policy::Fifo), |event_loop| {
-        event_loop
-            .run_until_complete(async move {
-                roof::log!("start");
-                let worker = roof::spawn_named("worker", async move {
-                    roof::sleep(Duration::from_millis(5)).await;
-                    // A planted nondeterminism: the second run sleeps 1 ms longer.
-                    if nondeterministic_twist {
-                        roof::sleep(Duration::from_millis(1)).await;
-                    }
-                    roof::log!("worker done");
-                });
-                worker.await.unwrap();
-            })
-            .unwrap()
-    });
+    let (_, report) = run_with(
+        quiet(seed).trace(TraceMode::Record).policy(Policy::Fifo),
+        |event_loop| {
+            event_loop
+                .run_until_complete(async move {
+                    roof::log!("start");
+                    let worker = roof::spawn_named("worker", async move {
+                        roof::sleep(Duration::from_millis(5)).await;
+                        // A planted nondeterminism: the second run sleeps 1 ms longer.
+                        if nondeterministic_twist {
+                            roof::sleep(Duration::from_millis(1)).await;
+                        }
+                        roof::log!("worker done");
+                    });
+                    worker.await.unwrap();
+                })
+                .unwrap()
+        },
+    );
     report.trace.unwrap()
 }
 
@@ -31,11 +34,28 @@ fn traced(seed: u64, nondeterministic_twist: bool) -> roof::Trace {
 fn the_trace_records_spawns_polls_timers_and_logs() {
     let trace = traced(0, false);
     let kinds: Vec<&EventKind> = trace.events.iter().map(|event| &event.kind).collect();
-    assert!(kinds.iter().any(|kind| matches!(kind, EventKind::Spawn { name, .. } if name == "worker")));
-    assert!(kinds.iter().any(|kind| matches!(kind, EventKind::TimerSet { deadline_ns: 5_000_000, .. })));
-    assert!(kinds.iter().any(|kind| matches!(kind, EventKind::TimerFire { .. })));
-    assert!(kinds.iter().any(|kind| matches!(kind, EventKind::Log { text, .. } if text == "worker done")));
-    let last_log = trace.events.iter().rev().find(|event| matches!(event.kind, EventKind::Log { .. })).unwrap();
+    assert!(kinds
+        .iter()
+        .any(|kind| matches!(kind, EventKind::Spawn { name, .. } if name == "worker")));
+    assert!(kinds.iter().any(|kind| matches!(
+        kind,
+        EventKind::TimerSet {
+            deadline_ns: 5_000_000,
+            ..
+        }
+    )));
+    assert!(kinds
+        .iter()
+        .any(|kind| matches!(kind, EventKind::TimerFire { .. })));
+    assert!(kinds
+        .iter()
+        .any(|kind| matches!(kind, EventKind::Log { text, .. } if text == "worker done")));
+    let last_log = trace
+        .events
+        .iter()
+        .rev()
+        .find(|event| matches!(event.kind, EventKind::Log { .. }))
+        .unwrap();
     assert_eq!(last_log.time_ns, 5_000_000);
 }
 
@@ -57,25 +77,46 @@ fn first_divergence_names_the_first_differing_event() {
     assert_ne!(good.hash, twisted.hash);
     let divergence = good.first_divergence(&twisted).unwrap();
     // Everything up to the worker's first wake-up matches; then one run logs, the other sleeps.
-    assert_eq!(good.events[..divergence.index], twisted.events[..divergence.index]);
+    assert_eq!(
+        good.events[..divergence.index],
+        twisted.events[..divergence.index]
+    );
     let left = divergence.left.clone().unwrap();
     let right = divergence.right.clone().unwrap();
     assert_eq!(left.time_ns, 5_000_000);
     assert!(matches!(left.kind, EventKind::Log { .. }), "{left}");
-    assert!(matches!(right.kind, EventKind::TimerSet { deadline_ns: 6_000_000, .. }), "{right}");
+    assert!(
+        matches!(
+            right.kind,
+            EventKind::TimerSet {
+                deadline_ns: 6_000_000,
+                ..
+            }
+        ),
+        "{right}"
+    );
     let text = divergence.to_string();
-    assert!(text.contains(&format!("at event {}", divergence.index)), "{text}");
+    assert!(
+        text.contains(&format!("at event {}", divergence.index)),
+        "{text}"
+    );
 }
 
 #[test]
 fn trace_off_keeps_nothing_and_hash_mode_matches_record_mode() {
     let hash_of = |mode| {
         run_with(quiet(9).trace(mode), |event_loop| {
-            event_loop.run_until_complete(roof::sleep(Duration::from_secs(1))).unwrap()
+            event_loop
+                .run_until_complete(roof::sleep(Duration::from_secs(1)))
+                .unwrap()
         })
         .1
     };
-    let (off, hashed, recorded) = (hash_of(TraceMode::Off), hash_of(TraceMode::Hash), hash_of(TraceMode::Record));
+    let (off, hashed, recorded) = (
+        hash_of(TraceMode::Off),
+        hash_of(TraceMode::Hash),
+        hash_of(TraceMode::Record),
+    );
     assert_eq!(off.events, 0);
     assert!(off.trace.is_none() && hashed.trace.is_none());
     assert_eq!(hashed.trace_hash, recorded.trace_hash);
