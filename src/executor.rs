@@ -13,8 +13,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
@@ -44,10 +45,25 @@ pub(crate) struct TaskMeta {
     pub(crate) id: u64,
     /// The loop the task belongs to.
     pub(crate) loop_id: u32,
-    /// The task's slot in its loop's [`TaskTable`].
-    pub(crate) slot: u32,
-    /// Whether the task's future returned a value (set when it does).
-    pub(crate) completed: Cell<bool>,
+    /// The task's slot in the task table once it has suspended ([`UNREGISTERED`] before).
+    pub(crate) slot: Cell<u32>,
+    /// [`COMPLETED`], [`TRACED`] and [`NAMED`].
+    pub(crate) flags: Cell<u8>,
+}
+
+/// `TaskMeta::slot` of a task that has not suspended yet.
+pub(crate) const UNREGISTERED: u32 = u32::MAX;
+/// The task's future returned a value.
+pub(crate) const COMPLETED: u8 = 1;
+/// The task's loop records a trace.
+pub(crate) const TRACED: u8 = 2;
+/// The task has a name in the table's name map.
+pub(crate) const NAMED: u8 = 4;
+
+impl TaskMeta {
+    pub(crate) fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
 }
 
 pub(crate) type TaskRunnable = Runnable<TaskMeta>;
@@ -55,83 +71,93 @@ pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 /// A task's name: given at spawn, or asyncio's `Task-<id>`.
 pub(crate) type TaskName = Cow<'static, str>;
 
-/// A live task: its id and a waker, to list it and to cancel it when the loop closes.
+/// A suspended task: its id and its waker, *not* owned (no reference count is held).
+///
+/// The entry is only read while its slot is marked occupied, and the slot is freed when the
+/// task's future is dropped, which async-task always does before it frees the task. So a
+/// borrowed waker stays valid for as long as anyone can read it.
+#[derive(Clone, Copy)]
 struct TaskEntry {
     id: u64,
-    waker: Waker,
+    data: *const (),
+    vtable: &'static RawWakerVTable,
 }
 
 /// How many entries a chunk of the task table holds.
 const CHUNK: usize = 1024;
 
-/// The live tasks of one loop, in a slab indexed by slot. Kept small (24 bytes a task) and
-/// in fixed-size chunks, so growing it never copies: names live apart, since most tasks
-/// have none.
+/// The tasks of one loop that have suspended at least once and not yet ended: what the loop
+/// needs to list blocked tasks (deadlock) and to cancel everything (close). A task that
+/// finishes in its first poll never touches it. Entries sit in fixed-size chunks (growing never
+/// copies); occupancy is a bitset, so freeing a slot touches only one bit of a small array and
+/// not the entry. Names live apart, since most tasks have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    chunks: Vec<Vec<Option<TaskEntry>>>,
-    /// Slots handed out so far (live or free).
-    slots: usize,
-    names: BTreeMap<u64, TaskName>,
+    chunks: Vec<Vec<TaskEntry>>,
+    occupied: Vec<u64>,
     free: Vec<u32>,
+    /// Slots handed out so far (occupied or free).
+    slots: usize,
     live: usize,
+    names: BTreeMap<u64, TaskName>,
 }
 
 impl TaskTable {
-    /// The slot the next inserted task will take.
-    pub(crate) fn next_slot(&self) -> u32 {
-        match self.free.last() {
-            Some(&slot) => slot,
-            None => u32::try_from(self.slots).expect("task invariant: fewer than 2^32 live tasks"),
-        }
-    }
-
-    fn entry_mut(&mut self, slot: u32) -> Option<&mut Option<TaskEntry>> {
-        let slot = slot as usize;
-        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
-    }
-
-    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
-        self.chunks.iter().flatten().flatten()
-    }
-
-    pub(crate) fn insert(&mut self, slot: u32, id: u64, name: Option<TaskName>, waker: Waker) {
-        let entry = Some(TaskEntry { id, waker });
-        if let Some(name) = name {
-            self.names.insert(id, name);
-        }
-        if self.free.last() == Some(&slot) {
-            self.free.pop();
-            *self
-                .entry_mut(slot)
-                .expect("task invariant: a free slot exists") = entry;
-        } else {
-            debug_assert_eq!(slot as usize, self.slots);
-            if self.slots % CHUNK == 0 {
-                self.chunks.push(Vec::with_capacity(CHUNK));
+    /// Record a suspended task; returns its slot.
+    pub(crate) fn register(&mut self, id: u64, waker: &Waker) -> u32 {
+        let entry = TaskEntry {
+            id,
+            data: waker.data(),
+            vtable: waker.vtable(),
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let slot_index = slot as usize;
+                self.chunks[slot_index / CHUNK][slot_index % CHUNK] = entry;
+                slot
             }
-            self.chunks
-                .last_mut()
-                .expect("a chunk with room")
-                .push(entry);
-            self.slots += 1;
-        }
+            None => {
+                let slot = u32::try_from(self.slots)
+                    .ok()
+                    .filter(|&slot| slot != UNREGISTERED)
+                    .expect("task invariant: fewer than 2^32 - 1 suspended tasks");
+                if self.slots % CHUNK == 0 {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                    self.occupied.resize(self.occupied.len() + CHUNK / 64, 0);
+                }
+                self.chunks
+                    .last_mut()
+                    .expect("a chunk with room")
+                    .push(entry);
+                self.slots += 1;
+                slot
+            }
+        };
+        self.occupied[slot as usize / 64] |= 1 << (slot % 64);
         self.live += 1;
+        slot
     }
 
-    /// Forget a finished task, returning its id and waker (drop the waker outside the borrow).
-    /// The name of a task that ended by panicking is kept until [`take_name`] reads it for the
-    /// failure report.
-    ///
-    /// [`take_name`]: TaskTable::take_name
-    pub(crate) fn remove(&mut self, slot: u32, panicking: bool) -> Option<(u64, Waker)> {
-        let entry = self.entry_mut(slot)?.take()?;
+    /// Forget a task that ended.
+    pub(crate) fn unregister(&mut self, slot: u32) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        debug_assert!(
+            self.occupied[word] & bit != 0,
+            "task invariant: slot {slot} is occupied"
+        );
+        self.occupied[word] &= !bit;
         self.free.push(slot);
         self.live -= 1;
-        if !panicking && !self.names.is_empty() {
-            self.names.remove(&entry.id);
-        }
-        Some((entry.id, entry.waker))
+    }
+
+    pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
+        self.names.insert(id, name);
+    }
+
+    /// Forget a task's name. The name of a task that ended by panicking is kept until
+    /// [`take_name`](TaskTable::take_name) reads it for the failure report.
+    pub(crate) fn forget_name(&mut self, id: u64) {
+        self.names.remove(&id);
     }
 
     pub(crate) fn name(&self, id: u64) -> String {
@@ -144,23 +170,47 @@ impl TaskTable {
         display_name(id, name.as_ref())
     }
 
+    /// How many suspended tasks are alive.
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    /// (id, name) of every live task, by id.
+    fn occupied_entries(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.occupied
+            .iter()
+            .enumerate()
+            .flat_map(move |(word_index, &word)| {
+                (0..64)
+                    .filter(move |bit| word & (1 << bit) != 0)
+                    .map(move |bit| {
+                        let slot = word_index * 64 + bit;
+                        &self.chunks[slot / CHUNK][slot % CHUNK]
+                    })
+            })
+    }
+
+    /// (id, name) of every suspended task, by id.
     pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
         let mut tasks: Vec<_> = self
-            .entries()
+            .occupied_entries()
             .map(|entry| (TaskId(entry.id), self.name(entry.id)))
             .collect();
         tasks.sort();
         tasks
     }
 
-    /// A waker for every live task (to cancel them all when the loop closes).
+    /// An owned waker for every suspended task (to cancel them all when the loop closes).
     pub(crate) fn wakers(&self) -> Vec<Waker> {
-        self.entries().map(|entry| entry.waker.clone()).collect()
+        self.occupied_entries()
+            .map(|entry| {
+                // SAFETY: an occupied entry's task is alive (see `TaskEntry`); wrapping the
+                // borrowed waker in ManuallyDrop and cloning it takes a reference of our own.
+                let borrowed = ManuallyDrop::new(unsafe {
+                    Waker::from_raw(RawWaker::new(entry.data, entry.vtable))
+                });
+                Waker::clone(&borrowed)
+            })
+            .collect()
     }
 }
 
@@ -193,19 +243,28 @@ impl Executor {
     }
 
     /// Create a task and queue it; returns its id and handle.
-    pub(crate) fn spawn<F>(&self, future: F, name: Option<TaskName>) -> (u64, JoinHandle<F::Output>)
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        name: Option<TaskName>,
+        traced: bool,
+    ) -> (u64, JoinHandle<F::Output>)
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let slot = self.tasks.borrow().next_slot();
+        let mut flags = if traced { TRACED } else { 0 };
+        if let Some(name) = name {
+            self.tasks.borrow_mut().set_name(id, name);
+            flags |= NAMED;
+        }
         let meta = TaskMeta {
             id,
             loop_id: self.loop_id,
-            slot,
-            completed: Cell::new(false),
+            slot: Cell::new(UNREGISTERED),
+            flags: Cell::new(flags),
         };
         let builder = Builder::new().metadata(meta).propagate_panic(false);
         // SAFETY: the three conditions of `spawn_unchecked`:
@@ -221,9 +280,6 @@ impl Executor {
                 WithInfo(schedule),
             )
         };
-        self.tasks
-            .borrow_mut()
-            .insert(slot, id, name, runnable.waker());
         self.ready.borrow_mut().push_back(runnable);
         (
             id,
@@ -261,8 +317,11 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         let poll = future.poll(cx);
+        let meta = this.meta;
         if poll.is_ready() {
-            this.meta.completed.set(true);
+            meta.flags.set(meta.flags.get() | COMPLETED);
+        } else if meta.slot.get() == UNREGISTERED {
+            runtime::task_suspended(meta, cx.waker());
         }
         poll
     }

@@ -22,7 +22,10 @@ use std::task::Waker;
 use std::time::Duration;
 
 use crate::entropy::{Rng, Stream};
-use crate::executor::{display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable};
+use crate::executor::{
+    display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED, TRACED,
+    UNREGISTERED,
+};
 use crate::report::{Failure, Report};
 use crate::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::time::{Instant, TimerKey, TimerQueue};
@@ -256,39 +259,58 @@ pub(crate) fn deliver(runnable: TaskRunnable) {
     }
 }
 
-/// A task's future was dropped (it finished or was cancelled): forget it.
-pub(crate) fn task_ended(meta: &TaskMeta) {
-    let (loop_id, slot, completed) = (meta.loop_id, meta.slot, meta.completed.get());
-    let panicking = std::thread::panicking();
-    let ended = |kernel: &Kernel| {
-        let removed = kernel.exec.tasks.borrow_mut().remove(slot, panicking);
-        let (id, waker) = removed?;
-        if kernel.trace.enabled() && !panicking {
-            let kind = if completed {
-                EventKind::Complete { task: id }
-            } else {
-                EventKind::Cancel { task: id }
-            };
-            kernel.trace.record(kernel.clock.get(), kind);
-        }
-        Some(waker)
-    };
-    // The common case, without touching a reference count: the running loop's own task.
-    let waker = RUNNING
+/// Run `f` with the kernel of loop `loop_id` (the running one, without touching a reference
+/// count, in the common case).
+fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let running = RUNNING
         .try_with(|running| {
-            running
-                .borrow()
-                .as_deref()
-                .filter(|kernel| kernel.id == loop_id)
-                .map(ended)
+            let running = running.borrow();
+            let kernel = running.as_deref().filter(|kernel| kernel.id == loop_id)?;
+            f.take().map(|f| f(kernel))
         })
         .ok()
         .flatten();
-    let waker = match waker {
-        Some(waker) => waker,
-        None => find(loop_id).and_then(|kernel| ended(&kernel)),
-    };
-    drop(waker);
+    match (running, f) {
+        (Some(result), _) => Some(result),
+        (None, Some(f)) => find(loop_id).map(|kernel| f(&kernel)),
+        (None, None) => None,
+    }
+}
+
+/// A task returned `Pending` for the first time: record it in the task table.
+pub(crate) fn task_suspended(meta: &TaskMeta, waker: &Waker) {
+    with_loop(meta.loop_id, |kernel| {
+        let slot = kernel.exec.tasks.borrow_mut().register(meta.id, waker);
+        meta.slot.set(slot);
+    });
+}
+
+/// A task's future was dropped (it finished or was cancelled): forget it.
+pub(crate) fn task_ended(meta: &TaskMeta) {
+    let registered = meta.slot.get() != UNREGISTERED;
+    if !registered && !meta.has(TRACED | NAMED) {
+        return;
+    }
+    let panicking = std::thread::panicking();
+    with_loop(meta.loop_id, |kernel| {
+        let mut tasks = kernel.exec.tasks.borrow_mut();
+        if registered {
+            tasks.unregister(meta.slot.replace(UNREGISTERED));
+        }
+        if meta.has(NAMED) && !panicking {
+            tasks.forget_name(meta.id);
+        }
+        drop(tasks);
+        if meta.has(TRACED) && !panicking {
+            let kind = if meta.has(COMPLETED) {
+                EventKind::Complete { task: meta.id }
+            } else {
+                EventKind::Cancel { task: meta.id }
+            };
+            kernel.trace.record(kernel.clock.get(), kind);
+        }
+    });
 }
 
 impl Kernel {
@@ -342,7 +364,7 @@ impl Kernel {
         F::Output: 'static,
     {
         let traced_name = self.trace.enabled().then(|| name.clone());
-        let (id, handle) = self.exec.spawn(future, name);
+        let (id, handle) = self.exec.spawn(future, name, self.trace.enabled());
         if let Some(name) = traced_name {
             self.record(EventKind::Spawn {
                 task: id,
