@@ -141,6 +141,19 @@ pub(crate) enum TimerAction {
     Callback(Box<dyn FnOnce()>),
 }
 
+impl crate::time::Prefetch for TimerAction {
+    fn prefetch(&self) {
+        if let TimerAction::Wake(waker) = self {
+            // The task's header and the first lines of its future, which follows it (a
+            // future's state flag often sits at its end).
+            let header = waker.data().cast::<u8>();
+            for line in 0..4 {
+                prefetch_address(header.wrapping_add(64 * line));
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Idle,
@@ -192,12 +205,14 @@ pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
 }
 
 /// Run `f` with the running kernel, if there is one.
+///
+/// `f` runs while the running-loop slot is borrowed (no reference count is touched on this
+/// hot path), so it must not start or end a run; `Running::enter` reports that as misuse.
 pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
-    let kernel = RUNNING
-        .try_with(|running| running.borrow().clone())
+    RUNNING
+        .try_with(|running| running.borrow().as_ref().map(f))
         .ok()
-        .flatten()?;
-    Some(f(&kernel))
+        .flatten()
 }
 
 /// Run `f` with the running kernel, or else the newest open one of this thread (asyncio's
@@ -398,23 +413,32 @@ impl Kernel {
     }
 
     pub(crate) fn disarm_timer(&self, key: TimerKey) {
-        let action = self.timers.borrow_mut().cancel(key);
-        if action.is_some() && self.trace.enabled() {
+        let mut timers = self.timers.borrow_mut();
+        if !timers.cancel(key) {
+            return;
+        }
+        let garbage = timers.take_garbage();
+        drop(timers);
+        if self.trace.enabled() {
             self.record(EventKind::TimerCancel { timer: key.seq });
         }
-        drop(action);
+        drop(garbage);
     }
 
-    /// Keep the waker of a pending sleep current (a task may be polled with a new waker).
-    pub(crate) fn refresh_timer_waker(&self, key: TimerKey, waker: &Waker) {
+    /// Keep the waker of a pending sleep current (a task may be polled with a new waker);
+    /// returns the key that now names the timer.
+    pub(crate) fn refresh_timer_waker(
+        &self,
+        key: TimerKey,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> TimerKey {
         let mut timers = self.timers.borrow_mut();
-        if let Some(TimerAction::Wake(stored)) = timers.get_mut(key) {
-            if !stored.will_wake(waker) {
-                let old = std::mem::replace(stored, waker.clone());
-                drop(timers);
-                drop(old);
-            }
-        }
+        let renewed = timers.replace(key, deadline, TimerAction::Wake(waker.clone()));
+        let garbage = timers.take_garbage();
+        drop(timers);
+        drop(garbage);
+        renewed.unwrap_or(key)
     }
 
     /// Queue `callback` to run as its own small task (asyncio's `Handle`).
@@ -557,8 +581,12 @@ impl Kernel {
     fn fire_due(&self) {
         let now = self.now();
         loop {
-            // Take one timer at a time and act on it with no borrow held: waking may re-enter.
-            let due = self.timers.borrow_mut().pop_due(now);
+            // One timer at a time, acted on with no borrow held: waking may re-enter.
+            let (due, garbage) = {
+                let mut timers = self.timers.borrow_mut();
+                (timers.pop_due(now), timers.take_garbage())
+            };
+            drop(garbage);
             let Some((key, action)) = due else { return };
             if self.trace.enabled() {
                 self.record(EventKind::TimerFire { timer: key.seq });
@@ -702,7 +730,12 @@ struct Running;
 impl Running {
     fn enter(kernel: &Rc<Kernel>) -> Result<Running, Failure> {
         RUNNING.with(|running| {
-            let mut running = running.borrow_mut();
+            let Ok(mut running) = running.try_borrow_mut() else {
+                return Err(Failure::Misuse {
+                    message: "an event loop cannot be started or closed from inside the engine"
+                        .into(),
+                });
+            };
             if running.is_some() {
                 return Err(Failure::Misuse {
                     message: "another event loop is already running on this thread".into(),
@@ -727,15 +760,20 @@ impl Drop for Running {
 /// Ask the CPU to start loading `value`'s cache line (no effect on other architectures).
 #[inline(always)]
 fn prefetch<T>(value: &T) {
+    prefetch_address(std::ptr::from_ref(value).cast());
+}
+
+/// Ask the CPU to start loading the cache line at `address`: a hint only, which never faults
+/// and changes nothing observable (no effect on other architectures).
+#[inline(always)]
+fn prefetch_address(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint; it never faults, even on an invalid address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast(),
-        );
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = address;
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -10,8 +10,6 @@
 //! Time is an integer count of nanoseconds since the origin, so it never drifts and two runs
 //! of one seed agree to the nanosecond.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
 use std::ops::{Add, AddAssign, Sub};
@@ -20,6 +18,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::runtime::{self, TimerAction};
+
+mod queue;
+
+pub(crate) use queue::{Prefetch, TimerKey, TimerQueue};
 
 /// A point in virtual time: nanoseconds since the simulation's origin.
 ///
@@ -105,160 +107,6 @@ impl fmt::Display for Instant {
     }
 }
 
-/// Identifies one armed timer (and its place in creation order) for cancellation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TimerKey {
-    slot: u32,
-    /// Creation sequence number: unique per run, the tie-breaker for equal deadlines.
-    pub(crate) seq: u64,
-}
-
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct HeapEntry {
-    deadline: Instant,
-    seq: u64,
-    slot: u32,
-}
-
-struct Slot<T> {
-    seq: u64,
-    item: Option<T>,
-}
-
-/// Timers ordered by (deadline, creation sequence), with O(log n) insert and pop and O(1)
-/// cancellation.
-///
-/// Cancelled entries stay in the heap as tombstones and are skipped when they surface; a
-/// slot records which sequence number currently owns it, so a stale key never cancels a
-/// newer timer.
-pub(crate) struct TimerQueue<T> {
-    heap: BinaryHeap<Reverse<HeapEntry>>,
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
-    next_seq: u64,
-    armed: usize,
-}
-
-impl<T> Default for TimerQueue<T> {
-    fn default() -> Self {
-        TimerQueue {
-            heap: BinaryHeap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            next_seq: 1,
-            armed: 0,
-        }
-    }
-}
-
-impl<T> TimerQueue<T> {
-    /// Arm a timer; equal deadlines fire in the order they were inserted.
-    pub(crate) fn insert(&mut self, deadline: Instant, item: T) -> TimerKey {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Slot {
-                    seq,
-                    item: Some(item),
-                };
-                slot
-            }
-            None => {
-                self.slots.push(Slot {
-                    seq,
-                    item: Some(item),
-                });
-                u32::try_from(self.slots.len() - 1)
-                    .expect("timer invariant: fewer than 2^32 armed timers")
-            }
-        };
-        self.heap.push(Reverse(HeapEntry {
-            deadline,
-            seq,
-            slot,
-        }));
-        self.armed += 1;
-        TimerKey { slot, seq }
-    }
-
-    /// Disarm a timer; `None` if it already fired or was cancelled.
-    pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let slot = self.slots.get_mut(key.slot as usize)?;
-        if slot.seq != key.seq {
-            return None;
-        }
-        let item = slot.item.take()?;
-        self.free.push(key.slot);
-        self.armed -= 1;
-        Some(item)
-    }
-
-    /// The item of an armed timer.
-    pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
-        let slot = self.slots.get_mut(key.slot as usize)?;
-        if slot.seq != key.seq {
-            return None;
-        }
-        slot.item.as_mut()
-    }
-
-    /// Whether the timer is still armed.
-    #[cfg(test)]
-    pub(crate) fn is_armed(&self, key: TimerKey) -> bool {
-        self.slots
-            .get(key.slot as usize)
-            .is_some_and(|slot| slot.seq == key.seq && slot.item.is_some())
-    }
-
-    /// The earliest armed deadline.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.skip_tombstones();
-        self.heap.peek().map(|Reverse(entry)| entry.deadline)
-    }
-
-    /// Remove and return the earliest timer if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, T)> {
-        self.skip_tombstones();
-        let Reverse(head) = self.heap.peek()?;
-        if head.deadline > now {
-            return None;
-        }
-        let Reverse(entry) = self.heap.pop().expect("peeked entry exists");
-        let key = TimerKey {
-            slot: entry.slot,
-            seq: entry.seq,
-        };
-        let item = self
-            .cancel(key)
-            .expect("timer invariant: a live heap head has an item");
-        Some((key, item))
-    }
-
-    /// How many timers are armed.
-    pub(crate) fn len(&self) -> usize {
-        self.armed
-    }
-
-    /// Remove every timer, returning the items so the caller can drop them outside any borrow.
-    pub(crate) fn drain(&mut self) -> Vec<T> {
-        self.heap.clear();
-        self.free.clear();
-        self.armed = 0;
-        self.slots.drain(..).filter_map(|slot| slot.item).collect()
-    }
-
-    fn skip_tombstones(&mut self) {
-        while let Some(Reverse(head)) = self.heap.peek() {
-            let slot = &self.slots[head.slot as usize];
-            if slot.seq == head.seq && slot.item.is_some() {
-                return;
-            }
-            self.heap.pop();
-        }
-    }
-}
-
 /// The current virtual time of the running simulation.
 ///
 /// Panics outside a running [`EventLoop`](crate::EventLoop).
@@ -284,6 +132,7 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
         deadline: Deadline::After(duration),
         key: None,
+        waker: (0, 0),
     }
 }
 
@@ -292,6 +141,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline: Deadline::At(deadline),
         key: None,
+        waker: (0, 0),
     }
 }
 
@@ -308,6 +158,15 @@ enum Deadline {
 pub struct Sleep {
     deadline: Deadline,
     key: Option<TimerKey>,
+    /// Identity (data, vtable addresses) of the waker the armed timer holds.
+    waker: (usize, usize),
+}
+
+fn waker_identity(waker: &std::task::Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        std::ptr::from_ref(waker.vtable()) as usize,
+    )
 }
 
 impl Sleep {
@@ -347,7 +206,10 @@ impl Future for Sleep {
                         self.deadline = Deadline::At(Instant(u64::MAX));
                         return Poll::Ready(());
                     }
-                    kernel.refresh_timer_waker(key, cx.waker());
+                    if self.waker != waker_identity(cx.waker()) {
+                        self.key = Some(kernel.refresh_timer_waker(key, deadline, cx.waker()));
+                        self.waker = waker_identity(cx.waker());
+                    }
                     Poll::Pending
                 }
             }
@@ -481,47 +343,6 @@ impl Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn equal_deadlines_fire_in_insertion_order() {
-        let mut queue = TimerQueue::default();
-        let at = Instant::from_nanos(5);
-        queue.insert(at, "a");
-        queue.insert(Instant::from_nanos(1), "first");
-        queue.insert(at, "b");
-        queue.insert(at, "c");
-        let fired: Vec<_> =
-            std::iter::from_fn(|| queue.pop_due(at).map(|(_, item)| item)).collect();
-        assert_eq!(fired, ["first", "a", "b", "c"]);
-    }
-
-    #[test]
-    fn cancelled_timers_never_fire_and_stale_keys_do_nothing() {
-        let mut queue = TimerQueue::default();
-        let a = queue.insert(Instant::from_nanos(1), 'a');
-        let b = queue.insert(Instant::from_nanos(2), 'b');
-        assert_eq!(queue.cancel(a), Some('a'));
-        assert_eq!(queue.cancel(a), None);
-        // Slot of `a` is reused by `c`; the old key must not cancel it.
-        let c = queue.insert(Instant::from_nanos(3), 'c');
-        assert_eq!(queue.cancel(a), None);
-        assert!(queue.is_armed(c));
-        assert_eq!(queue.next_deadline(), Some(Instant::from_nanos(2)));
-        assert_eq!(queue.pop_due(Instant::from_nanos(10)), Some((b, 'b')));
-        assert_eq!(
-            queue.pop_due(Instant::from_nanos(10)).map(|(_, v)| v),
-            Some('c')
-        );
-        assert_eq!(queue.len(), 0);
-    }
-
-    #[test]
-    fn not_due_is_not_popped() {
-        let mut queue = TimerQueue::default();
-        queue.insert(Instant::from_nanos(10), ());
-        assert!(queue.pop_due(Instant::from_nanos(9)).is_none());
-        assert!(queue.pop_due(Instant::from_nanos(10)).is_some());
-    }
 
     #[test]
     fn instant_renders_seconds_with_nanos() {
