@@ -16,6 +16,10 @@
 //! deadline set after the loop looked ahead to the next one) goes to a small binary heap of
 //! overdue timers, so order stays exactly (deadline, creation order).
 //!
+//! The next few timers sit in `soon`, a short sorted list: the contents of a slot with few
+//! timers, or, while the wheel is empty, every timer (a loop with a handful of timers never
+//! touches the wheel). When it grows past 64 the later half spills back into the wheel.
+//!
 //! Cancellation is O(1): it clears the timer's bit in a small bitset, and the entry becomes a
 //! tombstone, retired when it surfaces (its payload is handed back through `take_garbage`, to
 //! be dropped outside any borrow). When tombstones outnumber armed timers they are all swept
@@ -135,7 +139,7 @@ impl<T> Default for TimerQueue<T> {
             nonempty_levels: 0,
             elapsed: 0,
             soon: VecDeque::new(),
-            soon_end: 0,
+            soon_end: u64::MAX,
             overdue: BinaryHeap::new(),
             scratch: Vec::new(),
             armed_bits: Vec::new(),
@@ -184,7 +188,8 @@ impl Prefetch for u64 {
 }
 
 /// A slot opened with at most this many timers is sorted into `soon` rather than cascaded:
-/// they are the next to fire (and their payloads are prefetched).
+/// they are the next to fire (and their payloads are prefetched). `soon` also takes new timers
+/// directly while the wheel is empty, up to twice this many.
 const SOON_MAX: usize = 32;
 
 impl<T: Prefetch> TimerQueue<T> {
@@ -232,6 +237,9 @@ impl<T: Prefetch> TimerQueue<T> {
                 let index = self.soon.partition_point(|queued| queued.order() < order);
                 self.soon.insert(index, entry);
             }
+            if self.soon.len() > 2 * SOON_MAX {
+                self.spill();
+            }
         } else {
             let level = level_for(self.elapsed, entry.deadline);
             let slot = slot_for(entry.deadline, level);
@@ -239,6 +247,21 @@ impl<T: Prefetch> TimerQueue<T> {
             wheel_level.slots[slot].push(entry);
             wheel_level.occupied |= 1 << slot;
             self.nonempty_levels |= 1 << level;
+        }
+    }
+
+    /// `soon` grew too long to insert into cheaply: keep its earliest [`SOON_MAX`] entries
+    /// (never splitting equal deadlines) and move the rest to the wheel, behind a new
+    /// `soon_end`.
+    fn spill(&mut self) {
+        let cut = (SOON_MAX..self.soon.len()).find(|&index| {
+            self.soon[index].deadline > self.soon[index - 1].deadline.max(self.elapsed)
+        });
+        let Some(cut) = cut else { return };
+        self.soon_end = self.soon[cut].deadline;
+        let spilled: Vec<Entry<T>> = self.soon.drain(cut..).collect();
+        for entry in spilled {
+            self.place(entry);
         }
     }
 
@@ -285,11 +308,8 @@ impl<T: Prefetch> TimerQueue<T> {
     }
 
     /// The payloads of cancelled timers found so far, for the caller to drop.
-    pub(crate) fn take_garbage(&mut self) -> Vec<T> {
-        if self.garbage.is_empty() {
-            return Vec::new();
-        }
-        std::mem::take(&mut self.garbage)
+    pub(crate) fn take_garbage(&mut self) -> Option<Vec<T>> {
+        (!self.garbage.is_empty()).then(|| std::mem::take(&mut self.garbage))
     }
 
     /// A stored entry left the queue: free its slot; keep a cancelled one's payload as garbage.
@@ -319,11 +339,23 @@ impl<T: Prefetch> TimerQueue<T> {
 
     /// Remove and return the earliest timer if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, T)> {
-        if self.earliest_hint > now.as_nanos() {
+        let now = now.as_nanos();
+        if self.earliest_hint > now {
             return None;
         }
-        let head = self.head()?;
-        if head > now.as_nanos() {
+        // The usual case: nothing overdue and an armed timer at the front of `soon`.
+        let front_is_head = self.overdue.is_empty()
+            && self
+                .soon
+                .front()
+                .is_some_and(|front| self.is_armed_slot(front.slot));
+        let head = if front_is_head {
+            self.soon.front().map(|front| front.deadline)
+        } else {
+            self.head()
+        }?;
+        if head > now {
+            self.earliest_hint = head;
             return None;
         }
         let overdue_first = match (self.overdue.peek(), self.soon.front()) {
@@ -337,6 +369,15 @@ impl<T: Prefetch> TimerQueue<T> {
             self.soon.pop_front()
         };
         let entry = entry.expect("timer invariant: the head exists");
+        // Keep the hint tight, so the usual "and the next one?" costs one comparison: with no
+        // overdue timer, the front of `soon` (armed or not) is a lower bound on everything left.
+        if self.overdue.is_empty() {
+            self.earliest_hint = match self.soon.front() {
+                Some(next) => next.deadline,
+                None if self.nonempty_levels == 0 => u64::MAX,
+                None => self.soon_end.max(entry.deadline),
+            };
+        }
         Some(
             self.retire(entry)
                 .expect("timer invariant: the head is armed"),
@@ -443,6 +484,10 @@ impl<T: Prefetch> TimerQueue<T> {
             }
         }
         self.scratch = entries;
+        if self.nonempty_levels == 0 {
+            // The wheel is empty: `soon` can take every new timer until it grows too long.
+            self.soon_end = u64::MAX;
+        }
     }
 
     /// Drop every tombstone at once (when they outnumber the armed timers), so cancelled
@@ -491,6 +536,7 @@ impl<T: Prefetch> TimerQueue<T> {
             level.occupied = 0;
         }
         self.nonempty_levels = 0;
+        self.soon_end = u64::MAX;
         self.armed_bits.iter_mut().for_each(|word| *word = 0);
         self.free = (0..self.seq_of_slot.len() as u32).rev().collect();
         self.armed = 0;
@@ -576,7 +622,7 @@ mod tests {
         assert!(!queue.is_armed(first));
         assert!(queue.is_armed(renewed));
         assert_eq!(drain_due(&mut queue, 100), ['A', 'b']);
-        assert_eq!(queue.take_garbage(), ['a']);
+        assert_eq!(queue.take_garbage(), Some(vec!['a']));
     }
 
     #[test]
@@ -589,7 +635,7 @@ mod tests {
             assert!(queue.cancel(*key));
         }
         // The sweep ran: the cancelled payloads came back as garbage, the rest still fire.
-        assert!(queue.take_garbage().len() >= 1025);
+        assert!(queue.take_garbage().unwrap().len() >= 1025);
         assert_eq!(queue.len(), 500);
         assert_eq!(
             drain_due(&mut queue, 2_000_000),
