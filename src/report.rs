@@ -134,6 +134,23 @@ pub struct Report {
     pub choices: Option<Vec<u32>>,
 }
 
+impl fmt::Display for Report {
+    /// One line: `seed 8137 passed at 2.000341000s (…)` or `seed 8137 failed: <failure>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            Ok(()) => write!(
+                f,
+                "seed {} passed at {} ({} steps, trace-hash {})",
+                self.seed,
+                self.virtual_time,
+                self.steps,
+                self.trace_hash_hex()
+            ),
+            Err(failure) => write!(f, "seed {} failed: {failure}", self.seed),
+        }
+    }
+}
+
 impl Report {
     /// Whether the run passed.
     pub fn passed(&self) -> bool {

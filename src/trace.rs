@@ -124,51 +124,70 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// A task id as rendered in traces: `#3`.
+struct Task(u64);
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// ` by #3`, or nothing.
+struct By(Option<u64>);
+
+impl fmt::Display for By {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, " by #{id}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// ` #3`, or nothing (the task a log line came from).
+struct Source(Option<u64>);
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, " #{id}"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Event {
+    /// One line, stable across versions (snapshots depend on it); writes without allocating.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", Instant::from_nanos(self.time_ns))?;
-        let task = |id: &u64| format!("#{id}");
-        let by = |by: &Option<u64>| by.map(|id| format!(" by #{id}")).unwrap_or_default();
         match &self.kind {
-            EventKind::Spawn {
-                task: id,
-                name,
-                parent,
-            } => {
-                write!(f, "spawn {} {name:?}{}", task(id), by(parent))
+            EventKind::Spawn { task, name, parent } => {
+                write!(f, "spawn {} {name:?}{}", Task(*task), By(*parent))
             }
-            EventKind::Poll { task: id } => write!(f, "poll {}", task(id)),
-            EventKind::Wake {
-                task: id,
-                by: waker,
-            } => write!(f, "wake {}{}", task(id), by(waker)),
-            EventKind::Complete { task: id } => write!(f, "complete {}", task(id)),
-            EventKind::Cancel { task: id } => write!(f, "cancel {}", task(id)),
-            EventKind::Panic { task: id, message } => write!(f, "panic {} {message:?}", task(id)),
+            EventKind::Poll { task } => write!(f, "poll {}", Task(*task)),
+            EventKind::Wake { task, by } => write!(f, "wake {}{}", Task(*task), By(*by)),
+            EventKind::Complete { task } => write!(f, "complete {}", Task(*task)),
+            EventKind::Cancel { task } => write!(f, "cancel {}", Task(*task)),
+            EventKind::Panic { task, message } => write!(f, "panic {} {message:?}", Task(*task)),
             EventKind::TimerSet {
                 timer,
                 deadline_ns,
-                by: setter,
+                by,
             } => write!(
                 f,
                 "timer-set t{timer} at {}{}",
                 Instant::from_nanos(*deadline_ns),
-                by(setter)
+                By(*by)
             ),
             EventKind::TimerFire { timer } => write!(f, "timer-fire t{timer}"),
             EventKind::TimerCancel { timer } => write!(f, "timer-cancel t{timer}"),
-            EventKind::Callback { task: id, timer } => match timer {
-                Some(timer) => write!(f, "callback {} from t{timer}", task(id)),
-                None => write!(f, "callback {}", task(id)),
+            EventKind::Callback { task, timer } => match timer {
+                Some(timer) => write!(f, "callback {} from t{timer}", Task(*task)),
+                None => write!(f, "callback {}", Task(*task)),
             },
-            EventKind::Log { task: id, text } => match id {
-                Some(id) => write!(f, "log {} {text:?}", task(id)),
-                None => write!(f, "log {text:?}"),
-            },
-            EventKind::Output { task: id, text } => match id {
-                Some(id) => write!(f, "print {} {text:?}", task(id)),
-                None => write!(f, "print {text:?}"),
-            },
+            EventKind::Log { task, text } => write!(f, "log{} {text:?}", Source(*task)),
+            EventKind::Output { task, text } => write!(f, "print{} {text:?}", Source(*task)),
             EventKind::Stop => f.write_str("stop"),
         }
     }

@@ -122,3 +122,53 @@ fn trace_off_keeps_nothing_and_hash_mode_matches_record_mode() {
     assert_eq!(hashed.trace_hash, recorded.trace_hash);
     assert_eq!(recorded.trace.unwrap().hash, recorded.trace_hash);
 }
+
+/// Allocations made by a run of `yields` yields and as many 1 ms sleeps, the loop already built.
+fn allocations_for(yields: usize, mode: TraceMode) -> u64 {
+    let event_loop = roof::EventLoop::with_config(quiet(0).trace(mode));
+    let before = crate::allocations();
+    event_loop
+        .run_until_complete(async move {
+            for _ in 0..yields {
+                roof::yield_now().await;
+                roof::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .unwrap();
+    crate::allocations() - before
+}
+
+#[test]
+fn with_tracing_off_the_hot_path_does_not_allocate() {
+    let short = allocations_for(10, TraceMode::Off);
+    let long = allocations_for(2_000, TraceMode::Off);
+    assert_eq!(short, long, "allocations grew with the number of events");
+    // Hash mode reuses one line buffer; only recording keeps (and so allocates for) events.
+    assert_eq!(
+        allocations_for(10, TraceMode::Hash),
+        allocations_for(2_000, TraceMode::Hash)
+    );
+    assert!(allocations_for(2_000, TraceMode::Record) > allocations_for(10, TraceMode::Record));
+}
+
+#[test]
+fn a_report_displays_its_seed_and_outcome() {
+    let (_, passed) = run_with(quiet(42), |event_loop| {
+        event_loop.run_until_complete(async {}).unwrap()
+    });
+    assert!(
+        passed
+            .to_string()
+            .starts_with("seed 42 passed at 0.000000000s"),
+        "{passed}"
+    );
+    let (_, failed) = run_with(quiet(43), |event_loop| {
+        event_loop
+            .run_until_complete(async { panic!("no") })
+            .unwrap_err()
+    });
+    assert_eq!(
+        failed.to_string(),
+        "seed 43 failed: task \"main\" (#1) panicked at 0.000000000s: no"
+    );
+}
