@@ -133,25 +133,13 @@ impl fmt::Display for Task {
     }
 }
 
-/// ` by #3`, or nothing.
-struct By(Option<u64>);
+/// An optional task id after a prefix (` by #3`, ` #3`), or nothing.
+struct Optional(&'static str, Option<u64>);
 
-impl fmt::Display for By {
+impl fmt::Display for Optional {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(id) => write!(f, " by #{id}"),
-            None => Ok(()),
-        }
-    }
-}
-
-/// ` #3`, or nothing (the task a log line came from).
-struct Source(Option<u64>);
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(id) => write!(f, " #{id}"),
+        match self.1 {
+            Some(id) => write!(f, "{}#{id}", self.0),
             None => Ok(()),
         }
     }
@@ -163,10 +151,17 @@ impl fmt::Display for Event {
         write!(f, "{} ", Instant::from_nanos(self.time_ns))?;
         match &self.kind {
             EventKind::Spawn { task, name, parent } => {
-                write!(f, "spawn {} {name:?}{}", Task(*task), By(*parent))
+                write!(
+                    f,
+                    "spawn {} {name:?}{}",
+                    Task(*task),
+                    Optional(" by ", *parent)
+                )
             }
             EventKind::Poll { task } => write!(f, "poll {}", Task(*task)),
-            EventKind::Wake { task, by } => write!(f, "wake {}{}", Task(*task), By(*by)),
+            EventKind::Wake { task, by } => {
+                write!(f, "wake {}{}", Task(*task), Optional(" by ", *by))
+            }
             EventKind::Complete { task } => write!(f, "complete {}", Task(*task)),
             EventKind::Cancel { task } => write!(f, "cancel {}", Task(*task)),
             EventKind::Panic { task, message } => write!(f, "panic {} {message:?}", Task(*task)),
@@ -178,7 +173,7 @@ impl fmt::Display for Event {
                 f,
                 "timer-set t{timer} at {}{}",
                 Instant::from_nanos(*deadline_ns),
-                By(*by)
+                Optional(" by ", *by)
             ),
             EventKind::TimerFire { timer } => write!(f, "timer-fire t{timer}"),
             EventKind::TimerCancel { timer } => write!(f, "timer-cancel t{timer}"),
@@ -186,8 +181,8 @@ impl fmt::Display for Event {
                 Some(timer) => write!(f, "callback {} from t{timer}", Task(*task)),
                 None => write!(f, "callback {}", Task(*task)),
             },
-            EventKind::Log { task, text } => write!(f, "log{} {text:?}", Source(*task)),
-            EventKind::Output { task, text } => write!(f, "print{} {text:?}", Source(*task)),
+            EventKind::Log { task, text } => write!(f, "log{} {text:?}", Optional(" ", *task)),
+            EventKind::Output { task, text } => write!(f, "print{} {text:?}", Optional(" ", *task)),
             EventKind::Stop => f.write_str("stop"),
         }
     }
