@@ -554,9 +554,8 @@ impl Kernel {
         }
     }
 
-    /// Fire due timers; if nothing is ready, advance the clock to the next deadline first.
+    /// If nothing is ready, advance the clock to the next deadline; then fire the due timers.
     fn begin_batch(&self) -> Result<(), Failure> {
-        self.fire_due();
         if self.exec.ready.borrow().is_empty() && self.stop.get() == Stop::No {
             let next = self.timers.borrow_mut().next_deadline();
             let Some(deadline) = next else {
@@ -572,8 +571,8 @@ impl Kernel {
                 }));
             }
             self.clock.set(deadline.max(self.now()));
-            self.fire_due();
         }
+        self.fire_due();
         self.batch_left.set(self.exec.ready.borrow().len());
         Ok(())
     }
