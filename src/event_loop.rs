@@ -153,7 +153,7 @@ impl fmt::Debug for EventLoop {
 /// A cloneable handle to an [`EventLoop`], for use inside tasks and callbacks.
 #[derive(Clone)]
 pub struct LoopHandle {
-    kernel: Rc<Kernel>,
+    pub(crate) kernel: Rc<Kernel>,
 }
 
 /// The loop running on this thread (asyncio's `get_running_loop`).

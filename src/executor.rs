@@ -49,6 +49,11 @@ pub(crate) struct TaskMeta {
     pub(crate) slot: Cell<u32>,
     /// [`COMPLETED`], [`TRACED`] and [`NAMED`].
     pub(crate) flags: Cell<u8>,
+    /// The host the task runs on.
+    pub(crate) host: u32,
+    /// The host's incarnation when the task was spawned: a crash starts a new one, and a
+    /// task of an older incarnation is cancelled instead of run.
+    pub(crate) incarnation: u32,
 }
 
 /// `TaskMeta::slot` of a task that has not suspended yet.
@@ -81,6 +86,7 @@ struct TaskEntry {
     id: u64,
     data: *const (),
     vtable: &'static RawWakerVTable,
+    host: u32,
 }
 
 /// How many entries a chunk of the task table holds.
@@ -104,11 +110,12 @@ pub(crate) struct TaskTable {
 
 impl TaskTable {
     /// Record a suspended task; returns its slot.
-    pub(crate) fn register(&mut self, id: u64, waker: &Waker) -> u32 {
+    pub(crate) fn register(&mut self, id: u64, host: u32, waker: &Waker) -> u32 {
         let entry = TaskEntry {
             id,
             data: waker.data(),
             vtable: waker.vtable(),
+            host,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -199,9 +206,11 @@ impl TaskTable {
         tasks
     }
 
-    /// An owned waker for every suspended task (to cancel them all when the loop closes).
-    pub(crate) fn wakers(&self) -> Vec<Waker> {
+    /// An owned waker for every suspended task (to cancel them all when the loop closes), or
+    /// for those of one host.
+    pub(crate) fn wakers(&self, host: Option<u32>) -> Vec<Waker> {
         self.occupied_entries()
+            .filter(|entry| host.is_none_or(|host| entry.host == host))
             .map(|entry| {
                 // SAFETY: an occupied entry's task is alive (see `TaskEntry`); wrapping the
                 // borrowed waker in ManuallyDrop and cloning it takes a reference of our own.
@@ -229,6 +238,8 @@ pub(crate) struct Executor {
     next_id: Cell<u64>,
     /// The task being polled, if any.
     pub(crate) current: Cell<Option<u64>>,
+    /// The host of the task being polled (0, `main`, between polls).
+    pub(crate) current_host: Cell<u32>,
 }
 
 impl Executor {
@@ -239,6 +250,7 @@ impl Executor {
             tasks: RefCell::new(TaskTable::default()),
             next_id: Cell::new(1),
             current: Cell::new(None),
+            current_host: Cell::new(0),
         }
     }
 
@@ -248,6 +260,7 @@ impl Executor {
         future: F,
         name: Option<TaskName>,
         traced: bool,
+        (host, incarnation): (u32, u32),
     ) -> (u64, JoinHandle<F::Output>)
     where
         F: Future + 'static,
@@ -265,6 +278,8 @@ impl Executor {
             loop_id: self.loop_id,
             slot: Cell::new(UNREGISTERED),
             flags: Cell::new(flags),
+            host,
+            incarnation,
         };
         let builder = Builder::new().metadata(meta).propagate_panic(false);
         // SAFETY: the three conditions of `spawn_unchecked`:

@@ -57,6 +57,8 @@
 pub mod entropy;
 pub mod event_loop;
 pub mod executor;
+pub mod fault;
+pub mod net;
 pub mod random;
 pub mod report;
 mod runtime;
@@ -71,6 +73,13 @@ pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use sched::{Choices, Policy};
 pub use time::{sleep, sleep_until, timeout};
 pub use trace::{Trace, TraceMode};
+
+/// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end` and friends, on
+/// `futures` `AsyncRead`/`AsyncWrite` (re-exported from `futures-lite`).
+pub mod io {
+    pub use futures_io::{AsyncRead, AsyncWrite};
+    pub use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+}
 
 #[doc(hidden)]
 pub mod __private {

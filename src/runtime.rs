@@ -16,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
@@ -26,6 +27,7 @@ use crate::executor::{
     display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED, TRACED,
     UNREGISTERED,
 };
+use crate::net::sim::Fabric;
 use crate::report::{Failure, Report};
 use crate::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::time::{Instant, TimerKey, TimerQueue};
@@ -135,10 +137,11 @@ impl Config {
     }
 }
 
-/// A timer's payload: wake a sleeping task, or run a `call_later` callback.
+/// A timer's payload: wake a sleeping task, run a `call_later` callback, or deliver a packet.
 pub(crate) enum TimerAction {
     Wake(Waker),
     Callback(Box<dyn FnOnce()>),
+    Deliver(u32),
 }
 
 impl crate::time::Prefetch for TimerAction {
@@ -186,7 +189,24 @@ pub(crate) struct Kernel {
     failure: RefCell<Option<Failure>>,
     steps: Cell<u64>,
     batch_left: Cell<usize>,
+    /// The simulated network.
+    pub(crate) net: RefCell<Fabric>,
+    /// Per host (by index; 0 is `main`): its incarnation and how to start it again.
+    pub(crate) hosts: RefCell<Vec<HostRecord>>,
+    /// Crashes so far: while 0, no task can be stale and the check is skipped.
+    crashes: Cell<u32>,
 }
+
+/// What the kernel keeps about a host (the network keeps its name and address).
+pub(crate) struct HostRecord {
+    /// Bumped by every crash; tasks of an older incarnation are cancelled.
+    pub(crate) incarnation: u32,
+    /// The host's start function, run when it is added and again on every restart.
+    pub(crate) start: Option<HostStart>,
+}
+
+/// A host's start function.
+pub(crate) type HostStart = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = ()>>>>;
 
 thread_local! {
     /// Every live kernel of this thread (usually one).
@@ -296,7 +316,11 @@ fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
 /// A task returned `Pending` for the first time: record it in the task table.
 pub(crate) fn task_suspended(meta: &TaskMeta, waker: &Waker) {
     with_loop(meta.loop_id, |kernel| {
-        let slot = kernel.exec.tasks.borrow_mut().register(meta.id, waker);
+        let slot = kernel
+            .exec
+            .tasks
+            .borrow_mut()
+            .register(meta.id, meta.host, waker);
         meta.slot.set(slot);
     });
 }
@@ -351,6 +375,12 @@ impl Kernel {
             failure: RefCell::new(None),
             steps: Cell::new(0),
             batch_left: Cell::new(0),
+            net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
+            hosts: RefCell::new(vec![HostRecord {
+                incarnation: 0,
+                start: None,
+            }]),
+            crashes: Cell::new(0),
             config,
         });
         KERNELS.with(|kernels| kernels.borrow_mut().push(kernel.clone()));
@@ -378,16 +408,132 @@ impl Kernel {
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_on(self.exec.current_host.get(), future, name)
+    }
+
+    /// Spawn a task owned by `host`.
+    pub(crate) fn spawn_on<F>(
+        &self,
+        host: u32,
+        future: F,
+        name: Option<TaskName>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let traced_name = self.trace.enabled().then(|| name.clone());
-        let (id, handle) = self.exec.spawn(future, name, self.trace.enabled());
+        let incarnation = self.hosts.borrow()[host as usize].incarnation;
+        let (id, handle) = self
+            .exec
+            .spawn(future, name, self.trace.enabled(), (host, incarnation));
         if let Some(name) = traced_name {
+            let host = (host != 0).then(|| self.net.borrow().host_name(host).to_string());
             self.record(EventKind::Spawn {
                 task: id,
                 name: display_name(id, name.as_ref()),
+                host,
                 parent: self.exec.current.get(),
             });
         }
         handle
+    }
+
+    /// Call into the network, then act on what it asks for with no borrow held: arm a timer
+    /// per packet sent, wake the tasks it woke, and trace what it did.
+    pub(crate) fn net_call<R>(&self, f: impl FnOnce(&mut Fabric, u64) -> R) -> R {
+        let now = self.clock.get().as_nanos();
+        let mut net = self.net.borrow_mut();
+        let result = f(&mut net, now);
+        if net.sends.is_empty() && net.wakes.is_empty() && net.log.is_empty() {
+            return result;
+        }
+        let mut sends = std::mem::take(&mut net.sends);
+        let mut wakes = std::mem::take(&mut net.wakes);
+        let log = std::mem::take(&mut net.log);
+        drop(net);
+        for text in log {
+            self.record(EventKind::Net { text });
+        }
+        {
+            let mut timers = self.timers.borrow_mut();
+            for (packet, arrival) in sends.drain(..) {
+                timers.insert(Instant::from_nanos(arrival), TimerAction::Deliver(packet));
+            }
+        }
+        for waker in wakes.drain(..) {
+            waker.wake();
+        }
+        // Hand the (empty) buffers back, so the next call allocates nothing.
+        let mut net = self.net.borrow_mut();
+        if net.sends.capacity() == 0 {
+            net.sends = sends;
+        }
+        if net.wakes.capacity() == 0 {
+            net.wakes = wakes;
+        }
+        result
+    }
+
+    /// Register a host on the network and, with a start function, start it.
+    pub(crate) fn add_host(&self, name: &str, start: Option<HostStart>) -> std::io::Result<u32> {
+        let host = self.net.borrow_mut().add_host(name)?;
+        self.hosts.borrow_mut().push(HostRecord {
+            incarnation: 0,
+            start: start.clone(),
+        });
+        if let Some(start) = start {
+            self.spawn_on(host, start(), Some(TaskName::Owned(name.to_string())))
+                .detach();
+        }
+        Ok(host)
+    }
+
+    /// Crash `host`: its connections reset, its sockets unbound, every one of its tasks
+    /// cancelled (a task is dropped, not run, the next time the scheduler picks it).
+    pub(crate) fn crash_host(&self, host: u32) {
+        if self.trace.enabled() {
+            let name = self.net.borrow().host_name(host).to_string();
+            self.record(EventKind::Fault {
+                text: format!("crash {name}"),
+            });
+        }
+        self.net_call(|net, now| net.crash(host, now));
+        self.hosts.borrow_mut()[host as usize].incarnation += 1;
+        self.crashes.set(self.crashes.get() + 1);
+        let wakers = self.exec.tasks.borrow().wakers(Some(host));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Bring a crashed host back with fresh state: its start function runs again.
+    pub(crate) fn restart_host(&self, host: u32) {
+        if self.trace.enabled() {
+            let name = self.net.borrow().host_name(host).to_string();
+            self.record(EventKind::Fault {
+                text: format!("restart {name}"),
+            });
+        }
+        self.net_call(|net, _| net.restart(host));
+        let start = self.hosts.borrow()[host as usize].start.clone();
+        if let Some(start) = start {
+            let name = self.net.borrow().host_name(host).to_string();
+            self.spawn_on(host, start(), Some(TaskName::Owned(name)))
+                .detach();
+        }
+    }
+
+    /// Whether `runnable` belongs to an incarnation of its host that crashed.
+    fn is_stale(&self, runnable: &TaskRunnable) -> bool {
+        let meta = runnable.metadata();
+        self.hosts.borrow()[meta.host as usize].incarnation != meta.incarnation
+    }
+
+    pub(crate) fn record_fault(&self, text: impl FnOnce() -> String) {
+        if self.trace.enabled() {
+            self.record(EventKind::Fault { text: text() });
+        }
     }
 
     fn wake(&self, runnable: TaskRunnable) {
@@ -544,6 +690,11 @@ impl Kernel {
                 self.batch_left.set(0);
                 continue;
             };
+            if self.crashes.get() > 0 && self.is_stale(&runnable) {
+                // Its host crashed: dropping the runnable cancels the task.
+                drop(runnable);
+                continue;
+            }
             self.step(runnable)?;
             if !main_done && done() {
                 main_done = true;
@@ -595,6 +746,7 @@ impl Kernel {
                 TimerAction::Callback(callback) => {
                     self.spawn_callback(callback, Some(key.seq)).detach()
                 }
+                TimerAction::Deliver(packet) => self.net_call(|net, now| net.deliver(packet, now)),
             }
         }
     }
@@ -635,8 +787,10 @@ impl Kernel {
             self.record(EventKind::Poll { task: id });
         }
         self.exec.current.set(Some(id));
+        self.exec.current_host.set(meta.host);
         let result = panic::catch_unwind(AssertUnwindSafe(|| runnable.run()));
         self.exec.current.set(None);
+        self.exec.current_host.set(0);
         if let Err(payload) = result {
             let message = panic_message(payload.as_ref());
             let name = self.exec.tasks.borrow_mut().take_name(id);
@@ -674,7 +828,7 @@ impl Kernel {
         loop {
             let timers = self.timers.borrow_mut().drain();
             drop(timers);
-            let wakers = self.exec.tasks.borrow().wakers();
+            let wakers = self.exec.tasks.borrow().wakers(None);
             for waker in wakers {
                 waker.wake();
             }

@@ -38,6 +38,9 @@ pub enum EventKind {
         task: u64,
         /// Its name.
         name: String,
+        /// Its host, unless it is the default host `main`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
         /// The spawning task, if spawned from one.
         parent: Option<u64>,
     },
@@ -112,6 +115,16 @@ pub enum EventKind {
     },
     /// The loop was asked to stop.
     Stop,
+    /// Something the simulated network did (connect, send, deliver, hold, drop).
+    Net {
+        /// What happened.
+        text: String,
+    },
+    /// A fault was injected (partition, heal, clog, crash, restart).
+    Fault {
+        /// Which.
+        text: String,
+    },
 }
 
 /// One trace event: what happened and when.
@@ -150,13 +163,17 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", Instant::from_nanos(self.time_ns))?;
         match &self.kind {
-            EventKind::Spawn { task, name, parent } => {
-                write!(
-                    f,
-                    "spawn {} {name:?}{}",
-                    Task(*task),
-                    Optional(" by ", *parent)
-                )
+            EventKind::Spawn {
+                task,
+                name,
+                host,
+                parent,
+            } => {
+                write!(f, "spawn {} {name:?}", Task(*task))?;
+                if let Some(host) = host {
+                    write!(f, " on {host}")?;
+                }
+                write!(f, "{}", Optional(" by ", *parent))
             }
             EventKind::Poll { task } => write!(f, "poll {}", Task(*task)),
             EventKind::Wake { task, by } => {
@@ -184,6 +201,8 @@ impl fmt::Display for Event {
             EventKind::Log { task, text } => write!(f, "log{} {text:?}", Optional(" ", *task)),
             EventKind::Output { task, text } => write!(f, "print{} {text:?}", Optional(" ", *task)),
             EventKind::Stop => f.write_str("stop"),
+            EventKind::Net { text } => write!(f, "net {text}"),
+            EventKind::Fault { text } => write!(f, "fault {text}"),
         }
     }
 }
@@ -353,6 +372,7 @@ mod tests {
                     EventKind::Spawn {
                         task: 1,
                         name: "main".into(),
+                        host: None,
                         parent: None,
                     },
                 ),

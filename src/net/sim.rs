@@ -1,0 +1,1141 @@
+//! The simulated fabric: hosts, links, TCP connections and UDP sockets, as plain data.
+//!
+//! The fabric holds no clock and knows no executor. It is told the time when something
+//! happens, and answers with *effects*: segments to deliver at an instant (the event loop arms
+//! a timer for each) and wakers to wake (the event loop wakes them once every borrow is
+//! released). Every decision (latency jitter, segmentation, loss, duplication, reordering)
+//! is drawn from the seed's network stream.
+//!
+//! # TCP
+//! A connection has two ends. A write becomes one or more segments of random size, each
+//! delivered after the link's latency plus jitter, never before the previous segment toward
+//! the same end: bytes arrive in order. The sender may only have as many bytes in flight or
+//! unread as the receiving end's buffer holds (its window); past that the writer waits, so
+//! memory stays bounded with a reader that never reads. FIN gives the reader EOF; RST (an
+//! abort, a crashed peer, data sent to a closed socket) gives `ConnectionReset`.
+//!
+//! # Faults
+//! A segment that arrives on a partitioned or clogged link is held, as TCP would keep
+//! retransmitting it, and is sent again when the link heals. UDP datagrams on such a link are
+//! dropped. A crashed host's connections are reset and its sockets unbound.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::entropy::{Rng, Stream};
+
+/// A host's index in the fabric (0 is the default host, `main`).
+pub(crate) type HostIndex = u32;
+
+/// The first ephemeral port handed out by `bind(…:0)` and `connect`.
+const EPHEMERAL_START: u16 = 49_152;
+
+/// How a link between two hosts behaves; every random draw comes from the seed.
+///
+/// ```
+/// use roof::net::LinkConfig;
+/// use std::time::Duration;
+/// let lossy = LinkConfig::default().latency(Duration::from_millis(5)).loss(0.1);
+/// assert_eq!(lossy.latency, Duration::from_millis(5));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConfig {
+    /// One-way latency.
+    pub latency: Duration,
+    /// Extra delay drawn uniformly from `0..=jitter` for every segment or datagram.
+    pub jitter: Duration,
+    /// Probability that a UDP datagram is lost.
+    pub loss: f64,
+    /// Probability that a UDP datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a UDP datagram is held back by up to `latency` more (reordering it).
+    pub reorder: f64,
+    /// Probability that a TCP write is cut into several segments (at random points).
+    pub split: f64,
+    /// The largest TCP segment, in bytes.
+    pub mss: usize,
+}
+
+impl Default for LinkConfig {
+    /// 1 ms latency, up to 1 ms jitter, a quarter of writes split, no UDP loss.
+    fn default() -> Self {
+        LinkConfig {
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(1),
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            split: 0.25,
+            mss: 1460,
+        }
+    }
+}
+
+impl LinkConfig {
+    /// Set the one-way latency.
+    pub fn latency(mut self, latency: Duration) -> LinkConfig {
+        self.latency = latency;
+        self
+    }
+
+    /// Set the jitter bound.
+    pub fn jitter(mut self, jitter: Duration) -> LinkConfig {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Set the UDP loss probability.
+    pub fn loss(mut self, probability: f64) -> LinkConfig {
+        self.loss = probability;
+        self
+    }
+
+    /// Set the UDP duplication probability.
+    pub fn duplicate(mut self, probability: f64) -> LinkConfig {
+        self.duplicate = probability;
+        self
+    }
+
+    /// Set the UDP reordering probability.
+    pub fn reorder(mut self, probability: f64) -> LinkConfig {
+        self.reorder = probability;
+        self
+    }
+
+    /// Set the probability that a TCP write is split into several segments.
+    pub fn split(mut self, probability: f64) -> LinkConfig {
+        self.split = probability;
+        self
+    }
+}
+
+/// A host as the network sees it.
+struct Host {
+    name: String,
+    ip: IpAddr,
+    up: bool,
+    clogged: bool,
+    next_port: u16,
+}
+
+/// What a segment carries.
+#[derive(Debug)]
+enum Payload {
+    Syn,
+    SynAck,
+    Data(Vec<u8>),
+    Fin,
+    Rst,
+}
+
+/// A TCP segment on its way to end `to` of connection `conn`.
+struct Segment {
+    conn: u32,
+    to: usize,
+    payload: Payload,
+}
+
+/// A UDP datagram on its way.
+struct Datagram {
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+enum InFlight {
+    Segment(Segment),
+    Datagram(Datagram),
+}
+
+/// One end of a TCP connection.
+#[derive(Default)]
+struct End {
+    /// Bytes delivered and not yet read.
+    recv: VecDeque<u8>,
+    /// Bytes sent toward this end and not yet delivered.
+    in_flight: usize,
+    /// The receive buffer's size: the sender's window.
+    capacity: usize,
+    /// A FIN arrived: after `recv` drains, reads return 0.
+    eof: bool,
+    /// A RST arrived, or this end aborted.
+    reset: bool,
+    /// This end shut down its write half.
+    write_closed: bool,
+    /// This end's socket was dropped.
+    closed: bool,
+    /// The handshake completed for this end.
+    established: bool,
+    /// A connect was refused (no listener).
+    refused: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+    /// The arrival time of the latest segment sent toward this end (arrivals never go back).
+    last_arrival: u64,
+}
+
+struct Conn {
+    hosts: [HostIndex; 2],
+    addrs: [SocketAddr; 2],
+    ends: [End; 2],
+    /// Segments of this connection in flight or held.
+    pending: u32,
+}
+
+struct Listener {
+    host: HostIndex,
+    backlog: VecDeque<u32>,
+    acceptor: Option<Waker>,
+}
+
+struct UdpBox {
+    host: HostIndex,
+    queue: VecDeque<(Vec<u8>, SocketAddr)>,
+    reader: Option<Waker>,
+}
+
+/// The receive buffer of every TCP end, in bytes.
+pub(crate) const TCP_BUFFER: usize = 64 * 1024;
+/// Datagrams a UDP socket queues before it drops new ones.
+pub(crate) const UDP_QUEUE: usize = 1024;
+
+/// The simulated network of one run.
+pub(crate) struct Fabric {
+    rng: Rng,
+    hosts: Vec<Host>,
+    names: BTreeMap<String, HostIndex>,
+    ips: BTreeMap<IpAddr, HostIndex>,
+    default_link: LinkConfig,
+    links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
+    /// Directed pairs (from, to) whose traffic is cut.
+    partitions: BTreeSet<(HostIndex, HostIndex)>,
+    listeners: BTreeMap<SocketAddr, Listener>,
+    udp: BTreeMap<SocketAddr, UdpBox>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<u32>,
+    in_flight: Vec<Option<InFlight>>,
+    free_in_flight: Vec<u32>,
+    /// In-flight ids held on a cut link, by (from, to).
+    held: BTreeMap<(HostIndex, HostIndex), Vec<u32>>,
+    /// Effects for the event loop: (in-flight id, arrival time in ns).
+    pub(crate) sends: Vec<(u32, u64)>,
+    /// Effects for the event loop: wakers to wake.
+    pub(crate) wakes: Vec<Waker>,
+    /// Trace lines, when tracing.
+    pub(crate) log: Vec<String>,
+    pub(crate) tracing: bool,
+}
+
+impl Fabric {
+    pub(crate) fn new(seed: u64, tracing: bool) -> Fabric {
+        let mut fabric = Fabric {
+            rng: Rng::new(seed, Stream::Network),
+            hosts: Vec::new(),
+            names: BTreeMap::new(),
+            ips: BTreeMap::new(),
+            default_link: LinkConfig::default(),
+            links: BTreeMap::new(),
+            partitions: BTreeSet::new(),
+            listeners: BTreeMap::new(),
+            udp: BTreeMap::new(),
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            in_flight: Vec::new(),
+            free_in_flight: Vec::new(),
+            held: BTreeMap::new(),
+            sends: Vec::new(),
+            wakes: Vec::new(),
+            log: Vec::new(),
+            tracing,
+        };
+        fabric
+            .add_host("main")
+            .expect("fabric invariant: the default host's name is free");
+        fabric
+    }
+
+    fn note(&mut self, line: impl FnOnce(&mut String)) {
+        if self.tracing {
+            let mut text = String::new();
+            line(&mut text);
+            self.log.push(text);
+        }
+    }
+
+    // ----- hosts -------------------------------------------------------------------------
+
+    /// Register a host; its address is 10.0.0.N in creation order (never routed anywhere:
+    /// these addresses exist only inside the simulation).
+    pub(crate) fn add_host(&mut self, name: &str) -> io::Result<HostIndex> {
+        if name.is_empty() || name.contains(':') || name.parse::<IpAddr>().is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid host name {name:?}: use a non-empty name without ':' that is not an address"),
+            ));
+        }
+        if self.names.contains_key(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a host named {name:?} already exists"),
+            ));
+        }
+        let id =
+            HostIndex::try_from(self.hosts.len()).expect("fabric invariant: fewer than 2^32 hosts");
+        let number = id + 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            10,
+            (number >> 16) as u8,
+            (number >> 8) as u8,
+            number as u8,
+        ));
+        self.hosts.push(Host {
+            name: name.to_string(),
+            ip,
+            up: true,
+            clogged: false,
+            next_port: EPHEMERAL_START,
+        });
+        self.names.insert(name.to_string(), id);
+        self.ips.insert(ip, id);
+        Ok(id)
+    }
+
+    pub(crate) fn host_by_name(&self, name: &str) -> Option<HostIndex> {
+        self.names.get(name).copied()
+    }
+
+    pub(crate) fn host_name(&self, host: HostIndex) -> &str {
+        &self.hosts[host as usize].name
+    }
+
+    pub(crate) fn host_ip(&self, host: HostIndex) -> IpAddr {
+        self.hosts[host as usize].ip
+    }
+
+    pub(crate) fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The address of a host name (or a literal address, checked to belong to a host).
+    pub(crate) fn lookup(&self, name: &str) -> io::Result<IpAddr> {
+        if let Some(&id) = self.names.get(name) {
+            return Ok(self.hosts[id as usize].ip);
+        }
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            if self.ips.contains_key(&ip) || ip.is_loopback() || ip.is_unspecified() {
+                return Ok(ip);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("unknown host {name:?}: no simulated host has that name or address"),
+        ))
+    }
+
+    /// Which host an address belongs to, seen from `from` (loopback is `from` itself).
+    fn host_of(&self, from: HostIndex, ip: IpAddr) -> Option<HostIndex> {
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Some(from);
+        }
+        self.ips.get(&ip).copied()
+    }
+
+    /// Bind an address on `host`: the IP must be the host's own (or unspecified/loopback);
+    /// port 0 picks a free ephemeral port.
+    fn local_addr(
+        &mut self,
+        host: HostIndex,
+        requested: SocketAddr,
+        taken: impl Fn(&Fabric, SocketAddr) -> bool,
+    ) -> io::Result<SocketAddr> {
+        let own = self.hosts[host as usize].ip;
+        let ip = requested.ip();
+        if !(ip == own || ip.is_unspecified() || ip.is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!(
+                    "cannot bind {requested}: host {:?} has address {own}",
+                    self.hosts[host as usize].name
+                ),
+            ));
+        }
+        if requested.port() != 0 {
+            let addr = SocketAddr::new(own, requested.port());
+            if taken(self, addr) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("address {addr} is already in use"),
+                ));
+            }
+            return Ok(addr);
+        }
+        for _ in 0..=(u16::MAX - EPHEMERAL_START) {
+            let entry = &mut self.hosts[host as usize];
+            let port = entry.next_port;
+            entry.next_port = if port == u16::MAX {
+                EPHEMERAL_START
+            } else {
+                port + 1
+            };
+            let addr = SocketAddr::new(own, port);
+            if !taken(self, addr) {
+                return Ok(addr);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "no free ephemeral port left",
+        ))
+    }
+
+    fn link(&self, from: HostIndex, to: HostIndex) -> &LinkConfig {
+        self.links.get(&(from, to)).unwrap_or(&self.default_link)
+    }
+
+    pub(crate) fn set_link(&mut self, a: HostIndex, b: HostIndex, config: LinkConfig) {
+        self.links.insert((a, b), config.clone());
+        self.links.insert((b, a), config);
+    }
+
+    pub(crate) fn set_default_link(&mut self, config: LinkConfig) {
+        self.default_link = config;
+    }
+
+    fn blocked(&self, from: HostIndex, to: HostIndex) -> bool {
+        self.hosts[from as usize].clogged
+            || self.hosts[to as usize].clogged
+            || self.partitions.contains(&(from, to))
+    }
+
+    /// One-way delay for a packet on `from -> to`.
+    fn delay(&mut self, from: HostIndex, to: HostIndex) -> u64 {
+        let link = self.link(from, to);
+        let latency = link.latency.as_nanos() as u64;
+        let jitter = link.jitter.as_nanos() as u64;
+        if jitter == 0 {
+            latency
+        } else {
+            latency + self.rng.below(jitter + 1)
+        }
+    }
+
+    fn launch(&mut self, packet: InFlight, arrival: u64) {
+        if let InFlight::Segment(segment) = &packet {
+            if let Some(conn) = self.conns[segment.conn as usize].as_mut() {
+                conn.pending += 1;
+            }
+        }
+        let id = match self.free_in_flight.pop() {
+            Some(id) => {
+                self.in_flight[id as usize] = Some(packet);
+                id
+            }
+            None => {
+                self.in_flight.push(Some(packet));
+                u32::try_from(self.in_flight.len() - 1)
+                    .expect("fabric invariant: fewer than 2^32 packets in flight")
+            }
+        };
+        self.sends.push((id, arrival));
+    }
+
+    fn wake(&mut self, waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            self.wakes.push(waker);
+        }
+    }
+
+    // ----- faults ------------------------------------------------------------------------
+
+    pub(crate) fn partition(&mut self, from: HostIndex, to: HostIndex) {
+        self.partitions.insert((from, to));
+        self.note(|line| line.push_str("partition"));
+    }
+
+    pub(crate) fn heal(&mut self, from: HostIndex, to: HostIndex, now: u64) {
+        self.partitions.remove(&(from, to));
+        self.release_held(now);
+    }
+
+    pub(crate) fn heal_all(&mut self, now: u64) {
+        self.partitions.clear();
+        for host in &mut self.hosts {
+            host.clogged = false;
+        }
+        self.release_held(now);
+    }
+
+    pub(crate) fn set_clogged(&mut self, host: HostIndex, clogged: bool, now: u64) {
+        self.hosts[host as usize].clogged = clogged;
+        if !clogged {
+            self.release_held(now);
+        }
+    }
+
+    /// Send again every held segment whose link is open now.
+    fn release_held(&mut self, now: u64) {
+        let open: Vec<(HostIndex, HostIndex)> = self
+            .held
+            .keys()
+            .copied()
+            .filter(|&(from, to)| !self.blocked(from, to))
+            .collect();
+        for (from, to) in open {
+            for id in self.held.remove(&(from, to)).unwrap_or_default() {
+                let target = match &self.in_flight[id as usize] {
+                    Some(InFlight::Segment(segment)) => Some((segment.conn, segment.to)),
+                    _ => None,
+                };
+                let mut arrival = now + self.delay(from, to);
+                if let Some((conn, to_end)) = target {
+                    // Still in order behind everything sent toward that end since.
+                    if let Some(conn) = self.conns[conn as usize].as_mut() {
+                        let end = &mut conn.ends[to_end];
+                        arrival = arrival.max(end.last_arrival);
+                        end.last_arrival = arrival;
+                    }
+                }
+                self.sends.push((id, arrival));
+            }
+        }
+    }
+
+    pub(crate) fn is_up(&self, host: HostIndex) -> bool {
+        self.hosts[host as usize].up
+    }
+
+    /// Crash `host`: its connections are reset (the peers get a RST), its sockets unbound.
+    pub(crate) fn crash(&mut self, host: HostIndex, now: u64) {
+        self.hosts[host as usize].up = false;
+        self.listeners.retain(|_, listener| listener.host != host);
+        self.udp.retain(|_, socket| socket.host != host);
+        for index in 0..self.conns.len() {
+            for side in 0..2 {
+                let Some(conn) = self.conns[index].as_mut() else {
+                    continue;
+                };
+                if conn.hosts[side] != host || conn.ends[side].closed {
+                    continue;
+                }
+                let end = &mut conn.ends[side];
+                end.closed = true;
+                end.reset = true;
+                let stale = [end.reader.take(), end.writer.take()];
+                drop(stale);
+                self.send_control(index as u32, 1 - side, Payload::Rst, now);
+            }
+            self.collect(index as u32);
+        }
+    }
+
+    pub(crate) fn restart(&mut self, host: HostIndex) {
+        let entry = &mut self.hosts[host as usize];
+        entry.up = true;
+        entry.clogged = false;
+    }
+
+    // ----- TCP ---------------------------------------------------------------------------
+
+    pub(crate) fn listen(
+        &mut self,
+        host: HostIndex,
+        requested: SocketAddr,
+    ) -> io::Result<SocketAddr> {
+        let addr = self.local_addr(host, requested, |fabric, addr| {
+            fabric.listeners.contains_key(&addr)
+        })?;
+        self.listeners.insert(
+            addr,
+            Listener {
+                host,
+                backlog: VecDeque::new(),
+                acceptor: None,
+            },
+        );
+        Ok(addr)
+    }
+
+    pub(crate) fn unlisten(&mut self, addr: SocketAddr, now: u64) {
+        if let Some(listener) = self.listeners.remove(&addr) {
+            for conn in listener.backlog {
+                self.abort(conn, 1, now);
+            }
+        }
+    }
+
+    /// Take an accepted connection, or remember `waker`.
+    pub(crate) fn poll_accept(
+        &mut self,
+        addr: SocketAddr,
+        waker: &Waker,
+    ) -> Option<io::Result<(u32, SocketAddr)>> {
+        let Some(listener) = self.listeners.get_mut(&addr) else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the listener is closed",
+            )));
+        };
+        match listener.backlog.pop_front() {
+            Some(conn) => {
+                let peer = self.conns[conn as usize].as_ref().map(|conn| conn.addrs[0]);
+                Some(Ok((
+                    conn,
+                    peer.expect("fabric invariant: a backlog connection exists"),
+                )))
+            }
+            None => {
+                listener.acceptor = Some(waker.clone());
+                None
+            }
+        }
+    }
+
+    /// Start a connection from `host` to `to`: a SYN is on its way.
+    pub(crate) fn connect(&mut self, host: HostIndex, to: SocketAddr, now: u64) -> io::Result<u32> {
+        let Some(target) = self.host_of(host, to.ip()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::HostUnreachable,
+                format!("no simulated host has address {}", to.ip()),
+            ));
+        };
+        let local = self.local_addr(
+            host,
+            SocketAddr::new(self.hosts[host as usize].ip, 0),
+            |fabric, addr| fabric.listeners.contains_key(&addr),
+        )?;
+        let remote = SocketAddr::new(self.hosts[target as usize].ip, to.port());
+        let end = || End {
+            capacity: TCP_BUFFER,
+            ..End::default()
+        };
+        let conn = Conn {
+            hosts: [host, target],
+            addrs: [local, remote],
+            ends: [end(), end()],
+            pending: 0,
+        };
+        let id = match self.free_conns.pop() {
+            Some(id) => {
+                self.conns[id as usize] = Some(conn);
+                id
+            }
+            None => {
+                self.conns.push(Some(conn));
+                u32::try_from(self.conns.len() - 1)
+                    .expect("fabric invariant: fewer than 2^32 connections")
+            }
+        };
+        self.note(|line| {
+            let _ = write!(line, "connect c{id} {local} -> {remote}");
+        });
+        self.send_control(id, 1, Payload::Syn, now);
+        Ok(id)
+    }
+
+    /// Whether the connect of `conn` finished: `Some(Ok)` established, `Some(Err)` refused.
+    pub(crate) fn poll_connected(&mut self, conn: u32, waker: &Waker) -> Option<io::Result<()>> {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            )));
+        };
+        let end = &mut state.ends[0];
+        if end.established {
+            Some(Ok(()))
+        } else if end.refused {
+            Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "connection to {} refused: nothing listens there",
+                    state.addrs[1]
+                ),
+            )))
+        } else if end.reset {
+            Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset during the handshake",
+            )))
+        } else {
+            end.reader = Some(waker.clone());
+            None
+        }
+    }
+
+    pub(crate) fn addrs(&self, conn: u32, side: usize) -> (SocketAddr, SocketAddr) {
+        let conn = self.conns[conn as usize]
+            .as_ref()
+            .expect("fabric invariant: a live socket's connection exists");
+        (conn.addrs[side], conn.addrs[1 - side])
+    }
+
+    fn send_control(&mut self, conn: u32, to: usize, payload: Payload, now: u64) {
+        let Some(state) = self.conns[conn as usize].as_ref() else {
+            return;
+        };
+        let (from_host, to_host) = (state.hosts[1 - to], state.hosts[to]);
+        let delay = self.delay(from_host, to_host);
+        let state = self.conns[conn as usize].as_mut().expect("checked above");
+        let arrival = (now + delay).max(state.ends[to].last_arrival);
+        state.ends[to].last_arrival = arrival;
+        self.launch(InFlight::Segment(Segment { conn, to, payload }), arrival);
+    }
+
+    /// Write from end `side`: as many bytes as the peer's window takes, or remember `waker`.
+    pub(crate) fn poll_write(
+        &mut self,
+        conn: u32,
+        side: usize,
+        bytes: &[u8],
+        waker: &Waker,
+        now: u64,
+    ) -> Option<io::Result<usize>> {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is gone",
+            )));
+        };
+        let end = &state.ends[side];
+        if end.reset {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset by peer",
+            )));
+        }
+        if end.write_closed || end.closed {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown",
+            )));
+        }
+        if !end.established {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is not established",
+            )));
+        }
+        if bytes.is_empty() {
+            return Some(Ok(0));
+        }
+        let peer = &state.ends[1 - side];
+        let window = peer
+            .capacity
+            .saturating_sub(peer.recv.len() + peer.in_flight);
+        if window == 0 {
+            state.ends[side].writer = Some(waker.clone());
+            return None;
+        }
+        let count = window.min(bytes.len());
+        self.send_data(conn, side, &bytes[..count], now);
+        Some(Ok(count))
+    }
+
+    fn send_data(&mut self, conn: u32, side: usize, bytes: &[u8], now: u64) {
+        let state = self.conns[conn as usize].as_ref().expect("caller checked");
+        let (from, to) = (state.hosts[side], state.hosts[1 - side]);
+        let link = self.link(from, to);
+        let (split, mss) = (link.split, link.mss.max(1));
+        // Cut points: the MSS always, and a few random ones for a split write.
+        let mut cuts: Vec<usize> = (1..bytes.len().div_ceil(mss))
+            .map(|index| index * mss)
+            .collect();
+        if bytes.len() > 1 && split > 0.0 && self.rng.unit_f64() < split {
+            for _ in 0..=self.rng.below(3) {
+                cuts.push(1 + self.rng.below(bytes.len() as u64 - 1) as usize);
+            }
+            cuts.sort_unstable();
+            cuts.dedup();
+        }
+        let mut start = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
+            let delay = self.delay(from, to);
+            let state = self.conns[conn as usize].as_mut().expect("caller checked");
+            let end = &mut state.ends[1 - side];
+            let arrival = (now + delay).max(end.last_arrival);
+            end.last_arrival = arrival;
+            end.in_flight += cut - start;
+            let piece = bytes[start..cut].to_vec();
+            self.note(|line| {
+                let _ = write!(
+                    line,
+                    "send c{conn} {} bytes to end {} arriving {arrival}ns",
+                    cut - start,
+                    1 - side
+                );
+            });
+            self.launch(
+                InFlight::Segment(Segment {
+                    conn,
+                    to: 1 - side,
+                    payload: Payload::Data(piece),
+                }),
+                arrival,
+            );
+            start = cut;
+        }
+    }
+
+    /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.
+    pub(crate) fn poll_read(
+        &mut self,
+        conn: u32,
+        side: usize,
+        buf: &mut [u8],
+        waker: &Waker,
+    ) -> Option<io::Result<usize>> {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is gone",
+            )));
+        };
+        let end = &mut state.ends[side];
+        if !end.recv.is_empty() {
+            let count = buf.len().min(end.recv.len());
+            for (slot, byte) in buf.iter_mut().zip(end.recv.drain(..count)) {
+                *slot = byte;
+            }
+            // The window toward this end opened: let the peer's writer go on.
+            let writer = state.ends[1 - side].writer.take();
+            self.wake(writer);
+            return Some(Ok(count));
+        }
+        if end.reset {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset by peer",
+            )));
+        }
+        if end.eof || buf.is_empty() {
+            return Some(Ok(0));
+        }
+        end.reader = Some(waker.clone());
+        None
+    }
+
+    /// Shut down the write half of end `side`: a FIN follows the data already sent.
+    pub(crate) fn shutdown(&mut self, conn: u32, side: usize, now: u64) -> io::Result<()> {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is gone",
+            ));
+        };
+        let end = &mut state.ends[side];
+        if end.reset {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset by peer",
+            ));
+        }
+        if !end.write_closed {
+            end.write_closed = true;
+            if end.established {
+                self.send_control(conn, 1 - side, Payload::Fin, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket of end `side` was dropped: a graceful close (FIN) unless reset.
+    pub(crate) fn close(&mut self, conn: u32, side: usize, now: u64) {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return;
+        };
+        let end = &mut state.ends[side];
+        if end.closed {
+            return;
+        }
+        end.closed = true;
+        end.reader = None;
+        end.writer = None;
+        if !end.reset && !end.write_closed && end.established {
+            end.write_closed = true;
+            self.send_control(conn, 1 - side, Payload::Fin, now);
+        }
+        self.collect(conn);
+    }
+
+    /// Abort end `side`: a RST to the peer, this end is done.
+    pub(crate) fn abort(&mut self, conn: u32, side: usize, now: u64) {
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return;
+        };
+        let end = &mut state.ends[side];
+        if end.closed {
+            return;
+        }
+        end.closed = true;
+        end.reset = true;
+        end.reader = None;
+        end.writer = None;
+        self.send_control(conn, 1 - side, Payload::Rst, now);
+        self.collect(conn);
+    }
+
+    /// Free a connection once both ends are closed and nothing is in flight toward them.
+    fn collect(&mut self, conn: u32) {
+        let Some(state) = self.conns[conn as usize].as_ref() else {
+            return;
+        };
+        if state.pending == 0 && state.ends.iter().all(|end| end.closed) {
+            self.conns[conn as usize] = None;
+            self.free_conns.push(conn);
+        }
+    }
+
+    // ----- UDP ---------------------------------------------------------------------------
+
+    pub(crate) fn udp_bind(
+        &mut self,
+        host: HostIndex,
+        requested: SocketAddr,
+    ) -> io::Result<SocketAddr> {
+        let addr = self.local_addr(host, requested, |fabric, addr| {
+            fabric.udp.contains_key(&addr)
+        })?;
+        self.udp.insert(
+            addr,
+            UdpBox {
+                host,
+                queue: VecDeque::new(),
+                reader: None,
+            },
+        );
+        Ok(addr)
+    }
+
+    pub(crate) fn udp_close(&mut self, addr: SocketAddr) {
+        self.udp.remove(&addr);
+    }
+
+    pub(crate) fn udp_send(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+        now: u64,
+    ) -> io::Result<usize> {
+        let Some(source) = self.udp.get(&from).map(|socket| socket.host) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket is closed",
+            ));
+        };
+        let Some(target) = self.host_of(source, to.ip()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::HostUnreachable,
+                format!("no simulated host has address {}", to.ip()),
+            ));
+        };
+        let to = SocketAddr::new(self.hosts[target as usize].ip, to.port());
+        let link = self.link(source, target).clone();
+        if link.loss > 0.0 && self.rng.unit_f64() < link.loss {
+            self.note(|line| {
+                let _ = write!(line, "udp lost {from} -> {to} {} bytes", bytes.len());
+            });
+            return Ok(bytes.len());
+        }
+        let copies = if link.duplicate > 0.0 && self.rng.unit_f64() < link.duplicate {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = self.delay(source, target);
+            if link.reorder > 0.0 && self.rng.unit_f64() < link.reorder {
+                delay += self.rng.below(link.latency.as_nanos() as u64 + 1);
+            }
+            self.launch(
+                InFlight::Datagram(Datagram {
+                    from,
+                    to,
+                    bytes: bytes.to_vec(),
+                }),
+                now + delay,
+            );
+        }
+        Ok(bytes.len())
+    }
+
+    pub(crate) fn udp_poll_recv(
+        &mut self,
+        addr: SocketAddr,
+        buf: &mut [u8],
+        waker: &Waker,
+    ) -> Option<io::Result<(usize, SocketAddr)>> {
+        let Some(socket) = self.udp.get_mut(&addr) else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket is closed",
+            )));
+        };
+        match socket.queue.pop_front() {
+            Some((bytes, from)) => {
+                let count = buf.len().min(bytes.len());
+                buf[..count].copy_from_slice(&bytes[..count]);
+                Some(Ok((count, from)))
+            }
+            None => {
+                socket.reader = Some(waker.clone());
+                None
+            }
+        }
+    }
+
+    // ----- delivery ----------------------------------------------------------------------
+
+    /// A packet's timer fired: deliver it (or hold it on a cut link).
+    pub(crate) fn deliver(&mut self, id: u32, now: u64) {
+        let (from, to) = match &self.in_flight[id as usize] {
+            Some(InFlight::Segment(segment)) => match self.conns[segment.conn as usize].as_ref() {
+                Some(conn) => (conn.hosts[1 - segment.to], conn.hosts[segment.to]),
+                None => {
+                    self.retire_packet(id);
+                    return;
+                }
+            },
+            Some(InFlight::Datagram(datagram)) => {
+                let from = self.ips.get(&datagram.from.ip()).copied().unwrap_or(0);
+                let to = self.ips.get(&datagram.to.ip()).copied().unwrap_or(0);
+                (from, to)
+            }
+            None => return,
+        };
+        if self.blocked(from, to) {
+            match &self.in_flight[id as usize] {
+                Some(InFlight::Segment(_)) => {
+                    self.note(|line| {
+                        let _ = write!(line, "hold packet {id} on cut link");
+                    });
+                    self.held.entry((from, to)).or_default().push(id);
+                }
+                _ => {
+                    self.note(|line| {
+                        let _ = write!(line, "drop datagram {id} on cut link");
+                    });
+                    self.retire_packet(id);
+                }
+            }
+            return;
+        }
+        let packet = self.retire_packet(id).expect("checked above");
+        match packet {
+            InFlight::Segment(segment) => self.deliver_segment(segment, now),
+            InFlight::Datagram(datagram) => self.deliver_datagram(datagram),
+        }
+    }
+
+    fn retire_packet(&mut self, id: u32) -> Option<InFlight> {
+        let packet = self.in_flight[id as usize].take();
+        if let Some(packet) = &packet {
+            self.free_in_flight.push(id);
+            if let InFlight::Segment(segment) = packet {
+                if let Some(conn) = self.conns[segment.conn as usize].as_mut() {
+                    conn.pending -= 1;
+                }
+            }
+        }
+        packet
+    }
+
+    fn deliver_datagram(&mut self, datagram: Datagram) {
+        let Some(socket) = self.udp.get_mut(&datagram.to) else {
+            return;
+        };
+        if socket.queue.len() >= UDP_QUEUE {
+            return;
+        }
+        socket.queue.push_back((datagram.bytes, datagram.from));
+        let reader = socket.reader.take();
+        self.wake(reader);
+    }
+
+    fn deliver_segment(&mut self, segment: Segment, now: u64) {
+        let Segment { conn, to, payload } = segment;
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return;
+        };
+        let host_up = self.hosts[state.hosts[to] as usize].up;
+        let trace = self.tracing;
+        let mut line = String::new();
+        if trace {
+            let _ = write!(line, "deliver c{conn} end {to} {}", payload_name(&payload));
+        }
+        let end = &mut state.ends[to];
+        if let Payload::Data(bytes) = &payload {
+            end.in_flight -= bytes.len();
+        }
+        match payload {
+            Payload::Syn => {
+                let addr = state.addrs[1];
+                let accepted = host_up
+                    && self
+                        .listeners
+                        .get(&addr)
+                        .is_some_and(|listener| listener.host == state.hosts[1]);
+                if accepted {
+                    state.ends[1].established = true;
+                    let listener = self.listeners.get_mut(&addr).expect("checked above");
+                    listener.backlog.push_back(conn);
+                    let acceptor = listener.acceptor.take();
+                    self.wake(acceptor);
+                    self.send_control(conn, 0, Payload::SynAck, now);
+                } else {
+                    state.ends[1].closed = true;
+                    state.ends[1].reset = true;
+                    self.send_control(conn, 0, Payload::Rst, now);
+                }
+            }
+            Payload::SynAck => {
+                end.established = true;
+                let reader = end.reader.take();
+                self.wake(reader);
+            }
+            Payload::Data(bytes) => {
+                if end.closed || !host_up {
+                    // Data to a closed socket: the peer learns with a RST.
+                    self.send_control(conn, 1 - to, Payload::Rst, now);
+                } else {
+                    end.recv.extend(bytes);
+                    let reader = end.reader.take();
+                    self.wake(reader);
+                }
+            }
+            Payload::Fin => {
+                end.eof = true;
+                let reader = end.reader.take();
+                self.wake(reader);
+            }
+            Payload::Rst => {
+                if !end.established && !end.closed && to == 0 {
+                    end.refused = true;
+                }
+                end.reset = true;
+                let wakers = [end.reader.take(), end.writer.take()];
+                for waker in wakers {
+                    self.wake(waker);
+                }
+            }
+        }
+        if trace {
+            self.log.push(line);
+        }
+        self.collect(conn);
+    }
+}
+
+fn payload_name(payload: &Payload) -> String {
+    match payload {
+        Payload::Syn => "SYN".into(),
+        Payload::SynAck => "SYN-ACK".into(),
+        Payload::Data(bytes) => format!("{} bytes", bytes.len()),
+        Payload::Fin => "FIN".into(),
+        Payload::Rst => "RST".into(),
+    }
+}

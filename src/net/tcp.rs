@@ -1,0 +1,157 @@
+//! TCP on the simulated fabric: [`TcpListener`] and [`TcpStream`].
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::ToSocketAddr;
+use crate::runtime;
+
+/// A TCP socket listening on the current host.
+///
+/// Dropping it stops listening; connections not yet accepted are reset.
+#[derive(Debug)]
+pub struct TcpListener {
+    addr: SocketAddr,
+}
+
+impl TcpListener {
+    /// Listen on `addr` (`0.0.0.0:1234`, `"server:1234"`, port 0 for any free port).
+    ///
+    /// Fails with `AddrInUse` if something already listens there, and `AddrNotAvailable` for
+    /// an address of another host.
+    pub async fn bind(addr: impl ToSocketAddr) -> io::Result<TcpListener> {
+        let requested = addr.to_socket_addr()?;
+        let addr = runtime::with(|kernel| {
+            let host = kernel.exec.current_host.get();
+            kernel.net_call(|net, _| net.listen(host, requested))
+        })?;
+        Ok(TcpListener { addr })
+    }
+
+    /// Wait for a connection; returns the stream and the peer's address.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let addr = self.addr;
+        let (conn, peer) = poll_fn(|cx| {
+            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, cx.waker())))
+                .map_or(Poll::Pending, Poll::Ready)
+        })
+        .await?;
+        Ok((TcpStream { conn, side: 1 }, peer))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let addr = self.addr;
+        runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, now)));
+    }
+}
+
+/// A TCP connection: `futures` `AsyncRead` and `AsyncWrite`.
+///
+/// Bytes arrive in order, cut into segments of random size. Writes wait while the peer's
+/// receive buffer is full. Dropping the stream closes it gracefully (the peer reads EOF);
+/// [`abort`](TcpStream::abort) resets it.
+#[derive(Debug)]
+pub struct TcpStream {
+    conn: u32,
+    side: usize,
+}
+
+impl TcpStream {
+    /// Connect to `addr`. Fails with `ConnectionRefused` when nothing listens there, and with
+    /// `NotFound` for an unknown host name.
+    pub async fn connect(addr: impl ToSocketAddr) -> io::Result<TcpStream> {
+        let target = addr.to_socket_addr()?;
+        let conn = runtime::with(|kernel| {
+            let host = kernel.exec.current_host.get();
+            kernel.net_call(|net, now| net.connect(host, target, now))
+        })?;
+        // From here on the stream owns the connection: dropping it (say, on a timeout) closes it.
+        let stream = TcpStream { conn, side: 0 };
+        poll_fn(|cx| {
+            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_connected(conn, cx.waker())))
+                .map_or(Poll::Pending, Poll::Ready)
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).0)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).1)
+    }
+
+    /// Shut down the write half (the peer reads EOF after the data already sent). Shutting
+    /// down the read half is accepted and does nothing.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match how {
+            Shutdown::Read => Ok(()),
+            Shutdown::Write | Shutdown::Both => {
+                let (conn, side) = (self.conn, self.side);
+                runtime::with(|kernel| kernel.net_call(|net, now| net.shutdown(conn, side, now)))
+            }
+        }
+    }
+
+    /// Reset the connection: the peer's next read or write fails with `ConnectionReset`.
+    pub fn abort(self) {
+        let (conn, side) = (self.conn, self.side);
+        runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let (conn, side) = (self.conn, self.side);
+        runtime::try_with(|kernel| kernel.net_call(|net, now| net.close(conn, side, now)));
+    }
+}
+
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let (conn, side) = (self.conn, self.side);
+        runtime::with(|kernel| kernel.net_call(|net, _| net.poll_read(conn, side, buf, cx.waker())))
+            .map_or(Poll::Pending, Poll::Ready)
+    }
+}
+
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let (conn, side) = (self.conn, self.side);
+        runtime::with(|kernel| {
+            kernel.net_call(|net, now| net.poll_write(conn, side, buf, cx.waker(), now))
+        })
+        .map_or(Poll::Pending, Poll::Ready)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes are handed to the fabric at once; nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
