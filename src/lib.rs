@@ -78,7 +78,9 @@ pub use trace::{Trace, TraceMode};
 /// `futures` `AsyncRead`/`AsyncWrite` (re-exported from `futures-lite`).
 pub mod io {
     pub use futures_io::{AsyncRead, AsyncWrite};
-    pub use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    pub use futures_lite::io::{
+        split, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+    };
 }
 
 #[doc(hidden)]

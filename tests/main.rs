@@ -6,6 +6,7 @@ mod sim;
 
 mod cli;
 mod event_loop;
+mod net;
 mod scenarios;
 mod snapshots;
 mod tasks;
