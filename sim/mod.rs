@@ -8,8 +8,12 @@ use roof::{Config, EventLoop, Report};
 
 pub mod add_42;
 pub mod call_later;
+pub mod echo_ping_pong;
 pub mod gather;
 pub mod hello_world;
+pub mod http_get;
+pub mod kv_store;
+pub mod yell_echo;
 
 /// One named system under simulation.
 pub struct Scenario {
@@ -19,6 +23,8 @@ pub struct Scenario {
     pub description: &'static str,
     /// Drive the loop; `Err` is a failure of the system under test.
     pub run: fn(&EventLoop) -> Result<(), String>,
+    /// Whether the system has a planted bug that some seeds expose (so failures are expected).
+    pub planted_bug: bool,
 }
 
 /// Every scenario, in the order `roof list` shows them.
@@ -27,21 +33,49 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "hello-world",
         description: "a coroutine that prints and returns 42, run to completion",
         run: hello_world::run,
+        planted_bug: false,
     },
     Scenario {
         name: "add-42",
         description: "a coroutine awaiting another: hello_world awaits add_42(23)",
         run: add_42::run,
+        planted_bug: false,
     },
     Scenario {
         name: "gather",
         description: "hello_world and hello_python (which sleeps 0.1 s) gathered concurrently",
         run: gather::run,
+        planted_bug: false,
     },
     Scenario {
         name: "call-later",
         description: "the self-rescheduling hello_world callback on run_forever, stopped at 5.5 s",
         run: call_later::run,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "yell-echo",
+        description: "the YellEchoServer Protocol and nc-like clients checking each line comes back upper-cased",
+        run: yell_echo::run,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "echo-ping-pong",
+        description: "the EchoClientProtocol against the yell server, 5 exchanges; connection_lost stops the loop",
+        run: echo_ping_pong::run,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "http-get",
+        description: "eight concurrent GETs to a simulated HTTP/1.1 server, gathered",
+        run: http_get::run,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "kv-store",
+        description: "a key-value server with a planted bug: it assumes each data_received holds whole lines",
+        run: kv_store::run,
+        planted_bug: true,
     },
 ];
 

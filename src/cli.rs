@@ -111,7 +111,12 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 .max()
                 .unwrap_or(0);
             for scenario in sim::SCENARIOS {
-                println!("{:width$}  {}", scenario.name, scenario.description);
+                let marker = if scenario.planted_bug {
+                    " (planted bug: some seeds fail)"
+                } else {
+                    ""
+                };
+                println!("{:width$}  {}{marker}", scenario.name, scenario.description);
             }
             Ok(0)
         }

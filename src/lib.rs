@@ -59,6 +59,7 @@ pub mod event_loop;
 pub mod executor;
 pub mod fault;
 pub mod net;
+pub mod protocol;
 pub mod random;
 pub mod report;
 mod runtime;

@@ -738,7 +738,8 @@ impl Kernel {
             };
             drop(garbage);
             let Some((key, action)) = due else { return };
-            if self.trace.enabled() {
+            // A packet's delivery is traced by the network itself, not as a timer.
+            if self.trace.enabled() && !matches!(action, TimerAction::Deliver(_)) {
                 self.record(EventKind::TimerFire { timer: key.seq });
             }
             match action {

@@ -22,7 +22,16 @@ fn list_names_every_scenario() {
     let output = roof(&["list"]);
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    for name in ["hello-world", "add-42", "gather", "call-later"] {
+    for name in [
+        "hello-world",
+        "add-42",
+        "gather",
+        "call-later",
+        "yell-echo",
+        "echo-ping-pong",
+        "http-get",
+        "kv-store",
+    ] {
         assert!(text.lines().any(|line| line.starts_with(name)), "{text}");
     }
 }
@@ -100,4 +109,39 @@ fn bad_usage_is_one_line_and_exit_2() {
         assert!(message.starts_with("error: "), "{args:?}: {message}");
         assert!(stdout(&output).is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn a_sweep_with_failing_seeds_lists_them_with_replay_commands_and_exits_1() {
+    let output = roof(&["sweep", "kv-store", "--seeds", "0..100"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    let replays: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("failed seed "))
+        .collect();
+    assert!(!replays.is_empty(), "{text}");
+    let seed = replays[0]
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':');
+    assert!(
+        replays[0].ends_with(&format!("replay: roof run kv-store --seed {seed}")),
+        "{}",
+        replays[0]
+    );
+    let summary = text.lines().last().unwrap();
+    assert!(
+        summary.contains(&format!("{} failed", replays.len())),
+        "{summary}"
+    );
+    // The replay command fails the same way.
+    let replay = roof(&["run", "kv-store", "--seed", seed]);
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(
+        stdout(&replay).contains("failed: scenario failed"),
+        "{}",
+        stdout(&replay)
+    );
 }

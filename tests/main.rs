@@ -7,6 +7,7 @@ mod sim;
 mod cli;
 mod event_loop;
 mod net;
+mod protocol;
 mod scenarios;
 mod snapshots;
 mod tasks;

@@ -25,7 +25,7 @@ fn trace_of(scenario: &str, config: roof::Config) -> String {
 
 #[test]
 fn scenario_traces_for_pinned_seeds() {
-    for scenario in ["hello-world", "add-42", "gather", "call-later"] {
+    for scenario in ["hello-world", "add-42", "gather", "call-later", "yell-echo"] {
         for seed in [0u64, 7] {
             let name = format!("{scenario}-seed-{seed}");
             snapshot(&name, &trace_of(scenario, crate::quiet(seed)));

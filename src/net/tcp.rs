@@ -121,9 +121,9 @@ impl Drop for TcpStream {
     }
 }
 
-impl futures_io::AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl TcpStream {
+    pub(crate) fn poll_read_ref(
+        &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
@@ -131,11 +131,9 @@ impl futures_io::AsyncRead for TcpStream {
         runtime::with(|kernel| kernel.net_call(|net, _| net.poll_read(conn, side, buf, cx.waker())))
             .map_or(Poll::Pending, Poll::Ready)
     }
-}
 
-impl futures_io::AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
+    pub(crate) fn poll_write_ref(
+        &self,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
@@ -146,12 +144,47 @@ impl futures_io::AsyncWrite for TcpStream {
         .map_or(Poll::Pending, Poll::Ready)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes are handed to the fabric at once; nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown(Shutdown::Write))
+    /// Reset without consuming the stream (for a transport's `abort`).
+    pub(crate) fn reset(&self) {
+        let (conn, side) = (self.conn, self.side);
+        runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
     }
 }
+
+/// Reading and writing need only a shared reference: a stream can be read by one task and
+/// written by another (`&TcpStream` implements both traits, as in async-io and tokio).
+macro_rules! stream_io {
+    ($stream:ty) => {
+        impl futures_io::AsyncRead for $stream {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_read_ref(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $stream {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_write_ref(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                // Writes are handed to the fabric at once; nothing is buffered here.
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.shutdown(Shutdown::Write))
+            }
+        }
+    };
+}
+
+stream_io!(TcpStream);
+stream_io!(&TcpStream);

@@ -1,0 +1,492 @@
+//! asyncio's `Protocol` and `Transport`, on [`roof::net`](crate::net).
+//!
+//! A [`Protocol`] reacts to callbacks; a [`Transport`] writes for it. As in asyncio, the
+//! callbacks come in this order: [`connection_made`](Protocol::connection_made), then
+//! [`data_received`](Protocol::data_received) for each chunk that arrives (chunk boundaries
+//! are wherever the network cut the bytes: never assume whole messages),
+//! [`eof_received`](Protocol::eof_received) when the peer shuts down its side, and
+//! [`connection_lost`](Protocol::connection_lost) last, with the error if there was one.
+//! [`Transport::write`] never blocks: bytes are buffered and sent as the peer's window
+//! allows.
+//!
+//! The yell-echo server of the asyncio notes:
+//!
+//! ```
+//! use roof::protocol::{create_server, Protocol, Transport};
+//!
+//! struct YellEchoServer {
+//!     transport: Option<Transport>,
+//! }
+//!
+//! impl Protocol for YellEchoServer {
+//!     fn connection_made(&mut self, transport: Transport) {
+//!         roof::println!("Connection received from: {}", transport.peername());
+//!         self.transport = Some(transport);
+//!     }
+//!     fn data_received(&mut self, data: &[u8]) {
+//!         self.transport.as_ref().unwrap().write(&data.to_ascii_uppercase());
+//!     }
+//!     fn connection_lost(&mut self, _error: Option<std::io::Error>) {
+//!         roof::println!("Client disconnected");
+//!     }
+//! }
+//!
+//! let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+//! let server = lp
+//!     .run_until_complete(create_server(|| YellEchoServer { transport: None }, "127.0.0.1:1234"))
+//!     .unwrap()
+//!     .unwrap();
+//! assert_eq!(server.local_addr().port(), 1234);
+//! server.close();
+//! lp.run_until_complete(server.wait_closed()).unwrap();
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::executor::JoinHandle;
+use crate::net::{TcpListener, TcpStream, ToSocketAddr};
+
+/// The callbacks of a connection, as in asyncio. Every method has a default that does nothing.
+pub trait Protocol: 'static {
+    /// The connection is up; keep the transport to write.
+    fn connection_made(&mut self, transport: Transport) {
+        let _ = transport;
+    }
+
+    /// Bytes arrived (any amount: the network decides where a chunk ends).
+    fn data_received(&mut self, data: &[u8]) {
+        let _ = data;
+    }
+
+    /// The peer shut down its writing side. Return `true` to keep the transport open for
+    /// writing; `false` (the default) closes it.
+    fn eof_received(&mut self) -> bool {
+        false
+    }
+
+    /// The connection is over: `None` after a clean close, else the error.
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        let _ = error;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// `close()`: flush what is buffered, then close.
+    Flush,
+    /// `abort()`: drop what is buffered, reset the connection.
+    Abort,
+}
+
+struct TransportState {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    buffer: RefCell<Vec<u8>>,
+    closing: Cell<Closing>,
+    /// `write_eof()` was called: shut down the write half once the buffer is flushed.
+    eof_requested: Cell<bool>,
+    /// The task driving the connection, to wake when there is something to write.
+    driver: RefCell<Option<Waker>>,
+}
+
+/// The writing side of a connection, handed to [`Protocol::connection_made`]; cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    state: Rc<TransportState>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("peer", &self.state.peer)
+            .field("closing", &self.is_closing())
+            .finish()
+    }
+}
+
+/// What [`Transport::get_extra_info`] knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtraInfo {
+    /// An address (`peername`, `sockname`).
+    Addr(SocketAddr),
+}
+
+impl fmt::Display for ExtraInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtraInfo::Addr(addr) => write!(f, "('{}', {})", addr.ip(), addr.port()),
+        }
+    }
+}
+
+impl Transport {
+    fn new(stream: TcpStream) -> io::Result<Transport> {
+        Ok(Transport {
+            state: Rc::new(TransportState {
+                peer: stream.peer_addr()?,
+                local: stream.local_addr()?,
+                stream,
+                buffer: RefCell::new(Vec::new()),
+                closing: Cell::new(Closing::Open),
+                eof_requested: Cell::new(false),
+                driver: RefCell::new(None),
+            }),
+        })
+    }
+
+    fn poke(&self) {
+        let driver = self.state.driver.borrow_mut().take();
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+    }
+
+    /// Queue `data` to be sent; never blocks. Ignored once the transport is closing.
+    pub fn write(&self, data: &[u8]) {
+        if self.state.closing.get() != Closing::Open
+            || self.state.eof_requested.get()
+            || data.is_empty()
+        {
+            return;
+        }
+        self.state.buffer.borrow_mut().extend_from_slice(data);
+        self.poke();
+    }
+
+    /// Close the write side after the buffered data (the peer reads EOF).
+    pub fn write_eof(&self) {
+        self.state.eof_requested.set(true);
+        self.poke();
+    }
+
+    /// Whether half-closing with [`write_eof`](Transport::write_eof) is supported (always, for TCP).
+    pub fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// Close after sending what is buffered; then `connection_lost(None)`.
+    pub fn close(&self) {
+        if self.state.closing.get() == Closing::Open {
+            self.state.closing.set(Closing::Flush);
+            self.poke();
+        }
+    }
+
+    /// Close now, dropping what is buffered: the peer sees a reset.
+    pub fn abort(&self) {
+        self.state.closing.set(Closing::Abort);
+        self.state.buffer.borrow_mut().clear();
+        self.poke();
+    }
+
+    /// Whether `close` or `abort` was called.
+    pub fn is_closing(&self) -> bool {
+        self.state.closing.get() != Closing::Open
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.state.buffer.borrow().len()
+    }
+
+    /// The peer's address (asyncio's `get_extra_info('peername')`).
+    pub fn peername(&self) -> SocketAddr {
+        self.state.peer
+    }
+
+    /// The local address (`get_extra_info('sockname')`).
+    pub fn sockname(&self) -> SocketAddr {
+        self.state.local
+    }
+
+    /// asyncio's `get_extra_info`: `"peername"` and `"sockname"`; `None` for anything else.
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "peername" => Some(ExtraInfo::Addr(self.state.peer)),
+            "sockname" => Some(ExtraInfo::Addr(self.state.local)),
+            _ => None,
+        }
+    }
+}
+
+/// Run one connection: deliver callbacks to `protocol` and send what the transport buffers.
+async fn drive<P: Protocol>(stream: TcpStream, mut protocol: P) {
+    let transport = match Transport::new(stream) {
+        Ok(transport) => transport,
+        Err(error) => {
+            protocol.connection_lost(Some(error));
+            return;
+        }
+    };
+    protocol.connection_made(transport.clone());
+    let state = transport.state.clone();
+    let mut reading = true;
+    let mut write_shut = false;
+    let mut chunk = vec![0u8; 16 * 1024];
+    let lost = poll_fn(|cx: &mut Context<'_>| loop {
+        *state.driver.borrow_mut() = Some(cx.waker().clone());
+        if state.closing.get() == Closing::Abort {
+            state.stream.reset();
+            return Poll::Ready(None);
+        }
+        // Send what is buffered, as far as the peer's window allows.
+        let mut blocked = false;
+        loop {
+            let pending = state.buffer.borrow().len();
+            if pending == 0 {
+                break;
+            }
+            let written = {
+                let buffer = state.buffer.borrow();
+                state.stream.poll_write_ref(cx, &buffer)
+            };
+            match written {
+                Poll::Ready(Ok(count)) => {
+                    state.buffer.borrow_mut().drain(..count);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
+                Poll::Pending => {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+        let flushed = !blocked && state.buffer.borrow().is_empty();
+        let wants_shutdown = state.eof_requested.get() || state.closing.get() == Closing::Flush;
+        if flushed && wants_shutdown && !write_shut {
+            write_shut = true;
+            if let Err(error) = state.stream.shutdown(Shutdown::Write) {
+                return Poll::Ready(Some(error));
+            }
+        }
+        if state.closing.get() == Closing::Flush && flushed {
+            return Poll::Ready(None);
+        }
+        if !reading {
+            return Poll::Pending;
+        }
+        match state.stream.poll_read_ref(cx, &mut chunk) {
+            Poll::Ready(Ok(0)) => {
+                reading = false;
+                if !protocol.eof_received() {
+                    transport.close();
+                }
+            }
+            Poll::Ready(Ok(count)) => protocol.data_received(&chunk[..count]),
+            Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await;
+    state.closing.set(Closing::Abort);
+    protocol.connection_lost(lost);
+}
+
+struct ServerState {
+    addr: SocketAddr,
+    accepting: RefCell<Option<JoinHandle<()>>>,
+    /// Connections whose driver is still running.
+    active: Cell<usize>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl ServerState {
+    fn notify(&self) {
+        for waker in self.waiters.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// A listening server made by [`create_server`].
+pub struct Server {
+    state: Rc<ServerState>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.state.addr)
+            .finish()
+    }
+}
+
+impl Server {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    /// Stop accepting; connections already made go on.
+    pub fn close(&self) {
+        let accepting = self.state.accepting.borrow_mut().take();
+        if let Some(mut accepting) = accepting {
+            accepting.abort();
+        }
+        self.state.notify();
+    }
+
+    /// Whether the server still accepts connections.
+    pub fn is_serving(&self) -> bool {
+        self.state.accepting.borrow().is_some()
+    }
+
+    /// Wait until the server is closed and every connection it accepted is over (as asyncio
+    /// 3.12 does). The future does not borrow the server.
+    pub fn wait_closed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let state = self.state.clone();
+        poll_fn(move |cx| {
+            if state.accepting.borrow().is_none() && state.active.get() == 0 {
+                Poll::Ready(())
+            } else {
+                state.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Listen on `addr` and serve each connection with a fresh protocol from `factory` (asyncio's
+/// `loop.create_server`). The server runs on the current host.
+pub async fn create_server<P, F>(factory: F, addr: impl ToSocketAddr) -> io::Result<Server>
+where
+    P: Protocol,
+    F: Fn() -> P + 'static,
+{
+    let listener = TcpListener::bind(addr).await?;
+    let state = Rc::new(ServerState {
+        addr: listener.local_addr()?,
+        accepting: RefCell::new(None),
+        active: Cell::new(0),
+        waiters: RefCell::new(Vec::new()),
+    });
+    let server_state = state.clone();
+    let accepting = crate::spawn_named("server", async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            server_state.active.set(server_state.active.get() + 1);
+            let connection_state = server_state.clone();
+            let protocol = factory();
+            crate::spawn_named("connection", async move {
+                /// Counts the connection out however its driver ends (even cancelled).
+                struct Active(Rc<ServerState>);
+                impl Drop for Active {
+                    fn drop(&mut self) {
+                        self.0.active.set(self.0.active.get() - 1);
+                        self.0.notify();
+                    }
+                }
+                let _active = Active(connection_state);
+                drive(stream, protocol).await;
+            })
+            .detach();
+        }
+    });
+    *state.accepting.borrow_mut() = Some(accepting);
+    Ok(Server { state })
+}
+
+/// Connect to `addr` and drive the connection with `protocol` (asyncio's
+/// `loop.create_connection`); returns the transport once connected.
+pub async fn create_connection<P: Protocol>(
+    protocol: P,
+    addr: impl ToSocketAddr,
+) -> io::Result<Transport> {
+    let stream = TcpStream::connect(addr).await?;
+    let slot: TransportSlot = Rc::new(RefCell::new((None, None)));
+    let receiver = TransportReceiver { slot: slot.clone() };
+    crate::spawn_named("connection", drive_reporting(stream, protocol, slot)).detach();
+    receiver.await
+}
+
+/// A one-shot slot for the transport, filled when `connection_made` is about to run.
+type TransportSlot = Rc<RefCell<(Option<io::Result<Transport>>, Option<Waker>)>>;
+
+struct TransportReceiver {
+    slot: TransportSlot,
+}
+
+impl std::future::Future for TransportReceiver {
+    type Output = io::Result<Transport>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.slot.borrow_mut();
+        match slot.0.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Wraps a protocol to hand its transport to the caller of `create_connection` first.
+struct Reporting<P> {
+    inner: P,
+    slot: Option<TransportSlot>,
+}
+
+impl<P: Protocol> Protocol for Reporting<P> {
+    fn connection_made(&mut self, transport: Transport) {
+        if let Some(slot) = self.slot.take() {
+            let waker = {
+                let mut slot = slot.borrow_mut();
+                slot.0 = Some(Ok(transport.clone()));
+                slot.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+        self.inner.connection_made(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.inner.data_received(data);
+    }
+
+    fn eof_received(&mut self) -> bool {
+        self.inner.eof_received()
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        self.inner.connection_lost(error);
+    }
+}
+
+async fn drive_reporting<P: Protocol>(stream: TcpStream, protocol: P, slot: TransportSlot) {
+    let failed = slot.clone();
+    drive(
+        stream,
+        Reporting {
+            inner: protocol,
+            slot: Some(slot),
+        },
+    )
+    .await;
+    // If the transport could not even be made, the caller hears why.
+    let waker = {
+        let mut slot = failed.borrow_mut();
+        if slot.0.is_none() && slot.1.is_some() {
+            slot.0 = Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection closed at once",
+            )));
+        }
+        slot.1.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
