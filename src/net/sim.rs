@@ -122,12 +122,41 @@ struct Host {
     next_port: u16,
 }
 
+/// A segment's bytes: small ones (most of them) inline, so sending allocates nothing.
+#[derive(Debug)]
+enum Chunk {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Vec<u8>),
+}
+
+impl Chunk {
+    fn new(bytes: &[u8]) -> Chunk {
+        if bytes.len() <= 22 {
+            let mut inline = [0u8; 22];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Chunk::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            }
+        } else {
+            Chunk::Heap(bytes.to_vec())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Chunk::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Chunk::Heap(bytes) => bytes,
+        }
+    }
+}
+
 /// What a segment carries.
 #[derive(Debug)]
 enum Payload {
     Syn,
     SynAck,
-    Data(Vec<u8>),
+    Data(Chunk),
     Fin,
     Rst,
 }
@@ -146,9 +175,11 @@ struct Datagram {
     bytes: Vec<u8>,
 }
 
+/// A packet in flight. Datagrams are boxed: they are rarer and larger, and TCP segments
+/// should stay small.
 enum InFlight {
     Segment(Segment),
-    Datagram(Datagram),
+    Datagram(Box<Datagram>),
 }
 
 /// One end of a TCP connection.
@@ -759,7 +790,7 @@ impl Fabric {
             let arrival = (now + delay).max(end.last_arrival);
             end.last_arrival = arrival;
             end.in_flight += cut - start;
-            let piece = bytes[start..cut].to_vec();
+            let piece = &bytes[start..cut];
             self.note(|line| {
                 let _ = write!(
                     line,
@@ -772,7 +803,7 @@ impl Fabric {
                 InFlight::Segment(Segment {
                     conn,
                     to: 1 - side,
-                    payload: Payload::Data(piece),
+                    payload: Payload::Data(Chunk::new(piece)),
                 }),
                 arrival,
             );
@@ -952,11 +983,11 @@ impl Fabric {
                 delay += self.rng.below(link.latency.as_nanos() as u64 + 1);
             }
             self.launch(
-                InFlight::Datagram(Datagram {
+                InFlight::Datagram(Box::new(Datagram {
                     from,
                     to,
                     bytes: bytes.to_vec(),
-                }),
+                })),
                 now + delay,
             );
         }
@@ -1027,7 +1058,7 @@ impl Fabric {
         let packet = self.retire_packet(id).expect("checked above");
         match packet {
             InFlight::Segment(segment) => self.deliver_segment(segment, now),
-            InFlight::Datagram(datagram) => self.deliver_datagram(datagram),
+            InFlight::Datagram(datagram) => self.deliver_datagram(*datagram),
         }
     }
 
@@ -1069,7 +1100,7 @@ impl Fabric {
         }
         let end = &mut state.ends[to];
         if let Payload::Data(bytes) = &payload {
-            end.in_flight -= bytes.len();
+            end.in_flight -= bytes.as_slice().len();
         }
         match payload {
             Payload::Syn => {
@@ -1102,7 +1133,7 @@ impl Fabric {
                     // Data to a closed socket: the peer learns with a RST.
                     self.send_control(conn, 1 - to, Payload::Rst, now);
                 } else {
-                    end.recv.extend(bytes);
+                    end.recv.extend(bytes.as_slice());
                     let reader = end.reader.take();
                     self.wake(reader);
                 }
@@ -1134,7 +1165,7 @@ fn payload_name(payload: &Payload) -> String {
     match payload {
         Payload::Syn => "SYN".into(),
         Payload::SynAck => "SYN-ACK".into(),
-        Payload::Data(bytes) => format!("{} bytes", bytes.len()),
+        Payload::Data(bytes) => format!("{} bytes", bytes.as_slice().len()),
         Payload::Fin => "FIN".into(),
         Payload::Rst => "RST".into(),
     }

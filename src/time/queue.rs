@@ -111,6 +111,8 @@ pub(crate) struct TimerQueue<T> {
     soon: VecDeque<Entry<T>>,
     /// The end (exclusive) of the span `soon` covers.
     soon_end: u64,
+    /// `soon`'s length past which it spills into the wheel.
+    spill_at: usize,
     /// Entries whose deadline was already behind `elapsed` when they were inserted.
     overdue: BinaryHeap<Reverse<ByOrder<T>>>,
     /// A reusable buffer for the entries of the slot being opened.
@@ -140,6 +142,7 @@ impl<T> Default for TimerQueue<T> {
             elapsed: 0,
             soon: VecDeque::new(),
             soon_end: u64::MAX,
+            spill_at: 2 * SOON_MAX,
             overdue: BinaryHeap::new(),
             scratch: Vec::new(),
             armed_bits: Vec::new(),
@@ -237,7 +240,7 @@ impl<T: Prefetch> TimerQueue<T> {
                 let index = self.soon.partition_point(|queued| queued.order() < order);
                 self.soon.insert(index, entry);
             }
-            if self.soon.len() > 2 * SOON_MAX {
+            if self.soon.len() > self.spill_at {
                 self.spill();
             }
         } else {
@@ -253,11 +256,19 @@ impl<T: Prefetch> TimerQueue<T> {
     /// `soon` grew too long to insert into cheaply: keep its earliest [`SOON_MAX`] entries
     /// (never splitting equal deadlines) and move the rest to the wheel, behind a new
     /// `soon_end`.
+    ///
+    /// Many timers may share one deadline (packets sent together arrive together); when no cut
+    /// is possible, the next attempt waits until `soon` has doubled, so inserting stays cheap.
     fn spill(&mut self) {
-        let cut = (SOON_MAX..self.soon.len()).find(|&index| {
-            self.soon[index].deadline > self.soon[index - 1].deadline.max(self.elapsed)
-        });
-        let Some(cut) = cut else { return };
+        let keep_until = self.soon[SOON_MAX - 1].deadline;
+        let cut = self
+            .soon
+            .partition_point(|entry| entry.deadline <= keep_until);
+        if cut == self.soon.len() {
+            self.spill_at = self.soon.len() * 2;
+            return;
+        }
+        self.spill_at = 2 * SOON_MAX;
         self.soon_end = self.soon[cut].deadline;
         let spilled: Vec<Entry<T>> = self.soon.drain(cut..).collect();
         for entry in spilled {
