@@ -445,30 +445,28 @@ impl Kernel {
         let now = self.clock.get().as_nanos();
         let mut net = self.net.borrow_mut();
         let result = f(&mut net, now);
-        if net.sends.is_empty() && net.wakes.is_empty() && net.log.is_empty() {
+        // Arming timers touches only the timer queue, so it can happen under the network's
+        // borrow; waking and tracing wait until it is released.
+        if !net.sends.is_empty() {
+            let mut timers = self.timers.borrow_mut();
+            for (packet, arrival) in net.sends.drain(..) {
+                timers.insert(Instant::from_nanos(arrival), TimerAction::Deliver(packet));
+            }
+        }
+        if net.wakes.is_empty() && net.log.is_empty() {
             return result;
         }
-        let mut sends = std::mem::take(&mut net.sends);
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);
         drop(net);
         for text in log {
             self.record(EventKind::Net { text });
         }
-        {
-            let mut timers = self.timers.borrow_mut();
-            for (packet, arrival) in sends.drain(..) {
-                timers.insert(Instant::from_nanos(arrival), TimerAction::Deliver(packet));
-            }
-        }
         for waker in wakes.drain(..) {
             waker.wake();
         }
-        // Hand the (empty) buffers back, so the next call allocates nothing.
+        // Hand the (empty) buffer back, so the next call allocates nothing.
         let mut net = self.net.borrow_mut();
-        if net.sends.capacity() == 0 {
-            net.sends = sends;
-        }
         if net.wakes.capacity() == 0 {
             net.wakes = wakes;
         }
@@ -825,6 +823,8 @@ impl Kernel {
         let Ok(_running) = Running::enter(self) else {
             return;
         };
+        // Tasks are about to be dropped with their sockets: nothing they send could arrive.
+        self.net.borrow_mut().shut_down = true;
         self.phase.set(Phase::Closed);
         loop {
             let timers = self.timers.borrow_mut().drain();

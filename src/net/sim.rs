@@ -259,6 +259,8 @@ pub(crate) struct Fabric {
     /// Trace lines, when tracing.
     pub(crate) log: Vec<String>,
     pub(crate) tracing: bool,
+    /// The loop is closing: sockets dropped now send nothing and wake nobody.
+    pub(crate) shut_down: bool,
 }
 
 impl Fabric {
@@ -282,6 +284,7 @@ impl Fabric {
             wakes: Vec::new(),
             log: Vec::new(),
             tracing,
+            shut_down: false,
         };
         fabric
             .add_host("main")
@@ -455,6 +458,9 @@ impl Fabric {
     }
 
     fn launch(&mut self, packet: InFlight, arrival: u64) {
+        if self.shut_down {
+            return;
+        }
         if let InFlight::Segment(segment) = &packet {
             if let Some(conn) = self.conns[segment.conn as usize].as_mut() {
                 conn.pending += 1;
@@ -771,11 +777,17 @@ impl Fabric {
         let (from, to) = (state.hosts[side], state.hosts[1 - side]);
         let link = self.link(from, to);
         let (split, mss) = (link.split, link.mss.max(1));
-        // Cut points: the MSS always, and a few random ones for a split write.
-        let mut cuts: Vec<usize> = (1..bytes.len().div_ceil(mss))
-            .map(|index| index * mss)
-            .collect();
-        if bytes.len() > 1 && split > 0.0 && self.rng.unit_f64() < split {
+        // Cut points: the MSS always, and a few random ones for a split write. A write that
+        // fits one segment and is not split (the common case) needs no list.
+        let split_this = bytes.len() > 1 && split > 0.0 && self.rng.unit_f64() < split;
+        let mut cuts: Vec<usize> = if bytes.len() <= mss && !split_this {
+            Vec::new()
+        } else {
+            (1..bytes.len().div_ceil(mss))
+                .map(|index| index * mss)
+                .collect()
+        };
+        if split_this {
             for _ in 0..=self.rng.below(3) {
                 cuts.push(1 + self.rng.below(bytes.len() as u64 - 1) as usize);
             }
@@ -828,9 +840,11 @@ impl Fabric {
         let end = &mut state.ends[side];
         if !end.recv.is_empty() {
             let count = buf.len().min(end.recv.len());
-            for (slot, byte) in buf.iter_mut().zip(end.recv.drain(..count)) {
-                *slot = byte;
-            }
+            let (front, back) = end.recv.as_slices();
+            let from_front = count.min(front.len());
+            buf[..from_front].copy_from_slice(&front[..from_front]);
+            buf[from_front..count].copy_from_slice(&back[..count - from_front]);
+            end.recv.drain(..count);
             // The window toward this end opened: let the peer's writer go on.
             let writer = state.ends[1 - side].writer.take();
             self.wake(writer);

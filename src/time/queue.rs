@@ -35,8 +35,6 @@ use super::Instant;
 const BITS: usize = 6;
 /// Slots per level.
 const SLOTS: usize = 1 << BITS;
-/// Levels needed to cover 64 bits.
-const LEVELS: usize = 11;
 
 /// Identifies one armed timer (and its place in creation order) for cancellation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +87,19 @@ struct Level<T> {
     slots: [Vec<Entry<T>>; SLOTS],
 }
 
+impl<T> Level<T> {
+    /// Hand every entry to `sink`, visiting only the occupied slots.
+    fn take_all(&mut self, mut sink: impl FnMut(Entry<T>)) {
+        let mut occupied = self.occupied;
+        while occupied != 0 {
+            let slot = occupied.trailing_zeros() as usize;
+            occupied &= occupied - 1;
+            self.slots[slot].drain(..).for_each(&mut sink);
+        }
+        self.occupied = 0;
+    }
+}
+
 impl<T> Default for Level<T> {
     fn default() -> Self {
         Level {
@@ -101,7 +112,9 @@ impl<T> Default for Level<T> {
 /// Timers ordered by (deadline, creation sequence): O(1) insert and cancel, amortised O(1)
 /// pop (see the module documentation).
 pub(crate) struct TimerQueue<T> {
-    levels: Box<[Level<T>; LEVELS]>,
+    /// The wheel's levels, allocated as far up as a timer has needed (a loop whose timers all
+    /// fit in `soon` never allocates one).
+    levels: Vec<Level<T>>,
     /// Bit `L` set when level `L` has an occupied slot.
     nonempty_levels: u16,
     /// The wheel's time: the start of the slot opened last.
@@ -137,7 +150,7 @@ pub(crate) struct TimerQueue<T> {
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
         TimerQueue {
-            levels: Box::new(std::array::from_fn(|_| Level::default())),
+            levels: Vec::new(),
             nonempty_levels: 0,
             elapsed: 0,
             soon: VecDeque::new(),
@@ -246,6 +259,9 @@ impl<T: Prefetch> TimerQueue<T> {
         } else {
             let level = level_for(self.elapsed, entry.deadline);
             let slot = slot_for(entry.deadline, level);
+            if self.levels.len() <= level {
+                self.levels.resize_with(level + 1, Level::default);
+            }
             let wheel_level = &mut self.levels[level];
             wheel_level.slots[slot].push(entry);
             wheel_level.occupied |= 1 << slot;
@@ -508,8 +524,7 @@ impl<T: Prefetch> TimerQueue<T> {
         let mut all: Vec<Entry<T>> = self.soon.drain(..).collect();
         all.extend(self.overdue.drain().map(|Reverse(ByOrder(entry))| entry));
         for level in self.levels.iter_mut() {
-            level.slots.iter_mut().for_each(|slot| all.append(slot));
-            level.occupied = 0;
+            level.take_all(|entry| all.push(entry));
         }
         self.nonempty_levels = 0;
         for entry in all {
@@ -541,15 +556,14 @@ impl<T: Prefetch> TimerQueue<T> {
                 .map(|Reverse(ByOrder(entry))| entry.item),
         );
         for level in self.levels.iter_mut() {
-            for slot in level.slots.iter_mut() {
-                items.extend(slot.drain(..).map(|entry| entry.item));
-            }
-            level.occupied = 0;
+            level.take_all(|entry| items.push(entry.item));
         }
         self.nonempty_levels = 0;
         self.soon_end = u64::MAX;
-        self.armed_bits.iter_mut().for_each(|word| *word = 0);
-        self.free = (0..self.seq_of_slot.len() as u32).rev().collect();
+        // Back to an empty queue: every slot is forgotten (old keys fail their sequence check).
+        self.armed_bits.clear();
+        self.seq_of_slot.clear();
+        self.free.clear();
         self.armed = 0;
         self.dead = 0;
         items
