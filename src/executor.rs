@@ -13,9 +13,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
@@ -76,16 +75,14 @@ pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 /// A task's name: given at spawn, or asyncio's `Task-<id>`.
 pub(crate) type TaskName = Cow<'static, str>;
 
-/// A suspended task: its id and its waker, *not* owned (no reference count is held).
+/// A suspended task: its id, its host, and a waker of its own.
 ///
-/// The entry is only read while its slot is marked occupied, and the slot is freed when the
-/// task's future is dropped, which async-task always does before it frees the task. So a
-/// borrowed waker stays valid for as long as anyone can read it.
-#[derive(Clone, Copy)]
+/// The waker is owned (it holds a reference): async-task frees a detached task that went
+/// pending with no waker left anywhere, without dropping its future, so only a reference keeps
+/// a suspended task (and this entry) valid until its future is dropped and it unregisters.
 struct TaskEntry {
     id: u64,
-    data: *const (),
-    vtable: &'static RawWakerVTable,
+    waker: Waker,
     host: u32,
 }
 
@@ -93,14 +90,12 @@ struct TaskEntry {
 const CHUNK: usize = 1024;
 
 /// The tasks of one loop that have suspended at least once and not yet ended: what the loop
-/// needs to list blocked tasks (deadlock) and to cancel everything (close). A task that
-/// finishes in its first poll never touches it. Entries sit in fixed-size chunks (growing never
-/// copies); occupancy is a bitset, so freeing a slot touches only one bit of a small array and
-/// not the entry. Names live apart, since most tasks have none.
+/// needs to list blocked tasks (deadlock), to cancel everything (close) and to cancel a crashed
+/// host's tasks. A task that finishes in its first poll never touches it. Entries sit in
+/// fixed-size chunks (growing never copies). Names live apart, since most tasks have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    chunks: Vec<Vec<TaskEntry>>,
-    occupied: Vec<u64>,
+    chunks: Vec<Vec<Option<TaskEntry>>>,
     free: Vec<u32>,
     /// Slots handed out so far (occupied or free).
     slots: usize,
@@ -109,14 +104,13 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
-    /// Record a suspended task; returns its slot.
+    /// Record a suspended task, keeping a clone of its waker; returns its slot.
     pub(crate) fn register(&mut self, id: u64, host: u32, waker: &Waker) -> u32 {
-        let entry = TaskEntry {
+        let entry = Some(TaskEntry {
             id,
-            data: waker.data(),
-            vtable: waker.vtable(),
+            waker: waker.clone(),
             host,
-        };
+        });
         let slot = match self.free.pop() {
             Some(slot) => {
                 let slot_index = slot as usize;
@@ -130,7 +124,6 @@ impl TaskTable {
                     .expect("task invariant: fewer than 2^32 - 1 suspended tasks");
                 if self.slots % CHUNK == 0 {
                     self.chunks.push(Vec::with_capacity(CHUNK));
-                    self.occupied.resize(self.occupied.len() + CHUNK / 64, 0);
                 }
                 self.chunks
                     .last_mut()
@@ -140,21 +133,21 @@ impl TaskTable {
                 slot
             }
         };
-        self.occupied[slot as usize / 64] |= 1 << (slot % 64);
         self.live += 1;
         slot
     }
 
-    /// Forget a task that ended.
-    pub(crate) fn unregister(&mut self, slot: u32) {
-        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
-        debug_assert!(
-            self.occupied[word] & bit != 0,
-            "task invariant: slot {slot} is occupied"
-        );
-        self.occupied[word] &= !bit;
+    /// Forget a task that ended; returns its waker, to be dropped outside any borrow (dropping
+    /// the last reference may free the task).
+    pub(crate) fn unregister(&mut self, slot: u32) -> Option<Waker> {
+        let entry = self
+            .chunks
+            .get_mut(slot as usize / CHUNK)?
+            .get_mut(slot as usize % CHUNK)?
+            .take()?;
         self.free.push(slot);
         self.live -= 1;
+        Some(entry.waker)
     }
 
     pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
@@ -182,43 +175,26 @@ impl TaskTable {
         self.live
     }
 
-    fn occupied_entries(&self) -> impl Iterator<Item = &TaskEntry> {
-        self.occupied
-            .iter()
-            .enumerate()
-            .flat_map(move |(word_index, &word)| {
-                (0..64)
-                    .filter(move |bit| word & (1 << bit) != 0)
-                    .map(move |bit| {
-                        let slot = word_index * 64 + bit;
-                        &self.chunks[slot / CHUNK][slot % CHUNK]
-                    })
-            })
+    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.chunks.iter().flatten().flatten()
     }
 
     /// (id, name) of every suspended task, by id.
     pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
         let mut tasks: Vec<_> = self
-            .occupied_entries()
+            .entries()
             .map(|entry| (TaskId(entry.id), self.name(entry.id)))
             .collect();
         tasks.sort();
         tasks
     }
 
-    /// An owned waker for every suspended task (to cancel them all when the loop closes), or
-    /// for those of one host.
+    /// A waker for every suspended task (to cancel them all when the loop closes), or for
+    /// those of one host (when it crashes).
     pub(crate) fn wakers(&self, host: Option<u32>) -> Vec<Waker> {
-        self.occupied_entries()
+        self.entries()
             .filter(|entry| host.is_none_or(|host| entry.host == host))
-            .map(|entry| {
-                // SAFETY: an occupied entry's task is alive (see `TaskEntry`); wrapping the
-                // borrowed waker in ManuallyDrop and cloning it takes a reference of our own.
-                let borrowed = ManuallyDrop::new(unsafe {
-                    Waker::from_raw(RawWaker::new(entry.data, entry.vtable))
-                });
-                Waker::clone(&borrowed)
-            })
+            .map(|entry| entry.waker.clone())
             .collect()
     }
 }

@@ -334,13 +334,16 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
     let panicking = std::thread::panicking();
     with_loop(meta.loop_id, |kernel| {
         let mut tasks = kernel.exec.tasks.borrow_mut();
-        if registered {
-            tasks.unregister(meta.slot.replace(UNREGISTERED));
-        }
+        let waker = if registered {
+            tasks.unregister(meta.slot.replace(UNREGISTERED))
+        } else {
+            None
+        };
         if meta.has(NAMED) && !panicking {
             tasks.forget_name(meta.id);
         }
         drop(tasks);
+        drop(waker);
         if meta.has(TRACED) && !panicking {
             let kind = if meta.has(COMPLETED) {
                 EventKind::Complete { task: meta.id }

@@ -487,3 +487,64 @@ mod sim {
         }
     }
 }
+
+/// Regressions.
+mod regressions {
+    use super::conformance::*;
+    use super::*;
+
+    /// A crashed server's listener, dropped after its restarted self bound the same port, must
+    /// not unbind the new listener (handles carry an identity, not just an address).
+    #[test]
+    fn a_stale_listener_does_not_unbind_its_restarted_successor() {
+        for seed in 0..40 {
+            let event_loop = EventLoop::with_config(quiet(seed));
+            event_loop
+                .host("echo", || async {
+                    echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
+                })
+                .unwrap();
+            let handle = event_loop.handle();
+            event_loop
+                .run_until_complete(async move {
+                    roof::sleep(Duration::from_millis(1)).await;
+                    handle.crash("echo").unwrap();
+                    handle.restart("echo").unwrap();
+                    roof::sleep(Duration::from_millis(1)).await;
+                    echo_intact_and_ordered("echo:7", 100).await;
+                })
+                .unwrap();
+        }
+    }
+
+    /// A stream of a crashed host, dropped after its connection's slot was reused, must not
+    /// close the new connection.
+    #[test]
+    fn a_stale_stream_does_not_close_a_connection_that_reused_its_slot() {
+        for seed in 0..40 {
+            let event_loop = EventLoop::with_config(quiet(seed));
+            event_loop
+                .host("echo", || async {
+                    echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
+                })
+                .unwrap();
+            event_loop
+                .host("flaky", || async {
+                    let mut stream = TcpStream::connect("echo:7").await.unwrap();
+                    let _ = stream.write_all(b"x").await;
+                    std::future::pending::<()>().await;
+                })
+                .unwrap();
+            let handle = event_loop.handle();
+            event_loop
+                .run_until_complete(async move {
+                    roof::sleep(Duration::from_millis(10)).await;
+                    handle.crash("flaky").unwrap();
+                    for _ in 0..3 {
+                        echo_intact_and_ordered("echo:7", 1_000).await;
+                    }
+                })
+                .unwrap();
+        }
+    }
+}

@@ -246,3 +246,33 @@ fn user_randomness_does_not_disturb_the_schedule() {
     };
     assert_eq!(schedule(0), schedule(100));
 }
+
+/// Regression: async-task frees a detached task that goes pending with no waker left anywhere,
+/// without dropping its future. The loop keeps such a task alive (it is blocked, not gone): it
+/// is listed in a deadlock and its future is dropped when the loop closes.
+#[test]
+fn a_detached_task_pending_forever_without_a_waker_stays_alive_until_close() {
+    struct Flag(Rc<RefCell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            *self.0.borrow_mut() = true;
+        }
+    }
+    let dropped = Rc::new(RefCell::new(false));
+    let flag = Flag(dropped.clone());
+    let event_loop = roof::EventLoop::with_config(quiet(0));
+    event_loop
+        .create_task_named("forever", async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        })
+        .detach();
+    let failure = event_loop.run_forever().unwrap_err();
+    assert!(failure.to_string().contains("\"forever\""), "{failure}");
+    assert!(!*dropped.borrow());
+    drop(event_loop);
+    assert!(
+        *dropped.borrow(),
+        "closing the loop dropped the pending task's future"
+    );
+}

@@ -218,12 +218,14 @@ struct Conn {
 }
 
 struct Listener {
+    id: u64,
     host: HostIndex,
     backlog: VecDeque<u32>,
     acceptor: Option<Waker>,
 }
 
 struct UdpBox {
+    id: u64,
     host: HostIndex,
     queue: VecDeque<(Vec<u8>, SocketAddr)>,
     reader: Option<Waker>,
@@ -247,7 +249,13 @@ pub(crate) struct Fabric {
     listeners: BTreeMap<SocketAddr, Listener>,
     udp: BTreeMap<SocketAddr, UdpBox>,
     conns: Vec<Option<Conn>>,
+    /// Bumped each time a connection slot is freed, so a stale handle never reaches the
+    /// connection that reuses its slot.
+    generations: Vec<u32>,
     free_conns: Vec<u32>,
+    /// Identities of listeners and UDP sockets, so a stale handle never closes a newer socket
+    /// bound to the same address (after a crash and restart).
+    next_socket_id: u64,
     in_flight: Vec<Option<InFlight>>,
     free_in_flight: Vec<u32>,
     /// In-flight ids held on a cut link, by (from, to).
@@ -276,7 +284,9 @@ impl Fabric {
             listeners: BTreeMap::new(),
             udp: BTreeMap::new(),
             conns: Vec::new(),
+            generations: Vec::new(),
             free_conns: Vec::new(),
+            next_socket_id: 1,
             in_flight: Vec::new(),
             free_in_flight: Vec::new(),
             held: BTreeMap::new(),
@@ -581,25 +591,38 @@ impl Fabric {
         &mut self,
         host: HostIndex,
         requested: SocketAddr,
-    ) -> io::Result<SocketAddr> {
+    ) -> io::Result<(SocketAddr, u64)> {
         let addr = self.local_addr(host, requested, |fabric, addr| {
             fabric.listeners.contains_key(&addr)
         })?;
+        let id = self.socket_id();
         self.listeners.insert(
             addr,
             Listener {
+                id,
                 host,
                 backlog: VecDeque::new(),
                 acceptor: None,
             },
         );
-        Ok(addr)
+        Ok((addr, id))
     }
 
-    pub(crate) fn unlisten(&mut self, addr: SocketAddr, now: u64) {
-        if let Some(listener) = self.listeners.remove(&addr) {
+    fn socket_id(&mut self) -> u64 {
+        let id = self.next_socket_id;
+        self.next_socket_id += 1;
+        id
+    }
+
+    pub(crate) fn unlisten(&mut self, addr: SocketAddr, id: u64, now: u64) {
+        if self
+            .listeners
+            .get(&addr)
+            .is_some_and(|listener| listener.id == id)
+        {
+            let listener = self.listeners.remove(&addr).expect("checked above");
             for conn in listener.backlog {
-                self.abort(conn, 1, now);
+                self.abort_slot(conn, 1, now);
             }
         }
     }
@@ -608,22 +631,27 @@ impl Fabric {
     pub(crate) fn poll_accept(
         &mut self,
         addr: SocketAddr,
+        id: u64,
         waker: &Waker,
-    ) -> Option<io::Result<(u32, SocketAddr)>> {
-        let Some(listener) = self.listeners.get_mut(&addr) else {
+    ) -> Option<io::Result<(u64, SocketAddr)>> {
+        let Some(listener) = self
+            .listeners
+            .get_mut(&addr)
+            .filter(|listener| listener.id == id)
+        else {
             return Some(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the listener is closed",
             )));
         };
         match listener.backlog.pop_front() {
-            Some(conn) => {
-                let peer = self.conns[conn as usize].as_ref().map(|conn| conn.addrs[0]);
-                Some(Ok((
-                    conn,
-                    peer.expect("fabric invariant: a backlog connection exists"),
-                )))
-            }
+            Some(conn) => match self.conns[conn as usize].as_ref() {
+                Some(state) => Some(Ok((self.handle(conn), state.addrs[0]))),
+                None => Some(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the connection was gone before it was accepted",
+                ))),
+            },
             None => {
                 listener.acceptor = Some(waker.clone());
                 None
@@ -632,7 +660,7 @@ impl Fabric {
     }
 
     /// Start a connection from `host` to `to`: a SYN is on its way.
-    pub(crate) fn connect(&mut self, host: HostIndex, to: SocketAddr, now: u64) -> io::Result<u32> {
+    pub(crate) fn connect(&mut self, host: HostIndex, to: SocketAddr, now: u64) -> io::Result<u64> {
         let Some(target) = self.host_of(host, to.ip()) else {
             return Err(io::Error::new(
                 io::ErrorKind::HostUnreachable,
@@ -662,6 +690,7 @@ impl Fabric {
             }
             None => {
                 self.conns.push(Some(conn));
+                self.generations.push(0);
                 u32::try_from(self.conns.len() - 1)
                     .expect("fabric invariant: fewer than 2^32 connections")
             }
@@ -670,12 +699,32 @@ impl Fabric {
             let _ = write!(line, "connect c{id} {local} -> {remote}");
         });
         self.send_control(id, 1, Payload::Syn, now);
-        Ok(id)
+        Ok(self.handle(id))
+    }
+
+    /// The handle of connection slot `slot`: its generation and slot.
+    fn handle(&self, slot: u32) -> u64 {
+        (u64::from(self.generations[slot as usize]) << 32) | u64::from(slot)
+    }
+
+    /// The slot of a live connection's handle (`None` once it is gone).
+    fn resolve(&self, handle: u64) -> Option<u32> {
+        let slot = handle as u32;
+        let generation = (handle >> 32) as u32;
+        let live = self.conns.get(slot as usize).is_some_and(Option::is_some);
+        (live && self.generations[slot as usize] == generation).then_some(slot)
+    }
+
+    fn gone() -> io::Error {
+        io::Error::new(io::ErrorKind::NotConnected, "the connection is gone")
     }
 
     /// Whether the connect of `conn` finished: `Some(Ok)` established, `Some(Err)` refused.
-    pub(crate) fn poll_connected(&mut self, conn: u32, waker: &Waker) -> Option<io::Result<()>> {
-        let Some(state) = self.conns[conn as usize].as_mut() else {
+    pub(crate) fn poll_connected(&mut self, handle: u64, waker: &Waker) -> Option<io::Result<()>> {
+        let Some(state) = self
+            .resolve(handle)
+            .and_then(|conn| self.conns[conn as usize].as_mut())
+        else {
             return Some(Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "connection refused",
@@ -703,11 +752,10 @@ impl Fabric {
         }
     }
 
-    pub(crate) fn addrs(&self, conn: u32, side: usize) -> (SocketAddr, SocketAddr) {
-        let conn = self.conns[conn as usize]
-            .as_ref()
-            .expect("fabric invariant: a live socket's connection exists");
-        (conn.addrs[side], conn.addrs[1 - side])
+    pub(crate) fn addrs(&self, handle: u64, side: usize) -> io::Result<(SocketAddr, SocketAddr)> {
+        let conn = self.resolve(handle).ok_or_else(Self::gone)?;
+        let conn = self.conns[conn as usize].as_ref().ok_or_else(Self::gone)?;
+        Ok((conn.addrs[side], conn.addrs[1 - side]))
     }
 
     fn send_control(&mut self, conn: u32, to: usize, payload: Payload, now: u64) {
@@ -725,12 +773,15 @@ impl Fabric {
     /// Write from end `side`: as many bytes as the peer's window takes, or remember `waker`.
     pub(crate) fn poll_write(
         &mut self,
-        conn: u32,
+        handle: u64,
         side: usize,
         bytes: &[u8],
         waker: &Waker,
         now: u64,
     ) -> Option<io::Result<usize>> {
+        let Some(conn) = self.resolve(handle) else {
+            return Some(Err(Self::gone()));
+        };
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return Some(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -826,11 +877,14 @@ impl Fabric {
     /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.
     pub(crate) fn poll_read(
         &mut self,
-        conn: u32,
+        handle: u64,
         side: usize,
         buf: &mut [u8],
         waker: &Waker,
     ) -> Option<io::Result<usize>> {
+        let Some(conn) = self.resolve(handle) else {
+            return Some(Err(Self::gone()));
+        };
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return Some(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -864,7 +918,8 @@ impl Fabric {
     }
 
     /// Shut down the write half of end `side`: a FIN follows the data already sent.
-    pub(crate) fn shutdown(&mut self, conn: u32, side: usize, now: u64) -> io::Result<()> {
+    pub(crate) fn shutdown(&mut self, handle: u64, side: usize, now: u64) -> io::Result<()> {
+        let conn = self.resolve(handle).ok_or_else(Self::gone)?;
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -888,7 +943,10 @@ impl Fabric {
     }
 
     /// The socket of end `side` was dropped: a graceful close (FIN) unless reset.
-    pub(crate) fn close(&mut self, conn: u32, side: usize, now: u64) {
+    pub(crate) fn close(&mut self, handle: u64, side: usize, now: u64) {
+        let Some(conn) = self.resolve(handle) else {
+            return;
+        };
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return;
         };
@@ -907,7 +965,13 @@ impl Fabric {
     }
 
     /// Abort end `side`: a RST to the peer, this end is done.
-    pub(crate) fn abort(&mut self, conn: u32, side: usize, now: u64) {
+    pub(crate) fn abort(&mut self, handle: u64, side: usize, now: u64) {
+        if let Some(conn) = self.resolve(handle) {
+            self.abort_slot(conn, side, now);
+        }
+    }
+
+    fn abort_slot(&mut self, conn: u32, side: usize, now: u64) {
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return;
         };
@@ -930,6 +994,7 @@ impl Fabric {
         };
         if state.pending == 0 && state.ends.iter().all(|end| end.closed) {
             self.conns[conn as usize] = None;
+            self.generations[conn as usize] = self.generations[conn as usize].wrapping_add(1);
             self.free_conns.push(conn);
         }
     }
@@ -940,33 +1005,42 @@ impl Fabric {
         &mut self,
         host: HostIndex,
         requested: SocketAddr,
-    ) -> io::Result<SocketAddr> {
+    ) -> io::Result<(SocketAddr, u64)> {
         let addr = self.local_addr(host, requested, |fabric, addr| {
             fabric.udp.contains_key(&addr)
         })?;
+        let id = self.socket_id();
         self.udp.insert(
             addr,
             UdpBox {
+                id,
                 host,
                 queue: VecDeque::new(),
                 reader: None,
             },
         );
-        Ok(addr)
+        Ok((addr, id))
     }
 
-    pub(crate) fn udp_close(&mut self, addr: SocketAddr) {
-        self.udp.remove(&addr);
+    pub(crate) fn udp_close(&mut self, addr: SocketAddr, id: u64) {
+        if self.udp.get(&addr).is_some_and(|socket| socket.id == id) {
+            self.udp.remove(&addr);
+        }
     }
 
     pub(crate) fn udp_send(
         &mut self,
-        from: SocketAddr,
+        (from, id): (SocketAddr, u64),
         to: SocketAddr,
         bytes: &[u8],
         now: u64,
     ) -> io::Result<usize> {
-        let Some(source) = self.udp.get(&from).map(|socket| socket.host) else {
+        let Some(source) = self
+            .udp
+            .get(&from)
+            .filter(|socket| socket.id == id)
+            .map(|socket| socket.host)
+        else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the socket is closed",
@@ -1010,11 +1084,11 @@ impl Fabric {
 
     pub(crate) fn udp_poll_recv(
         &mut self,
-        addr: SocketAddr,
+        (addr, id): (SocketAddr, u64),
         buf: &mut [u8],
         waker: &Waker,
     ) -> Option<io::Result<(usize, SocketAddr)>> {
-        let Some(socket) = self.udp.get_mut(&addr) else {
+        let Some(socket) = self.udp.get_mut(&addr).filter(|socket| socket.id == id) else {
             return Some(Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the socket is closed",

@@ -15,6 +15,7 @@ use crate::runtime;
 #[derive(Debug)]
 pub struct TcpListener {
     addr: SocketAddr,
+    id: u64,
 }
 
 impl TcpListener {
@@ -24,18 +25,18 @@ impl TcpListener {
     /// an address of another host.
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<TcpListener> {
         let requested = addr.to_socket_addr()?;
-        let addr = runtime::with(|kernel| {
+        let (addr, id) = runtime::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.listen(host, requested))
         })?;
-        Ok(TcpListener { addr })
+        Ok(TcpListener { addr, id })
     }
 
     /// Wait for a connection; returns the stream and the peer's address.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let addr = self.addr;
+        let (addr, id) = (self.addr, self.id);
         let (conn, peer) = poll_fn(|cx| {
-            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, cx.waker())))
+            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, id, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
         })
         .await?;
@@ -50,8 +51,8 @@ impl TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let addr = self.addr;
-        runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, now)));
+        let (addr, id) = (self.addr, self.id);
+        runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, id, now)));
     }
 }
 
@@ -62,7 +63,8 @@ impl Drop for TcpListener {
 /// [`abort`](TcpStream::abort) resets it.
 #[derive(Debug)]
 pub struct TcpStream {
-    conn: u32,
+    /// The connection's handle in the fabric (slot and generation).
+    conn: u64,
     side: usize,
 }
 
@@ -87,12 +89,12 @@ impl TcpStream {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).0)
+        runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).map(|addrs| addrs.0)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).1)
+        runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).map(|addrs| addrs.1)
     }
 
     /// Shut down the write half (the peer reads EOF after the data already sent). Shutting

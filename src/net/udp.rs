@@ -13,32 +13,33 @@ use crate::runtime;
 #[derive(Debug)]
 pub struct UdpSocket {
     addr: SocketAddr,
+    id: u64,
 }
 
 impl UdpSocket {
     /// Bind `addr` (port 0 for any free port). Fails with `AddrInUse` if it is taken.
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<UdpSocket> {
         let requested = addr.to_socket_addr()?;
-        let addr = runtime::with(|kernel| {
+        let (addr, id) = runtime::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.udp_bind(host, requested))
         })?;
-        Ok(UdpSocket { addr })
+        Ok(UdpSocket { addr, id })
     }
 
     /// Send one datagram to `target`; returns the bytes sent (a lost datagram still counts).
     pub async fn send_to(&self, bytes: &[u8], target: impl ToSocketAddr) -> io::Result<usize> {
         let target = target.to_socket_addr()?;
-        let from = self.addr;
+        let from = (self.addr, self.id);
         runtime::with(|kernel| kernel.net_call(|net, now| net.udp_send(from, target, bytes, now)))
     }
 
     /// Wait for a datagram; returns its length (truncated to `buf`) and sender.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let addr = self.addr;
+        let socket = (self.addr, self.id);
         poll_fn(|cx| {
             runtime::with(|kernel| {
-                kernel.net_call(|net, _| net.udp_poll_recv(addr, buf, cx.waker()))
+                kernel.net_call(|net, _| net.udp_poll_recv(socket, buf, cx.waker()))
             })
             .map_or(Poll::Pending, Poll::Ready)
         })
@@ -53,7 +54,7 @@ impl UdpSocket {
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
-        let addr = self.addr;
-        runtime::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr)));
+        let (addr, id) = (self.addr, self.id);
+        runtime::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr, id)));
     }
 }
