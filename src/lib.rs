@@ -2,9 +2,11 @@
 //!
 //! Deterministic simulation testing for async Rust, with Python asyncio's event loop as its
 //! model. A program written against `roof`'s API (tasks, timers, an asyncio-style
-//! [`EventLoop`], `call_soon`/`call_later`, [`gather()`]) runs inside a seeded simulation: one
-//! thread, virtual time that jumps to the next event, and a scheduler that picks the next
-//! ready task from a seeded stream. The same seed replays the same run, event for event.
+//! [`EventLoop`], `call_soon`/`call_later`, [`gather()`], TCP and UDP between named hosts,
+//! asyncio's `Protocol`/`Transport`) runs inside a seeded simulation: one thread, virtual time
+//! that jumps to the next event, a simulated network with faults, and a scheduler that picks
+//! the next ready task from a seeded stream. The same seed replays the same run, event for
+//! event.
 //!
 //! ```
 //! use std::time::Duration;
@@ -36,6 +38,11 @@
 //! - [`event_loop`]: the asyncio facade: [`EventLoop`], `call_soon`, `call_later`, [`gather()`].
 //! - [`trace`]: the event log, its text rendering, JSON, hash and first divergence.
 //! - [`report`]: how a run ended: [`Report`] and [`Failure`].
+//! - [`net`]: hosts, [`TcpListener`](net::TcpListener), [`TcpStream`](net::TcpStream),
+//!   [`UdpSocket`](net::UdpSocket) and [`LinkConfig`](net::LinkConfig), on the simulated fabric.
+//! - [`fault`]: partitions, clogs, crashes and restarts.
+//! - [`protocol`]: asyncio's `Protocol` and `Transport`, `create_server`, `create_connection`.
+//! - [`io`]: `read_exact`, `write_all` and friends for streams.
 //!
 //! ## The determinism contract
 //! Same seed, same configuration, same build ⇒ the byte-identical trace and trace hash. The
