@@ -65,6 +65,7 @@ pub mod entropy;
 pub mod event_loop;
 pub mod executor;
 pub mod fault;
+pub mod harness;
 pub mod net;
 pub mod protocol;
 pub mod random;
@@ -76,6 +77,7 @@ pub mod trace;
 
 pub use event_loop::{gather, get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
 pub use executor::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
+pub use harness::check;
 pub use report::{Failure, Report};
 pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use sched::{Choices, Policy};

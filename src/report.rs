@@ -50,6 +50,15 @@ pub enum Failure {
         /// When.
         time: Instant,
     },
+    /// Two runs of the same seed diverged: the simulation is not deterministic.
+    Nondeterminism {
+        /// Index of the first differing trace event.
+        index: usize,
+        /// That event in the first run (`None` if the trace ended there).
+        first: Option<String>,
+        /// That event in the second run.
+        second: Option<String>,
+    },
     /// `run_until_complete` or `run_forever` was called on a closed loop, or while another
     /// loop was running on this thread.
     Misuse {
@@ -60,7 +69,7 @@ pub enum Failure {
 
 impl Failure {
     /// A short name for the kind of failure: `panic`, `deadlock`, `time-limit`,
-    /// `step-limit`, `error` or `misuse`.
+    /// `step-limit`, `error`, `nondeterminism` or `misuse`.
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Panic { .. } => "panic",
@@ -68,6 +77,7 @@ impl Failure {
             Failure::TimeLimit { .. } => "time-limit",
             Failure::StepLimit { .. } => "step-limit",
             Failure::Error { .. } => "error",
+            Failure::Nondeterminism { .. } => "nondeterminism",
             Failure::Misuse { .. } => "misuse",
         }
     }
@@ -102,6 +112,21 @@ impl fmt::Display for Failure {
                 write!(f, "step limit of {limit} reached at {time}")
             }
             Failure::Error { message, time } => write!(f, "scenario failed at {time}: {message}"),
+            Failure::Nondeterminism {
+                index,
+                first,
+                second,
+            } => {
+                let show = |event: &Option<String>| {
+                    event.clone().unwrap_or_else(|| "(trace ended)".into())
+                };
+                write!(
+                    f,
+                    "nondeterminism: the two runs diverge at event {index}: first run: {}; second run: {}",
+                    show(first),
+                    show(second)
+                )
+            }
             Failure::Misuse { message } => f.write_str(message),
         }
     }

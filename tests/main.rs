@@ -6,6 +6,7 @@ mod sim;
 
 mod cli;
 mod event_loop;
+mod harness;
 mod net;
 mod protocol;
 mod scenarios;

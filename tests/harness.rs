@@ -1,0 +1,219 @@
+//! The test harness: seeds from the environment, failures with replay lines, the regressions
+//! file, and the determinism self-check.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use roof::harness::{read_regressions, Builder, Sim};
+use roof::Failure;
+
+use crate::sim::yell_echo;
+
+fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+    }
+}
+
+fn yell_echo_sim(sim: &Sim) {
+    sim.host("server", || yell_echo::serve(yell_echo::PORT));
+    for client in 1..=2 {
+        sim.client(&format!("nc-{client}"), async move {
+            yell_echo::nc(client, 2, format!("server:{}", yell_echo::PORT)).await
+        });
+    }
+}
+
+#[test]
+fn a_healthy_system_passes_every_seed() {
+    let ran = Builder::new().seeds(0..50).try_run(yell_echo_sim).unwrap();
+    assert_eq!(ran, 50);
+}
+
+#[test]
+fn the_environment_chooses_the_seeds_and_bad_values_name_the_variable() {
+    let builder = Builder::from_vars(vars(&[("ROOF_SEEDS", "10..13")])).unwrap();
+    assert_eq!(builder.try_run(|_| {}).unwrap(), 3);
+    let builder = Builder::from_vars(vars(&[("ROOF_SEEDS", "5")])).unwrap();
+    assert_eq!(builder.try_run(|_| {}).unwrap(), 5);
+    let builder = Builder::from_vars(vars(&[("ROOF_SEED", "77"), ("ROOF_SEEDS", "100")])).unwrap();
+    assert_eq!(
+        builder.try_run(|_| {}).unwrap(),
+        1,
+        "ROOF_SEED replays exactly one seed"
+    );
+    assert_eq!(
+        Builder::from_vars(vars(&[]))
+            .unwrap()
+            .try_run(|_| {})
+            .unwrap(),
+        roof::harness::SEEDS_DEFAULT
+    );
+    for (variable, value) in [
+        ("ROOF_SEED", "abc"),
+        ("ROOF_SEEDS", "5..2"),
+        ("ROOF_SEEDS", "x"),
+        ("ROOF_CHECK_DETERMINISM", "yes"),
+        ("ROOF_TRACE", "2"),
+    ] {
+        let get = move |name: &str| (name == variable).then(|| value.to_string());
+        let error = Builder::from_vars(get).unwrap_err();
+        assert_eq!(error.variable, variable);
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{variable}={value:?} is invalid")),
+            "{error}"
+        );
+    }
+}
+
+/// A client that fails on seeds divisible by 5, after 1.5 s of virtual time.
+fn flaky_sim(sim: &Sim) {
+    let seed = sim.seed();
+    sim.client("nc", async move {
+        roof::sleep(Duration::from_millis(1500)).await;
+        if seed % 5 == 0 && seed > 0 {
+            Err(format!("unlucky seed {seed}"))
+        } else {
+            Ok(())
+        }
+    });
+}
+
+#[test]
+fn a_failing_seed_reports_its_failure_settings_and_replay_line() {
+    let failure = Builder::new()
+        .seeds(1..20)
+        .name("flaky_probe")
+        .try_run(flaky_sim)
+        .unwrap_err();
+    assert_eq!(failure.seed, 5);
+    let text = failure.to_string();
+    assert!(text.contains("roof: seed 5 failed: scenario failed at 1.500000000s: client \"nc\" failed: unlucky seed 5"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "roof: roof {}, policy random",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("replay: ROOF_SEED=5 cargo test --test main -- flaky_probe --exact"),
+        "{text}"
+    );
+    // The replay runs exactly that seed, and fails the same way.
+    let replayed = Builder::new().seed(5).try_run(flaky_sim).unwrap_err();
+    assert_eq!(replayed.failure, failure.failure);
+}
+
+#[test]
+fn a_panicking_client_names_task_host_and_time_and_the_trace_can_be_printed() {
+    let failure = Builder::new()
+        .seeds(3..4)
+        .print_trace(true)
+        .try_run(|sim| {
+            sim.client("boom", async {
+                roof::sleep(Duration::from_millis(250)).await;
+                panic!("kaboom");
+                #[allow(unreachable_code)]
+                Ok::<(), String>(())
+            });
+        })
+        .unwrap_err();
+    match &failure.failure {
+        Failure::Panic {
+            name,
+            time,
+            message,
+            ..
+        } => {
+            assert_eq!((name.as_str(), message.as_str()), ("boom", "kaboom"));
+            assert_eq!(time.as_nanos(), 250_000_000);
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    let trace = failure.trace.expect("ROOF_TRACE-style trace");
+    assert!(trace.contains("panic #1 \"kaboom\""), "{trace}");
+}
+
+#[test]
+fn failing_seeds_are_recorded_and_run_first_next_time() {
+    let dir = std::env::temp_dir().join(format!("roof-regressions-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let builder = || {
+        Builder::new()
+            .seeds(1..20)
+            .name("recorded_probe")
+            .regressions_dir(&dir)
+    };
+    assert_eq!(builder().try_run(flaky_sim).unwrap_err().seed, 5);
+    assert_eq!(read_regressions(&dir, "recorded_probe"), [5]);
+    // Next run: a failing seed outside the range is remembered and runs first.
+    std::fs::write(dir.join("recorded_probe.seeds"), "15 # found by hand\n5\n").unwrap();
+    assert_eq!(builder().try_run(flaky_sim).unwrap_err().seed, 15);
+    assert_eq!(
+        read_regressions(&dir, "recorded_probe"),
+        [15, 5],
+        "not recorded twice"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A planted nondeterminism: state that outlives a run (a process-wide counter), so the second
+/// run of a seed sleeps longer than the first.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn the_determinism_self_check_names_the_first_divergent_event() {
+    let failure = Builder::new()
+        .seeds(0..1)
+        .check_determinism(true)
+        .try_run(|sim| {
+            let run = RUNS.fetch_add(1, Ordering::Relaxed);
+            sim.client("drifter", async move {
+                roof::sleep(Duration::from_millis(10)).await;
+                roof::sleep(Duration::from_millis(1 + run % 2)).await;
+                Ok::<(), String>(())
+            });
+        })
+        .unwrap_err();
+    match &failure.failure {
+        Failure::Nondeterminism { first, second, .. } => {
+            let (first, second) = (first.as_deref().unwrap(), second.as_deref().unwrap());
+            assert!(
+                first.starts_with("0.010000000s timer-set t2 at 0.011000000s"),
+                "{first}"
+            );
+            assert!(
+                second.starts_with("0.010000000s timer-set t2 at 0.012000000s"),
+                "{second}"
+            );
+        }
+        other => panic!("expected nondeterminism, got {other:?}"),
+    }
+    assert!(
+        failure
+            .to_string()
+            .contains("the two runs diverge at event"),
+        "{failure}"
+    );
+    // A deterministic system passes the same check.
+    Builder::new()
+        .seeds(0..20)
+        .check_determinism(true)
+        .try_run(yell_echo_sim)
+        .unwrap();
+}
+
+#[test]
+fn check_runs_from_the_environment() {
+    // With no ROOF_* variables set (as in CI), this runs the default seeds.
+    if std::env::vars().any(|(name, _)| name.starts_with("ROOF_")) {
+        return;
+    }
+    roof::check(yell_echo_sim);
+}
