@@ -79,10 +79,13 @@ struct ClientFailure {
     message: String,
 }
 
+/// A client's name and its task.
+type ClientTask = (String, JoinHandle<Result<(), ClientFailure>>);
+
 /// The simulation a test body sets up: hosts (servers) and clients.
 pub struct Sim {
     event_loop: EventLoop,
-    clients: RefCell<Vec<(String, JoinHandle<Result<(), ClientFailure>>)>>,
+    clients: RefCell<Vec<ClientTask>>,
 }
 
 impl Sim {
@@ -355,7 +358,7 @@ impl Builder {
     }
 
     /// Run every seed; the first failure is printed and returned (the rest are not run).
-    pub fn try_run<F: Fn(&Sim)>(&self, body: F) -> Result<u64, SeedFailure> {
+    pub fn try_run<F: Fn(&Sim)>(&self, body: F) -> Result<u64, Box<SeedFailure>> {
         let name = self.test_name();
         let seeds: Vec<u64> = match &self.seeds {
             Seeds::One(seed) => vec![*seed],
@@ -396,7 +399,7 @@ impl Builder {
                     failure
                 };
                 eprintln!("{failure}");
-                return Err(failure);
+                return Err(Box::new(failure));
             }
         }
         Ok(ran)
