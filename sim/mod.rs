@@ -8,6 +8,7 @@ use roof::{Config, EventLoop, Report};
 
 pub mod add_42;
 pub mod call_later;
+pub mod config_race;
 pub mod echo_ping_pong;
 pub mod gather;
 pub mod hello_world;
@@ -75,6 +76,12 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "kv-store",
         description: "a key-value server with a planted bug: it assumes each data_received holds whole lines",
         run: kv_store::run,
+        planted_bug: true,
+    },
+    Scenario {
+        name: "config-race",
+        description: "workers that assume the config loader ran first: an ordering bug FIFO never shows",
+        run: config_race::run,
         planted_bug: true,
     },
 ];

@@ -72,6 +72,7 @@ pub mod random;
 pub mod report;
 mod runtime;
 pub mod sched;
+pub mod shrink;
 pub mod time;
 pub mod trace;
 

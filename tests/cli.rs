@@ -31,6 +31,7 @@ fn list_names_every_scenario() {
         "echo-ping-pong",
         "http-get",
         "kv-store",
+        "config-race",
     ] {
         assert!(text.lines().any(|line| line.starts_with(name)), "{text}");
     }
@@ -144,4 +145,107 @@ fn a_sweep_with_failing_seeds_lists_them_with_replay_commands_and_exits_1() {
         "{}",
         stdout(&replay)
     );
+}
+
+#[test]
+fn shrink_prints_a_token_that_run_replays() {
+    let output = roof(&["shrink", "config-race", "--seed", "0"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let original: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("original: "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shrunk: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("shrunk: "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(shrunk * 10 <= original, "{text}");
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap();
+    let replay = roof(&["run", "config-race", "--seed", "0", "--choices", token]);
+    assert_eq!(
+        replay.status.code(),
+        Some(1),
+        "the shrunk choices still fail"
+    );
+    let fifo = roof(&["run", "config-race", "--seed", "0", "--choices", "-"]);
+    assert_eq!(fifo.status.code(), Some(0), "no deviations: FIFO passes");
+    let bad = roof(&["run", "config-race", "--choices", "1,x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let passing = roof(&["shrink", "gather", "--seed", "1"]);
+    assert_eq!(passing.status.code(), Some(1));
+}
+
+#[test]
+fn shards_are_disjoint_and_cover_the_range_and_jobs_agree() {
+    let failing = |args: &[&str]| -> Vec<u64> {
+        let output = roof(args);
+        stdout(&output)
+            .lines()
+            .filter_map(|line| line.strip_prefix("failed seed "))
+            .map(|rest| rest.split(':').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let all = failing(&["sweep", "config-race", "--seeds", "0..60"]);
+    let mut sharded = Vec::new();
+    for shard in ["1/3", "2/3", "3/3"] {
+        sharded.extend(failing(&[
+            "sweep",
+            "config-race",
+            "--seeds",
+            "0..60",
+            "--shard",
+            shard,
+            "--jobs",
+            "2",
+        ]));
+    }
+    sharded.sort();
+    assert_eq!(sharded, all);
+    let summary = stdout(&roof(&[
+        "sweep", "gather", "--seeds", "0..10", "--shard", "2/3",
+    ]));
+    assert!(
+        summary
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("sweep gather seeds 0..10 shard 2/3: 3 run"),
+        "{summary}"
+    );
+    for args in [
+        &["sweep", "gather", "--shard", "4/3"][..],
+        &["sweep", "gather", "--jobs", "zero"],
+    ] {
+        let output = roof(args);
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(stderr(&output).lines().count(), 1);
+    }
+}
+
+#[test]
+fn sweep_checks_determinism() {
+    let output = roof(&[
+        "sweep",
+        "http-get",
+        "--seeds",
+        "0..30",
+        "--check-determinism",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

@@ -10,6 +10,7 @@ mod harness;
 mod net;
 mod protocol;
 mod scenarios;
+mod shrink;
 mod snapshots;
 mod tasks;
 mod time;

@@ -9,10 +9,13 @@
 
 use std::io::Read as _;
 use std::ops::Range;
-use std::time::Instant;
+
+mod shrink;
+mod sweep;
 
 use clap::{Parser, Subcommand};
-use roof::{Config, Policy, Report, TraceMode};
+use roof::shrink::Token;
+use roof::{Choices, Config, Policy, Report, TraceMode};
 
 use crate::sim::{self, Scenario};
 
@@ -47,6 +50,9 @@ enum Command {
         /// Print the report as one JSON object (with the trace's events under --trace).
         #[arg(long)]
         json: bool,
+        /// Replay a choice sequence (from `roof shrink`) instead of the policy's draws.
+        #[arg(long, value_name = "TOKEN")]
+        choices: Option<String>,
     },
     /// Run one scenario over a range of seeds and summarise.
     Sweep {
@@ -61,11 +67,31 @@ enum Command {
         /// Schedule with PCT at this bug depth.
         #[arg(long, value_name = "DEPTH")]
         pct: Option<u32>,
+        /// Run the I-th of N disjoint slices of the seeds (1-based): `--shard 2/4`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Seeds run in parallel, each simulation on its own thread.
+        #[arg(long, value_name = "J", default_value = "1")]
+        jobs: String,
+        /// Run each seed twice and fail on the first event where the traces differ.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Shrink a failing seed's scheduler choices toward FIFO, and print a replayable token.
+    Shrink {
+        /// The scenario (see `roof list`).
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: String,
+        /// Candidate runs to try at most.
+        #[arg(long, default_value = "5000")]
+        budget: String,
     },
 }
 
 /// A usage error: one line on stderr, exit status 2.
-struct Usage(String);
+pub(crate) struct Usage(pub(crate) String);
 
 pub fn main() -> i32 {
     // A panicking task is reported as the run's failure; the default hook's extra lines on
@@ -127,17 +153,24 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             pct,
             trace,
             json,
+            choices,
         } => {
             let scenario = find(&scenario)?;
             let seed = parse_seed(&seed)?;
-            let config = Config::new(seed)
+            let mode = if trace {
+                TraceMode::Record
+            } else {
+                TraceMode::Hash
+            };
+            let mut config = Config::new(seed)
                 .policy(policy(fifo, pct)?)
-                .trace(if trace {
-                    TraceMode::Record
-                } else {
-                    TraceMode::Hash
-                })
+                .trace(mode)
                 .echo(!json);
+            if let Some(token) = choices {
+                let choices =
+                    Token::decode(&token).map_err(|error| Usage(format!("--choices: {error}")))?;
+                config = config.choices(Choices(choices));
+            }
             Ok(run(scenario, config, trace, json))
         }
         Command::Sweep {
@@ -145,15 +178,46 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             seeds,
             fifo,
             pct,
+            shard,
+            jobs,
+            check_determinism,
+        } => {
+            let plan = sweep::Plan {
+                scenario: find(&scenario)?,
+                seeds: parse_seeds(&seeds)?,
+                shard: shard
+                    .as_deref()
+                    .map(sweep::parse_shard)
+                    .transpose()?
+                    .unwrap_or((1, 1)),
+                jobs: sweep::parse_jobs(&jobs)?,
+                policy: policy(fifo, pct)?,
+                check_determinism,
+            };
+            Ok(sweep::sweep(&plan))
+        }
+        Command::Shrink {
+            scenario,
+            seed,
+            budget,
         } => {
             let scenario = find(&scenario)?;
-            let seeds = parse_seeds(&seeds)?;
-            Ok(sweep(scenario, seeds, policy(fifo, pct)?))
+            let seed = parse_seed(&seed)?;
+            let budget = budget
+                .parse()
+                .ok()
+                .filter(|&budget: &usize| budget > 0)
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "invalid --budget '{budget}': expected a whole number above 0"
+                    ))
+                })?;
+            Ok(shrink::shrink(scenario, seed, budget))
         }
     }
 }
 
-fn find(name: &str) -> Result<&'static Scenario, Usage> {
+pub(crate) fn find(name: &str) -> Result<&'static Scenario, Usage> {
     sim::find(name).ok_or_else(|| {
         let names: Vec<&str> = sim::SCENARIOS.iter().map(|s| s.name).collect();
         Usage(format!(
@@ -174,7 +238,7 @@ fn policy(fifo: bool, pct: Option<u32>) -> Result<Policy, Usage> {
     }
 }
 
-fn parse_seed(text: &str) -> Result<u64, Usage> {
+pub(crate) fn parse_seed(text: &str) -> Result<u64, Usage> {
     if text == "random" {
         let seed = os_random_seed().map_err(|error| {
             Usage(format!(
@@ -254,40 +318,4 @@ fn report_json(scenario: &Scenario, report: &Report, trace: bool) -> String {
         value["trace"] = serde_json::to_value(&events.events).expect("trace events serialize");
     }
     value.to_string()
-}
-
-fn sweep(scenario: &Scenario, seeds: Range<u64>, policy: Policy) -> i32 {
-    let started = Instant::now();
-    let mut failures = Vec::new();
-    for seed in seeds.clone() {
-        let config = Config::new(seed).policy(policy).echo(false);
-        let report = sim::run(scenario, config);
-        if let Err(failure) = report.outcome {
-            eprintln!("seed {seed} failed: {failure}");
-            failures.push(seed);
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let count = seeds.end - seeds.start;
-    let rate = count as f64 / elapsed.max(1e-9);
-    let flag = match policy {
-        Policy::Fifo => " --fifo".to_string(),
-        Policy::Pct { depth, .. } => format!(" --pct {depth}"),
-        Policy::Random => String::new(),
-    };
-    for seed in &failures {
-        println!(
-            "failed seed {seed}: replay: roof run {}{flag} --seed {seed}",
-            scenario.name
-        );
-    }
-    println!(
-        "sweep {} seeds {}..{}: {count} run, {} passed, {} failed, {rate:.0} seeds/s",
-        scenario.name,
-        seeds.start,
-        seeds.end,
-        count - failures.len() as u64,
-        failures.len(),
-    );
-    i32::from(!failures.is_empty())
 }

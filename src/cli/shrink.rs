@@ -1,0 +1,56 @@
+//! `roof shrink`: a failing seed's scheduler choices, shrunk toward FIFO.
+
+use roof::shrink::{deviations, minimize, Token};
+use roof::{Choices, Config};
+
+use crate::sim::{self, Scenario};
+
+pub(crate) fn shrink(scenario: &Scenario, seed: u64, budget: usize) -> i32 {
+    let original = sim::run(scenario, Config::new(seed).echo(false).record_choices(true));
+    let Err(failure) = &original.outcome else {
+        eprintln!(
+            "error: seed {seed} of {} passes: there is no failure to shrink",
+            scenario.name
+        );
+        return 1;
+    };
+    let kind = failure.kind();
+    let choices = original.choices.clone().unwrap_or_default();
+    let fails = |candidate: &[u32]| {
+        let config = Config::new(seed)
+            .echo(false)
+            .choices(Choices(candidate.to_vec()));
+        // The same kind of failure: a shrink must not wander off to a different bug.
+        sim::run(scenario, config)
+            .outcome
+            .is_err_and(|failure| failure.kind() == kind)
+    };
+    let shrunk = minimize(&choices, fails, budget);
+    let token = Token::encode(&shrunk);
+    let replayed = sim::run(
+        scenario,
+        Config::new(seed)
+            .echo(false)
+            .choices(Choices(shrunk.clone())),
+    );
+    println!("failure: {failure}");
+    println!(
+        "original: {} choices, {} deviations from FIFO",
+        choices.len(),
+        deviations(&choices)
+    );
+    println!(
+        "shrunk: {} choices, {} deviations from FIFO",
+        shrunk.len(),
+        deviations(&shrunk)
+    );
+    if let Err(failure) = &replayed.outcome {
+        println!("shrunk failure: {failure}");
+    }
+    println!("token: {token}");
+    println!(
+        "replay: roof run {} --seed {seed} --choices {token}",
+        scenario.name
+    );
+    0
+}

@@ -1,0 +1,209 @@
+//! Shrinking a failing run's scheduler choices toward FIFO.
+//!
+//! A run with [`Config::record_choices`](crate::Config::record_choices) reports every
+//! scheduling decision it made; replaying that sequence ([`Config::choices`](crate::Config::choices))
+//! reproduces the run exactly, and past its end the run goes on in FIFO order (choice 0). So a
+//! shorter sequence, or one with more zeros, is a run closer to FIFO. [`minimize`] searches for
+//! a small sequence that still fails: it truncates, deletes chunks, zeroes entries and lowers
+//! values, replaying every candidate and keeping it only if it still fails.
+//!
+//! ```
+//! use roof::shrink::{minimize, Token};
+//! // A "bug" that needs a 3 at some position after at least two other entries.
+//! let fails = |choices: &[u32]| choices.iter().skip(2).any(|&choice| choice == 3);
+//! let original = vec![1, 0, 2, 5, 3, 1, 4, 0, 2, 2, 1];
+//! let shrunk = minimize(&original, fails, 10_000);
+//! assert_eq!(shrunk, vec![0, 0, 3]);
+//! assert_eq!(Token::encode(&shrunk), "2z,3");
+//! assert_eq!(Token::decode("2z,3").unwrap(), shrunk);
+//! ```
+
+use std::fmt;
+
+/// Shrink `choices` while `fails` holds, trying at most `budget` candidates. Returns the
+/// smallest failing sequence found, without trailing zeros.
+pub fn minimize(choices: &[u32], mut fails: impl FnMut(&[u32]) -> bool, budget: usize) -> Vec<u32> {
+    let mut best = trimmed(choices.to_vec());
+    let tries = std::cell::Cell::new(0);
+    let mut attempt = |candidate: Vec<u32>, best: &mut Vec<u32>| -> bool {
+        let candidate = trimmed(candidate);
+        if tries.get() >= budget || candidate == *best {
+            return false;
+        }
+        tries.set(tries.get() + 1);
+        if fails(&candidate) {
+            *best = candidate;
+            true
+        } else {
+            false
+        }
+    };
+    loop {
+        let before = best.clone();
+        // Truncate: past the end a replay is FIFO, so a prefix is a run closer to FIFO.
+        let mut keep = best.len() / 2;
+        while keep < best.len() {
+            if attempt(best[..keep].to_vec(), &mut best) {
+                keep = best.len() / 2;
+            } else {
+                keep = keep + (best.len() - keep).div_ceil(2);
+                if keep == best.len() {
+                    break;
+                }
+            }
+        }
+        // Delete chunks, halving the chunk size.
+        let mut chunk = (best.len() / 2).max(1);
+        while chunk >= 1 && !best.is_empty() {
+            let mut start = 0;
+            while start < best.len() {
+                let mut candidate = best.clone();
+                candidate.drain(start..(start + chunk).min(candidate.len()));
+                if !attempt(candidate, &mut best) {
+                    start += chunk;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk /= 2;
+        }
+        // Zero entries, then lower the ones that must stay.
+        for index in 0..best.len() {
+            if index < best.len() && best[index] != 0 {
+                let mut candidate = best.clone();
+                candidate[index] = 0;
+                if attempt(candidate, &mut best) {
+                    continue;
+                }
+                let mut value = best[index];
+                while value > 1 {
+                    let mut candidate = best.clone();
+                    candidate[index] = value / 2;
+                    if !attempt(candidate, &mut best) {
+                        let mut candidate = best.clone();
+                        candidate[index] = value - 1;
+                        if !attempt(candidate, &mut best) {
+                            break;
+                        }
+                    }
+                    value = best[index];
+                }
+            }
+        }
+        if best == before || tries.get() >= budget {
+            return best;
+        }
+    }
+}
+
+fn trimmed(mut choices: Vec<u32>) -> Vec<u32> {
+    while choices.last() == Some(&0) {
+        choices.pop();
+    }
+    choices
+}
+
+/// How far a sequence is from FIFO: its non-zero entries.
+pub fn deviations(choices: &[u32]) -> usize {
+    choices.iter().filter(|&&choice| choice != 0).count()
+}
+
+/// The text form of a choice sequence for the command line: comma-separated choices, with a
+/// run of N zeros written `Nz` (`3z,2,1` is `0,0,0,2,1`); `-` is the empty sequence (FIFO).
+pub struct Token;
+
+/// A malformed choice token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenError(String);
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid choice token {:?}: expected comma-separated numbers, Nz for N zeros, or -",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+impl Token {
+    /// Encode `choices` (trailing zeros dropped: the replay is FIFO there anyway).
+    pub fn encode(choices: &[u32]) -> String {
+        let choices = trimmed(choices.to_vec());
+        if choices.is_empty() {
+            return "-".to_string();
+        }
+        let mut parts = Vec::new();
+        let mut zeros = 0;
+        for &choice in &choices {
+            if choice == 0 {
+                zeros += 1;
+                continue;
+            }
+            match zeros {
+                0 => {}
+                1 => parts.push("0".to_string()),
+                count => parts.push(format!("{count}z")),
+            }
+            zeros = 0;
+            parts.push(choice.to_string());
+        }
+        parts.join(",")
+    }
+
+    /// Decode a token made by [`encode`](Token::encode).
+    pub fn decode(token: &str) -> Result<Vec<u32>, TokenError> {
+        let token = token.trim();
+        if token == "-" || token.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut choices = Vec::new();
+        for part in token.split(',') {
+            let part = part.trim();
+            if let Some(count) = part.strip_suffix('z') {
+                let count: usize = count.parse().map_err(|_| TokenError(token.to_string()))?;
+                choices.extend(std::iter::repeat_n(0, count));
+            } else {
+                choices.push(part.parse().map_err(|_| TokenError(token.to_string()))?);
+            }
+        }
+        Ok(choices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for choices in [
+            vec![],
+            vec![1],
+            vec![0, 1],
+            vec![0, 0, 0, 4, 0, 2],
+            vec![7, 0, 0, 0, 0, 0, 0, 1],
+        ] {
+            assert_eq!(
+                Token::decode(&Token::encode(&choices)).unwrap(),
+                trimmed(choices.clone())
+            );
+        }
+        assert!(Token::decode("1,x").is_err());
+        assert!(Token::decode("qz").is_err());
+    }
+
+    #[test]
+    fn minimize_respects_the_budget_and_keeps_failing() {
+        let original: Vec<u32> = (0..200).map(|index| (index * 7 % 5) as u32).collect();
+        let fails = |choices: &[u32]| choices.iter().filter(|&&choice| choice > 2).count() >= 3;
+        let shrunk = minimize(&original, fails, 100_000);
+        assert!(fails(&shrunk));
+        assert_eq!(shrunk, vec![3, 3, 3]);
+        let limited = minimize(&original, fails, 3);
+        assert!(fails(&limited));
+    }
+}
