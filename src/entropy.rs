@@ -23,6 +23,9 @@ pub enum Stream {
     Faults = 2,
     /// Draws made by user code through [`random`](crate::random) and friends.
     User = 3,
+    /// `buggify!()` decisions, apart from the fault plan so that adding a fault point does not
+    /// change the plan.
+    Buggify = 4,
 }
 
 /// A seeded random stream: ChaCha8 with a fixed stream number.

@@ -59,10 +59,12 @@ use std::future::Future;
 use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::event_loop::EventLoop;
 use crate::executor::JoinHandle;
+use crate::fault::{FaultKind, FaultPlan, FiredFaults};
 use crate::report::{Failure, Report};
 use crate::runtime::Config;
 use crate::sched::Policy;
@@ -137,18 +139,59 @@ impl std::ops::Deref for Sim {
     }
 }
 
-/// Run one seed: build the sim, let `body` fill it, run until every client is done.
-fn run_seed(config: Config, body: &dyn Fn(&Sim)) -> Report {
+/// Faults and liveness for a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Stress {
+    /// Draw a fault plan with faults starting within this window.
+    faults: Option<Duration>,
+    /// After the faults stop, every client must finish within this.
+    liveness: Option<Duration>,
+}
+
+/// One run's result and the faults it had.
+struct SeedRun {
+    report: Report,
+    plan: FaultPlan,
+    fired: Vec<String>,
+}
+
+/// Run one seed: build the sim, let `body` fill it, run until every client is done (with the
+/// seed's fault plan and the liveness deadline, when asked for).
+fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
+    let seed = config.seed;
     let sim = Sim {
         event_loop: EventLoop::with_config(config),
         clients: RefCell::new(Vec::new()),
     };
     body(&sim);
     let clients = std::mem::take(&mut *sim.clients.borrow_mut());
-    let outcome = sim.event_loop.run_until_complete(async move {
-        for (name, handle) in clients {
+    let client_names: Vec<String> = clients.iter().map(|(name, _)| name.clone()).collect();
+    let plan = match stress.faults {
+        None => FaultPlan::none(),
+        Some(window) => {
+            let hosts: Vec<String> = sim
+                .hosts()
+                .into_iter()
+                .filter(|host| host != "main")
+                .collect();
+            let mut plan = FaultPlan::draw(seed, &hosts, window);
+            // Clients run once: crashing one would fail the seed for nothing the system did.
+            plan.faults.retain(|fault| {
+                !(fault.kind == FaultKind::Crash && client_names.contains(&fault.host))
+            });
+            plan
+        }
+    };
+    let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
+    let nemesis = stress
+        .faults
+        .map(|_| sim.start_nemesis(plan.clone(), fired.clone()));
+    let finished = Rc::new(RefCell::new(vec![false; clients.len()]));
+    let progress = finished.clone();
+    let all_clients = async move {
+        for (index, (name, handle)) in clients.into_iter().enumerate() {
             match handle.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => progress.borrow_mut()[index] = true,
                 Ok(Err(failure)) => return Err(failure),
                 Err(_) => {
                     return Err(ClientFailure {
@@ -159,14 +202,61 @@ fn run_seed(config: Config, body: &dyn Fn(&Sim)) -> Report {
             }
         }
         Ok(())
-    });
+    };
+    let watchdog = async move {
+        if let Some(nemesis) = nemesis {
+            let _ = nemesis.await;
+        }
+        let Some(deadline) = stress.liveness else {
+            return std::future::pending().await;
+        };
+        let stopped = crate::time::now();
+        crate::time::sleep(deadline).await;
+        let stuck: Vec<&str> = finished
+            .borrow()
+            .iter()
+            .zip(&client_names)
+            .filter(|(done, _)| !**done)
+            .map(|(_, name)| name.as_str())
+            .collect();
+        Err(ClientFailure {
+            client: stuck.join(", "),
+            message: format!(
+                "liveness: no progress within {deadline:?} after the faults stopped at {stopped}: still running: {}",
+                stuck.join(", ")
+            ),
+        })
+    };
+    let outcome = sim
+        .event_loop
+        .run_until_complete(first_of(all_clients, watchdog));
     if let Ok(Err(failure)) = outcome {
-        sim.event_loop.fail(format!(
-            "client {:?} failed: {}",
-            failure.client, failure.message
-        ));
+        let message = if failure.message.starts_with("liveness:") {
+            failure.message
+        } else {
+            format!("client {:?} failed: {}", failure.client, failure.message)
+        };
+        sim.event_loop.fail(message);
     }
-    sim.event_loop.report()
+    let fired = fired.borrow().clone();
+    SeedRun {
+        report: sim.event_loop.report(),
+        plan,
+        fired,
+    }
+}
+
+/// Whichever of two futures finishes first, polling `a` before `b` (no hidden randomness).
+async fn first_of<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(value) = a.as_mut().poll(cx) {
+            return std::task::Poll::Ready(value);
+        }
+        b.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Which seeds to run.
@@ -235,6 +325,7 @@ pub struct Builder {
     /// Where failing seeds are recorded and read back (`None`: nowhere).
     regressions: Option<PathBuf>,
     name: Option<String>,
+    stress: Stress,
 }
 
 impl Default for Builder {
@@ -256,6 +347,7 @@ impl Builder {
             print_trace: false,
             regressions: None,
             name: None,
+            stress: Stress::default(),
         }
     }
 
@@ -341,6 +433,21 @@ impl Builder {
         self
     }
 
+    /// Give every seed a fault plan drawn from it (swarm style: each seed its own mix of
+    /// partitions, clogs, crashes, latency spikes and loss bursts, including none), with faults
+    /// starting within `window`. A failure prints the plan and the faults that fired.
+    pub fn faults(mut self, window: Duration) -> Builder {
+        self.stress.faults = Some(window);
+        self
+    }
+
+    /// After the faults stop (all healed, crashed hosts restarted), every client must finish
+    /// within `deadline`; a stuck system fails, naming the clients that made no progress.
+    pub fn liveness(mut self, deadline: Duration) -> Builder {
+        self.stress.liveness = Some(deadline);
+        self
+    }
+
     /// The name used for the regressions file and the replay line (default: the test's name,
     /// from the test thread).
     pub fn name(mut self, name: impl Into<String>) -> Builder {
@@ -376,7 +483,7 @@ impl Builder {
         let mut ran = 0;
         for seed in seeds {
             ran += 1;
-            let failure = self.run_one(seed, &body);
+            let (failure, plan, fired) = self.run_one(seed, &body);
             if let Some(failure) = failure {
                 if let (Some(dir), false) = (&self.regressions, matches!(self.seeds, Seeds::One(_)))
                 {
@@ -386,13 +493,14 @@ impl Builder {
                     seed,
                     failure,
                     settings: self.describe(),
+                    faults: self.stress.faults.map(|_| (plan.to_string(), fired)),
                     replay: replay_line(seed, &name),
                     trace: None,
                 };
                 let failure = if self.print_trace {
-                    let report = run_seed(self.config(seed, TraceMode::Record), &body);
+                    let run = run_seed(self.config(seed, TraceMode::Record), &body, self.stress);
                     SeedFailure {
-                        trace: report.trace.map(|trace| trace.render()),
+                        trace: run.report.trace.map(|trace| trace.render()),
                         ..failure
                     }
                 } else {
@@ -405,25 +513,25 @@ impl Builder {
         Ok(ran)
     }
 
-    fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> Option<Failure> {
+    fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> (Option<Failure>, FaultPlan, Vec<String>) {
         if !self.check_determinism {
-            return run_seed(self.config(seed, TraceMode::Hash), body)
-                .outcome
-                .err();
+            let run = run_seed(self.config(seed, TraceMode::Hash), body, self.stress);
+            return (run.report.outcome.err(), run.plan, run.fired);
         }
-        let first = run_seed(self.config(seed, TraceMode::Record), body);
-        let second = run_seed(self.config(seed, TraceMode::Record), body);
-        let (Some(left), Some(right)) = (&first.trace, &second.trace) else {
+        let first = run_seed(self.config(seed, TraceMode::Record), body, self.stress);
+        let second = run_seed(self.config(seed, TraceMode::Record), body, self.stress);
+        let (Some(left), Some(right)) = (&first.report.trace, &second.report.trace) else {
             unreachable!("record mode keeps the trace")
         };
-        match left.first_divergence(right) {
+        let failure = match left.first_divergence(right) {
             Some(divergence) => Some(Failure::Nondeterminism {
                 index: divergence.index,
                 first: divergence.left.map(|event| event.to_string()),
                 second: divergence.right.map(|event| event.to_string()),
             }),
-            None => first.outcome.err(),
-        }
+            None => first.report.outcome.err(),
+        };
+        (failure, first.plan, first.fired)
     }
 
     /// Run every seed and panic (failing the test) on the first failure.
@@ -468,6 +576,8 @@ pub struct SeedFailure {
     pub failure: Failure,
     /// The version and settings the seed ran with.
     pub settings: String,
+    /// The fault plan drawn for the seed and the faults that fired, when faults were on.
+    pub faults: Option<(String, Vec<String>)>,
     /// The line to paste to replay it.
     pub replay: String,
     /// The failing run's trace, when asked for (`ROOF_TRACE=1`).
@@ -481,6 +591,15 @@ impl fmt::Display for SeedFailure {
         }
         writeln!(f, "roof: seed {} failed: {}", self.seed, self.failure)?;
         writeln!(f, "roof: {}", self.settings)?;
+        if let Some((plan, fired)) = &self.faults {
+            writeln!(f, "roof: fault plan: {plan}")?;
+            let fired = if fired.is_empty() {
+                "none".to_string()
+            } else {
+                fired.join("; ")
+            };
+            writeln!(f, "roof: faults fired: {fired}")?;
+        }
         write!(f, "{}", self.replay)
     }
 }

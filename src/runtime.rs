@@ -183,6 +183,9 @@ pub(crate) struct Kernel {
     scheduler: RefCell<Scheduler>,
     pub(crate) trace: Recorder,
     pub(crate) user_rng: RefCell<Rng>,
+    /// `buggify!()`: the stream, and each site's activation for this seed.
+    pub(crate) buggify_rng: RefCell<Rng>,
+    pub(crate) buggify_sites: RefCell<std::collections::BTreeMap<&'static str, bool>>,
     output: RefCell<String>,
     phase: Cell<Phase>,
     stop: Cell<Stop>,
@@ -372,6 +375,8 @@ impl Kernel {
             scheduler: RefCell::new(scheduler),
             trace: Recorder::new(config.trace),
             user_rng: RefCell::new(Rng::new(config.seed, Stream::User)),
+            buggify_rng: RefCell::new(Rng::new(config.seed, Stream::Buggify)),
+            buggify_sites: RefCell::new(std::collections::BTreeMap::new()),
             output: RefCell::new(String::new()),
             phase: Cell::new(Phase::Idle),
             stop: Cell::new(Stop::No),

@@ -6,6 +6,7 @@ mod sim;
 
 mod cli;
 mod event_loop;
+mod faults;
 mod harness;
 mod net;
 mod protocol;

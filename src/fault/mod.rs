@@ -108,3 +108,61 @@ impl LoopHandle {
         Ok(self.kernel.net.borrow().is_up(index))
     }
 }
+
+// ----- buggify ---------------------------------------------------------------------------------
+
+/// A fault point in user code, FoundationDB style: `if roof::buggify!() { /* misbehave */ }`.
+///
+/// In a simulation each site (file, line, column) is active in about a quarter of the seeds;
+/// an active site is true a quarter of the times it is reached. Outside a simulation it is
+/// always false. Decisions come from the seed's own buggify stream, so they replay.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// assert!(!roof::buggify!(), "outside a running loop");
+/// let hits: Vec<u32> = (0..64)
+///     .map(|seed| {
+///         let lp = roof::EventLoop::with_config(roof::Config::new(seed).echo(false));
+///         lp.run_until_complete(async { (0..100).filter(|_| roof::buggify!()).count() as u32 }).unwrap()
+///     })
+///     .collect();
+/// assert!(hits.iter().any(|&hits| hits == 0), "inactive in some seeds");
+/// assert!(hits.iter().any(|&hits| hits > 0), "active in others");
+/// ```
+#[macro_export]
+macro_rules! buggify {
+    () => {
+        $crate::fault::buggify_at(::std::concat!(
+            ::std::file!(),
+            ":",
+            ::std::line!(),
+            ":",
+            ::std::column!()
+        ))
+    };
+}
+
+/// The engine of [`buggify!`]: whether fault point `site` fires now.
+pub fn buggify_at(site: &'static str) -> bool {
+    crate::runtime::try_with(|kernel| {
+        let active = *kernel
+            .buggify_sites
+            .borrow_mut()
+            .entry(site)
+            .or_insert_with(|| {
+                // Whether a site is active depends on the seed and the site only, not on which
+                // site happened to be reached first.
+                let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ kernel.config.seed;
+                for byte in site.bytes() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                crate::entropy::Rng::new(hash, crate::entropy::Stream::Buggify).below(4) == 0
+            });
+        active && kernel.buggify_rng.borrow_mut().below(4) == 0
+    })
+    .unwrap_or(false)
+}
+
+pub(crate) mod plan;
+
+pub use plan::{FaultKind, FaultPlan, FiredFaults, PlannedFault};

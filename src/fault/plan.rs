@@ -1,0 +1,243 @@
+//! Fault plans drawn from the seed, swarm style, and the nemesis that carries them out.
+//!
+//! [`FaultPlan::draw`] picks, for one seed, which kinds of fault this run gets (each kind is
+//! enabled with probability one half, so some seeds get none, some only crashes, ...), then a
+//! few faults of each enabled kind at random times within a window, each undone after a while.
+//! Every draw comes from the seed's faults stream. [`LoopHandle::start_nemesis`] runs a plan
+//! on the loop and reports which faults actually fired (a crash of a host that is already down
+//! does not); after the last one everything is healed and every crashed host restarted.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::entropy::{Rng, Stream};
+use crate::event_loop::LoopHandle;
+use crate::executor::JoinHandle;
+use crate::net::LinkConfig;
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// Cut two hosts apart, both ways.
+    Partition,
+    /// Cut one direction between two hosts.
+    OneWayPartition,
+    /// Hold everything a host sends or receives.
+    Clog,
+    /// Crash a host (restarted when the fault ends).
+    Crash,
+    /// Make a link 50x slower for a while.
+    LatencySpike,
+    /// Lose a third of a link's datagrams for a while.
+    LossBurst,
+}
+
+const KINDS: [FaultKind; 6] = [
+    FaultKind::Partition,
+    FaultKind::OneWayPartition,
+    FaultKind::Clog,
+    FaultKind::Crash,
+    FaultKind::LatencySpike,
+    FaultKind::LossBurst,
+];
+
+/// One fault of a plan: what, on which hosts, when, for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedFault {
+    /// The kind.
+    pub kind: FaultKind,
+    /// The host it hits (or the first of the pair).
+    pub host: String,
+    /// The other host, for a link fault.
+    pub peer: Option<String>,
+    /// When it starts, from the start of the run.
+    pub at: Duration,
+    /// How long until it is undone.
+    pub lasts: Duration,
+}
+
+impl fmt::Display for PlannedFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.peer {
+            Some(peer) => format!("{} {peer}", self.host),
+            None => self.host.clone(),
+        };
+        write!(
+            f,
+            "{:?} {target} at {:?} for {:?}",
+            self.kind, self.at, self.lasts
+        )
+    }
+}
+
+/// The faults one seed gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// The kinds this seed enabled (swarm testing).
+    pub kinds: Vec<FaultKind>,
+    /// The faults, by start time.
+    pub faults: Vec<PlannedFault>,
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.faults.is_empty() {
+            return f.write_str("none");
+        }
+        let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
+        f.write_str(&faults.join("; "))
+    }
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub fn none() -> FaultPlan {
+        FaultPlan::default()
+    }
+
+    /// Draw the plan of `seed` for `hosts`, with faults starting within `window`.
+    ///
+    /// ```
+    /// use roof::fault::FaultPlan;
+    /// use std::time::Duration;
+    /// let hosts = ["server".to_string(), "client".to_string()];
+    /// let plan = FaultPlan::draw(3, &hosts, Duration::from_secs(1));
+    /// assert_eq!(plan, FaultPlan::draw(3, &hosts, Duration::from_secs(1)));
+    /// assert!(plan.faults.iter().all(|fault| fault.at < Duration::from_secs(1)));
+    /// ```
+    pub fn draw(seed: u64, hosts: &[String], window: Duration) -> FaultPlan {
+        let mut rng = Rng::new(seed, Stream::Faults);
+        let kinds: Vec<FaultKind> = KINDS.into_iter().filter(|_| rng.chance(1, 2)).collect();
+        if hosts.is_empty() || window.is_zero() {
+            return FaultPlan {
+                kinds,
+                faults: Vec::new(),
+            };
+        }
+        let window_ns = window.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let mut faults = Vec::new();
+        for &kind in &kinds {
+            let needs_pair = !matches!(kind, FaultKind::Clog | FaultKind::Crash);
+            if needs_pair && hosts.len() < 2 {
+                continue;
+            }
+            for _ in 0..=rng.below(2) {
+                let host = hosts[rng.below(hosts.len() as u64) as usize].clone();
+                let peer = needs_pair.then(|| {
+                    let others: Vec<&String> =
+                        hosts.iter().filter(|&other| *other != host).collect();
+                    others[rng.below(others.len() as u64) as usize].clone()
+                });
+                let at = Duration::from_nanos(rng.below(window_ns));
+                let lasts = Duration::from_nanos(1 + rng.below(window_ns / 4 + 1));
+                faults.push(PlannedFault {
+                    kind,
+                    host,
+                    peer,
+                    at,
+                    lasts,
+                });
+            }
+        }
+        faults.sort_by_key(|fault| (fault.at, fault.kind));
+        FaultPlan { kinds, faults }
+    }
+}
+
+/// What a nemesis did: the faults that fired, as lines for the report.
+pub type FiredFaults = Rc<RefCell<Vec<String>>>;
+
+impl LoopHandle {
+    /// Carry out `plan` on this loop: each fault at its time, undone after its duration; when
+    /// the last is undone, heal everything and restart every crashed host. The handle finishes
+    /// then. `fired` collects what actually happened.
+    pub fn start_nemesis(&self, plan: FaultPlan, fired: FiredFaults) -> JoinHandle<()> {
+        let handle = self.clone();
+        let start = self.now();
+        self.kernel.spawn_on(
+            0,
+            nemesis(handle, plan, fired, start),
+            Some("nemesis".into()),
+        )
+    }
+}
+
+/// An action of the nemesis, at an instant.
+enum Step {
+    Start(PlannedFault),
+    End(PlannedFault),
+}
+
+async fn nemesis(
+    handle: LoopHandle,
+    plan: FaultPlan,
+    fired: FiredFaults,
+    start: crate::time::Instant,
+) {
+    let mut steps: Vec<(Duration, usize, Step)> = Vec::new();
+    for (index, fault) in plan.faults.into_iter().enumerate() {
+        steps.push((fault.at + fault.lasts, index, Step::End(fault.clone())));
+        steps.push((fault.at, index, Step::Start(fault)));
+    }
+    steps.sort_by_key(|(at, index, step)| (*at, matches!(step, Step::Start(_)), *index));
+    let note = |line: String| fired.borrow_mut().push(line);
+    for (at, _, step) in steps {
+        crate::time::sleep_until(start + at).await;
+        match step {
+            Step::Start(fault) => {
+                if let Some(line) = apply(&handle, &fault) {
+                    note(format!("{} {line}", handle.now()));
+                }
+            }
+            Step::End(fault) => undo(&handle, &fault),
+        }
+    }
+    handle.heal_all();
+    for host in handle.hosts() {
+        if matches!(handle.is_up(&host), Ok(false)) {
+            let _ = handle.restart(&host);
+        }
+    }
+}
+
+fn apply(handle: &LoopHandle, fault: &PlannedFault) -> Option<String> {
+    let peer = fault.peer.as_deref().unwrap_or(&fault.host);
+    let host = fault.host.as_str();
+    let done = match fault.kind {
+        FaultKind::Partition => handle.partition(host, peer).is_ok(),
+        FaultKind::OneWayPartition => handle.partition_oneway(host, peer).is_ok(),
+        FaultKind::Clog => handle.clog(host).is_ok(),
+        FaultKind::Crash => handle.crash(host).is_ok(),
+        FaultKind::LatencySpike => {
+            let slow = LinkConfig::default()
+                .latency(Duration::from_millis(50))
+                .jitter(Duration::from_millis(50));
+            handle.set_link(host, peer, slow).is_ok()
+        }
+        FaultKind::LossBurst => handle
+            .set_link(host, peer, LinkConfig::default().loss(1.0 / 3.0))
+            .is_ok(),
+    };
+    done.then(|| fault.to_string())
+}
+
+fn undo(handle: &LoopHandle, fault: &PlannedFault) {
+    let peer = fault.peer.as_deref().unwrap_or(&fault.host);
+    let host = fault.host.as_str();
+    let _ = match fault.kind {
+        FaultKind::Partition | FaultKind::OneWayPartition => handle.heal(host, peer),
+        FaultKind::Clog => handle.unclog(host),
+        FaultKind::Crash => {
+            if matches!(handle.is_up(host), Ok(false)) {
+                handle.restart(host)
+            } else {
+                Ok(())
+            }
+        }
+        FaultKind::LatencySpike | FaultKind::LossBurst => {
+            handle.set_link(host, peer, LinkConfig::default())
+        }
+    };
+}

@@ -1,0 +1,219 @@
+//! Faults from the seed: swarm-style plans, the nemesis, buggify, and the liveness phase.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use roof::fault::{FaultKind, FaultPlan};
+use roof::harness::{Builder, Sim};
+use roof::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use roof::net::TcpStream;
+use roof::Failure;
+
+use crate::sim::yell_echo;
+
+#[test]
+fn plans_are_drawn_per_seed_in_swarm_style() {
+    let hosts: Vec<String> = ["server", "replica", "client"].map(String::from).to_vec();
+    let window = Duration::from_secs(1);
+    let plans: Vec<FaultPlan> = (0..200)
+        .map(|seed| FaultPlan::draw(seed, &hosts, window))
+        .collect();
+    assert_eq!(
+        plans[7],
+        FaultPlan::draw(7, &hosts, window),
+        "a plan replays with its seed"
+    );
+    assert!(
+        plans.iter().any(|plan| plan.faults.is_empty()),
+        "some seeds get no faults"
+    );
+    assert!(
+        plans.iter().any(|plan| plan.kinds.len() == 1),
+        "some a single kind"
+    );
+    assert!(
+        plans
+            .iter()
+            .any(|plan| plan.kinds.contains(&FaultKind::Crash)),
+        "some crashes"
+    );
+    assert!(
+        plans
+            .iter()
+            .any(|plan| !plan.kinds.contains(&FaultKind::Crash)),
+        "some without"
+    );
+    assert!(
+        plans.iter().any(|plan| plan.kinds.len() >= 4),
+        "some a rich mix"
+    );
+    for plan in &plans {
+        assert!(plan
+            .faults
+            .iter()
+            .all(|fault| plan.kinds.contains(&fault.kind) && fault.at < window));
+        assert!(plan
+            .faults
+            .iter()
+            .all(|fault| fault.peer.as_ref() != Some(&fault.host)));
+    }
+    assert_eq!(FaultPlan::none().to_string(), "none");
+}
+
+/// A client that keeps at it: every step has a timeout, any error means reconnect and retry.
+async fn resilient_client(exchanges: usize) -> Result<(), String> {
+    let mut done = 0;
+    while done < exchanges {
+        let attempt = async {
+            let stream = TcpStream::connect(("server", yell_echo::PORT)).await?;
+            let mut reader = BufReader::new(&stream);
+            let mut writer = &stream;
+            writer
+                .write_all(format!("line {done}\n").as_bytes())
+                .await?;
+            let mut answer = String::new();
+            reader.read_line(&mut answer).await?;
+            Ok::<String, std::io::Error>(answer)
+        };
+        match roof::timeout(Duration::from_millis(200), attempt).await {
+            Ok(Ok(answer)) if answer == format!("LINE {done}\n") => done += 1,
+            Ok(Ok(answer)) if answer.is_empty() => {} // the server went away mid-exchange
+            Ok(Ok(answer)) => return Err(format!("wrong answer {answer:?}")),
+            Ok(Err(_)) | Err(_) => roof::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    Ok(())
+}
+
+fn resilient_world(sim: &Sim) {
+    sim.host("server", || yell_echo::serve(yell_echo::PORT));
+    sim.client("c1", resilient_client(5));
+    sim.client("c2", resilient_client(5));
+}
+
+#[test]
+fn a_resilient_system_survives_every_seed_of_faults_and_makes_progress_after() {
+    let ran = Builder::new()
+        .seeds(0..60)
+        .faults(Duration::from_secs(1))
+        .liveness(Duration::from_secs(5))
+        .try_run(resilient_world)
+        .unwrap();
+    assert_eq!(ran, 60);
+}
+
+#[test]
+fn faults_fire_and_show_in_the_trace() {
+    // Find a seed whose plan crashes the server, and watch it happen.
+    let seed = (0..200)
+        .find(|&seed| {
+            FaultPlan::draw(
+                seed,
+                &["server".to_string(), "c1".to_string(), "c2".to_string()],
+                Duration::from_secs(1),
+            )
+            .faults
+            .iter()
+            .any(|fault| fault.kind == FaultKind::Crash && fault.host == "server")
+        })
+        .unwrap();
+    let failure = Builder::new()
+        .seed(seed)
+        .faults(Duration::from_secs(1))
+        .print_trace(true)
+        .try_run(|sim| {
+            resilient_world(sim);
+            sim.client("tripwire", async {
+                roof::sleep(Duration::from_secs(10)).await;
+                Err::<(), _>("stop here to see the report")
+            });
+        })
+        .unwrap_err();
+    let (plan, fired) = failure.faults.clone().unwrap();
+    assert!(plan.contains("Crash server"), "{plan}");
+    assert!(
+        fired.iter().any(|line| line.contains("Crash server")),
+        "{fired:?}"
+    );
+    let trace = failure.trace.clone().unwrap();
+    assert!(
+        trace.contains("fault crash server") && trace.contains("fault restart server"),
+        "{trace}"
+    );
+    let text = failure.to_string();
+    assert!(
+        text.contains("roof: fault plan: ") && text.contains("roof: faults fired: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_server_that_does_not_come_back_fails_the_liveness_phase_naming_the_stuck_clients() {
+    // The planted bug: the server only listens in its first life.
+    let world = |sim: &Sim| {
+        let lives = Rc::new(Cell::new(0));
+        sim.host("server", move || {
+            let lives = lives.clone();
+            async move {
+                lives.set(lives.get() + 1);
+                if lives.get() == 1 {
+                    yell_echo::serve(yell_echo::PORT).await;
+                }
+            }
+        });
+        sim.client("c1", resilient_client(20));
+    };
+    let failure = Builder::new()
+        .seeds(0..300)
+        .faults(Duration::from_secs(1))
+        .liveness(Duration::from_secs(5))
+        .try_run(world)
+        .unwrap_err();
+    let text = failure.failure.to_string();
+    assert!(
+        text.contains("liveness: no progress within 5s after the faults stopped at"),
+        "{text}"
+    );
+    assert!(text.contains("still running: c1"), "{text}");
+    assert!(matches!(failure.failure, Failure::Error { .. }));
+    let (_, fired) = failure.faults.unwrap();
+    assert!(
+        fired.iter().any(|line| line.contains("Crash server")),
+        "{fired:?}"
+    );
+}
+
+#[test]
+fn buggify_is_per_seed_per_site_and_replays() {
+    let count = |seed: u64| {
+        let event_loop = roof::EventLoop::with_config(crate::quiet(seed));
+        event_loop
+            .run_until_complete(async {
+                let first = (0..200).filter(|_| roof::buggify!()).count();
+                let second = (0..200).filter(|_| roof::buggify!()).count();
+                (first, second)
+            })
+            .unwrap()
+    };
+    let counts: Vec<(usize, usize)> = (0..100).map(count).collect();
+    assert_eq!(counts[3], count(3), "replays with the seed");
+    let active_first = counts.iter().filter(|(first, _)| *first > 0).count();
+    assert!(
+        (10..45).contains(&active_first),
+        "a site is active in about a quarter of seeds: {active_first}"
+    );
+    assert!(
+        counts
+            .iter()
+            .any(|(first, second)| (*first > 0) != (*second > 0)),
+        "sites are independent"
+    );
+    let hits: usize = counts.iter().map(|(first, _)| *first).sum();
+    let per_active = hits as f64 / active_first as f64 / 200.0;
+    assert!(
+        (0.18..0.32).contains(&per_active),
+        "an active site fires about a quarter of the time: {per_active}"
+    );
+    assert!(!roof::buggify!(), "never outside a simulation");
+}
