@@ -140,10 +140,12 @@ impl std::ops::Deref for Sim {
 }
 
 /// Faults and liveness for a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Stress {
     /// Draw a fault plan with faults starting within this window.
     faults: Option<Duration>,
+    /// Or run exactly this plan.
+    plan: Option<FaultPlan>,
     /// After the faults stop, every client must finish within this.
     liveness: Option<Duration>,
 }
@@ -166,22 +168,21 @@ fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
     body(&sim);
     let clients = std::mem::take(&mut *sim.clients.borrow_mut());
     let client_names: Vec<String> = clients.iter().map(|(name, _)| name.clone()).collect();
-    let plan = match stress.faults {
-        None => FaultPlan::none(),
-        Some(window) => {
+    let mut plan = match (&stress.plan, stress.faults) {
+        (Some(plan), _) => plan.clone(),
+        (None, None) => FaultPlan::none(),
+        (None, Some(window)) => {
             let hosts: Vec<String> = sim
                 .hosts()
                 .into_iter()
                 .filter(|host| host != "main")
                 .collect();
-            let mut plan = FaultPlan::draw(seed, &hosts, window);
-            // Clients run once: crashing one would fail the seed for nothing the system did.
-            plan.faults.retain(|fault| {
-                !(fault.kind == FaultKind::Crash && client_names.contains(&fault.host))
-            });
-            plan
+            FaultPlan::draw(seed, &hosts, window)
         }
     };
+    // Clients run once: crashing one would fail the seed for nothing the system did.
+    plan.faults
+        .retain(|fault| !(fault.kind == FaultKind::Crash && client_names.contains(&fault.host)));
     let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
     let nemesis = stress
         .faults
@@ -441,6 +442,12 @@ impl Builder {
         self
     }
 
+    /// Run exactly `plan` on every seed (say, one a proptest strategy made).
+    pub fn fault_plan(mut self, plan: FaultPlan) -> Builder {
+        self.stress.plan = Some(plan);
+        self
+    }
+
     /// After the faults stop (all healed, crashed hosts restarted), every client must finish
     /// within `deadline`; a stuck system fails, naming the clients that made no progress.
     pub fn liveness(mut self, deadline: Duration) -> Builder {
@@ -493,12 +500,17 @@ impl Builder {
                     seed,
                     failure,
                     settings: self.describe(),
-                    faults: self.stress.faults.map(|_| (plan.to_string(), fired)),
+                    faults: (self.stress.faults.is_some() || self.stress.plan.is_some())
+                        .then(|| (plan.to_string(), fired)),
                     replay: replay_line(seed, &name),
                     trace: None,
                 };
                 let failure = if self.print_trace {
-                    let run = run_seed(self.config(seed, TraceMode::Record), &body, self.stress);
+                    let run = run_seed(
+                        self.config(seed, TraceMode::Record),
+                        &body,
+                        self.stress.clone(),
+                    );
                     SeedFailure {
                         trace: run.report.trace.map(|trace| trace.render()),
                         ..failure
@@ -515,11 +527,23 @@ impl Builder {
 
     fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> (Option<Failure>, FaultPlan, Vec<String>) {
         if !self.check_determinism {
-            let run = run_seed(self.config(seed, TraceMode::Hash), body, self.stress);
+            let run = run_seed(
+                self.config(seed, TraceMode::Hash),
+                body,
+                self.stress.clone(),
+            );
             return (run.report.outcome.err(), run.plan, run.fired);
         }
-        let first = run_seed(self.config(seed, TraceMode::Record), body, self.stress);
-        let second = run_seed(self.config(seed, TraceMode::Record), body, self.stress);
+        let first = run_seed(
+            self.config(seed, TraceMode::Record),
+            body,
+            self.stress.clone(),
+        );
+        let second = run_seed(
+            self.config(seed, TraceMode::Record),
+            body,
+            self.stress.clone(),
+        );
         let (Some(left), Some(right)) = (&first.report.trace, &second.report.trace) else {
             unreachable!("record mode keeps the trace")
         };

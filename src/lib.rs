@@ -57,7 +57,7 @@
 //! with [`Trace::first_divergence`](trace::Trace::first_divergence).
 //!
 //! ## Feature flags
-//! None yet: the simulation is always compiled.
+//! - `proptest` (default): [`strategies`] for seeds, fault plans and choice sequences.
 
 #![deny(missing_docs)]
 
@@ -73,6 +73,8 @@ pub mod report;
 mod runtime;
 pub mod sched;
 pub mod shrink;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod time;
 pub mod trace;
 

@@ -62,7 +62,7 @@ fn plans_are_drawn_per_seed_in_swarm_style() {
 }
 
 /// A client that keeps at it: every step has a timeout, any error means reconnect and retry.
-async fn resilient_client(exchanges: usize) -> Result<(), String> {
+pub async fn resilient_client(exchanges: usize) -> Result<(), String> {
     let mut done = 0;
     while done < exchanges {
         let attempt = async {

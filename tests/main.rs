@@ -9,6 +9,7 @@ mod event_loop;
 mod faults;
 mod harness;
 mod net;
+mod properties;
 mod protocol;
 mod scenarios;
 mod shrink;
