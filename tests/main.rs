@@ -9,6 +9,7 @@ mod event_loop;
 mod faults;
 mod harness;
 mod net;
+#[cfg(feature = "proptest")]
 mod properties;
 mod protocol;
 mod scenarios;
