@@ -47,7 +47,7 @@
 //!
 //! ```text
 //! roof: seed 8137 failed at 2.000341000s (task "nc" on host nc): connection reset by peer
-//! roof: roof 0.1.0, policy random, time_max 86400s, steps_max 10000000, faults: none
+//! roof: roof 0.1.0, policy random, time_max 86400s, steps_max 10000000, check_determinism false
 //! replay: ROOF_SEED=8137 cargo test --test main -- yell_echo_survives_faults
 //! ```
 
@@ -613,7 +613,7 @@ impl fmt::Display for SeedFailure {
         if let Some(trace) = &self.trace {
             write!(f, "{trace}")?;
         }
-        writeln!(f, "roof: seed {} failed: {}", self.seed, self.failure)?;
+        writeln!(f, "roof: seed {} {}", self.seed, self.failure.headline())?;
         writeln!(f, "roof: {}", self.settings)?;
         if let Some((plan, fired)) = &self.faults {
             writeln!(f, "roof: fault plan: {plan}")?;

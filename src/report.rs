@@ -17,6 +17,8 @@ pub enum Failure {
         task: TaskId,
         /// Its name.
         name: String,
+        /// The host it ran on.
+        host: String,
         /// When it panicked.
         time: Instant,
         /// The panic message.
@@ -91,6 +93,7 @@ impl fmt::Display for Failure {
                 name,
                 time,
                 message,
+                ..
             } => write!(f, "task {name:?} ({task}) panicked at {time}: {message}"),
             Failure::Deadlock { time, blocked } => {
                 write!(
@@ -130,6 +133,36 @@ impl fmt::Display for Failure {
             Failure::Misuse { message } => f.write_str(message),
         }
     }
+}
+
+impl Failure {
+    /// One line in the shape a person scans for: `failed at <time> (task "nc" on host nc):
+    /// <message>` where the task and host are known, else `failed: <failure>`.
+    pub fn headline(&self) -> String {
+        match self {
+            Failure::Panic {
+                name,
+                host,
+                time,
+                message,
+                ..
+            } => format!("failed at {time} (task {name:?} on host {host}): panicked: {message}"),
+            Failure::Error { message, time } => match client_of(message) {
+                Some((client, rest)) => {
+                    format!("failed at {time} (task {client:?} on host {client}): {rest}")
+                }
+                None => format!("failed at {time}: {message}"),
+            },
+            other => format!("failed: {other}"),
+        }
+    }
+}
+
+/// `client "nc" failed: <rest>` (the harness's wording) split into the client and the rest.
+fn client_of(message: &str) -> Option<(&str, &str)> {
+    let rest = message.strip_prefix("client \"")?;
+    let (client, rest) = rest.split_once("\" failed: ")?;
+    Some((client, rest))
 }
 
 impl std::error::Error for Failure {}

@@ -789,7 +789,7 @@ impl Kernel {
             }));
         }
         let meta = runnable.metadata();
-        let id = meta.id;
+        let (id, host) = (meta.id, meta.host);
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: id });
         }
@@ -810,6 +810,7 @@ impl Kernel {
             return Err(self.fail_now(Failure::Panic {
                 task: crate::executor::TaskId(id),
                 name,
+                host: self.net.borrow().host_name(host).to_string(),
                 time: self.now(),
                 message,
             }));

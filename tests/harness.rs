@@ -93,7 +93,12 @@ fn a_failing_seed_reports_its_failure_settings_and_replay_line() {
         .unwrap_err();
     assert_eq!(failure.seed, 5);
     let text = failure.to_string();
-    assert!(text.contains("roof: seed 5 failed: scenario failed at 1.500000000s: client \"nc\" failed: unlucky seed 5"), "{text}");
+    assert!(
+        text.contains(
+            "roof: seed 5 failed at 1.500000000s (task \"nc\" on host nc): unlucky seed 5"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "roof: roof {}, policy random",
@@ -136,6 +141,12 @@ fn a_panicking_client_names_task_host_and_time_and_the_trace_can_be_printed() {
         }
         other => panic!("expected a panic, got {other:?}"),
     }
+    assert!(
+        failure.to_string().contains(
+            "roof: seed 3 failed at 0.250000000s (task \"boom\" on host boom): panicked: kaboom"
+        ),
+        "{failure}"
+    );
     let trace = failure.trace.expect("ROOF_TRACE-style trace");
     assert!(trace.contains("panic #1 \"kaboom\""), "{trace}");
 }
