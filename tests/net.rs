@@ -493,17 +493,23 @@ mod regressions {
     use super::conformance::*;
     use super::*;
 
+    /// A loop with just an echo server on `echo:7`.
+    fn echo_only(seed: u64) -> EventLoop {
+        let event_loop = EventLoop::with_config(quiet(seed));
+        event_loop
+            .host("echo", || async {
+                echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
+            })
+            .unwrap();
+        event_loop
+    }
+
     /// A crashed server's listener, dropped after its restarted self bound the same port, must
     /// not unbind the new listener (handles carry an identity, not just an address).
     #[test]
     fn a_stale_listener_does_not_unbind_its_restarted_successor() {
         for seed in 0..40 {
-            let event_loop = EventLoop::with_config(quiet(seed));
-            event_loop
-                .host("echo", || async {
-                    echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
-                })
-                .unwrap();
+            let event_loop = echo_only(seed);
             let handle = event_loop.handle();
             event_loop
                 .run_until_complete(async move {
@@ -522,12 +528,7 @@ mod regressions {
     #[test]
     fn a_stale_stream_does_not_close_a_connection_that_reused_its_slot() {
         for seed in 0..40 {
-            let event_loop = EventLoop::with_config(quiet(seed));
-            event_loop
-                .host("echo", || async {
-                    echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
-                })
-                .unwrap();
+            let event_loop = echo_only(seed);
             event_loop
                 .host("flaky", || async {
                     let mut stream = TcpStream::connect("echo:7").await.unwrap();
