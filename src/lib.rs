@@ -96,6 +96,12 @@ pub mod io {
     };
 }
 
+/// Whether an [`EventLoop`] is running on this thread: code (a panic hook, say) can tell a
+/// simulated task's panic, which the run reports as its failure, from any other.
+pub fn in_simulation() -> bool {
+    runtime::is_running_here()
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event_loop::JoinTuple;

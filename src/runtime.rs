@@ -238,6 +238,18 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
         .flatten()
 }
 
+/// Whether a loop is running on this thread (a panic now is a simulated task's, or the engine's).
+pub fn is_running_here() -> bool {
+    RUNNING
+        .try_with(|running| {
+            running
+                .try_borrow()
+                .map(|running| running.is_some())
+                .unwrap_or(true)
+        })
+        .unwrap_or(false)
+}
+
 /// Run `f` with the running kernel, or else the newest open one of this thread (asyncio's
 /// "current event loop" for code that runs between `run_*` calls).
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {

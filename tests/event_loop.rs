@@ -328,3 +328,13 @@ fn default_limits_are_documented_values() {
     assert_eq!(config.time_max, roof::TIME_MAX_DEFAULT);
     assert_eq!(config.policy, Policy::Random);
 }
+
+#[test]
+fn in_simulation_tells_a_running_loop() {
+    assert!(!roof::in_simulation());
+    let event_loop = EventLoop::with_config(quiet(0));
+    assert!(event_loop
+        .run_until_complete(async { roof::in_simulation() })
+        .unwrap());
+    assert!(!roof::in_simulation());
+}

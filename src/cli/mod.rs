@@ -94,9 +94,14 @@ enum Command {
 pub(crate) struct Usage(pub(crate) String);
 
 pub fn main() -> i32 {
-    // A panicking task is reported as the run's failure; the default hook's extra lines on
-    // stderr would only repeat it.
-    std::panic::set_hook(Box::new(|_| {}));
+    // A panicking task is reported as the run's failure; the default hook's lines on stderr
+    // would only repeat it. Any other panic (a bug of the tool itself) still prints.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !roof::in_simulation() {
+            default_hook(info);
+        }
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
