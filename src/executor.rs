@@ -13,8 +13,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
@@ -38,7 +39,6 @@ impl fmt::Display for TaskId {
 }
 
 /// What every task carries in its `async-task` header.
-#[derive(Debug)]
 pub(crate) struct TaskMeta {
     /// The per-run task id.
     pub(crate) id: u64,
@@ -51,8 +51,13 @@ pub(crate) struct TaskMeta {
     /// The host the task runs on.
     pub(crate) host: u32,
     /// The host's incarnation when the task was spawned: a crash starts a new one, and a
-    /// task of an older incarnation is cancelled instead of run.
-    pub(crate) incarnation: u32,
+    /// task of an older incarnation is cancelled instead of run. (Sixteen bits keep the header
+    /// small; it wraps, harmlessly: a crash wakes and drops every task of the old incarnation.)
+    pub(crate) incarnation: u16,
+    /// From its first suspension until its future is dropped, a task holds a reference to
+    /// itself: async-task would otherwise free a pending task nobody can wake without
+    /// dropping its future (see `TaskEntry`).
+    pub(crate) self_waker: Cell<Option<Waker>>,
 }
 
 /// `TaskMeta::slot` of a task that has not suspended yet.
@@ -75,14 +80,18 @@ pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 /// A task's name: given at spawn, or asyncio's `Task-<id>`.
 pub(crate) type TaskName = Cow<'static, str>;
 
-/// A suspended task: its id, its host, and a waker of its own.
+/// A suspended task: its id, its host, and its waker, *borrowed* (no reference held here).
 ///
-/// The waker is owned (it holds a reference): async-task frees a detached task that went
-/// pending with no waker left anywhere, without dropping its future, so only a reference keeps
-/// a suspended task (and this entry) valid until its future is dropped and it unregisters.
+/// async-task frees a detached task that went pending with no waker left anywhere, without
+/// dropping its future. So a suspended task holds a reference to itself (its `TaskMeta`'s
+/// `self_waker`) from its first suspension until its future is dropped, and the future's drop
+/// clears this entry's bit *before* releasing that reference: while the bit is set, the task
+/// is alive and the borrowed waker is valid.
+#[derive(Clone, Copy)]
 struct TaskEntry {
     id: u64,
-    waker: Waker,
+    data: *const (),
+    vtable: &'static RawWakerVTable,
     host: u32,
 }
 
@@ -92,10 +101,12 @@ const CHUNK: usize = 1024;
 /// The tasks of one loop that have suspended at least once and not yet ended: what the loop
 /// needs to list blocked tasks (deadlock), to cancel everything (close) and to cancel a crashed
 /// host's tasks. A task that finishes in its first poll never touches it. Entries sit in
-/// fixed-size chunks (growing never copies). Names live apart, since most tasks have none.
+/// fixed-size chunks (growing never copies); occupancy is a bitset, so a task's end touches one
+/// bit of a small array, not its entry. Names live apart, since most tasks have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    chunks: Vec<Vec<Option<TaskEntry>>>,
+    chunks: Vec<Vec<TaskEntry>>,
+    occupied: Vec<u64>,
     free: Vec<u32>,
     /// Slots handed out so far (occupied or free).
     slots: usize,
@@ -104,13 +115,14 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
-    /// Record a suspended task, keeping a clone of its waker; returns its slot.
+    /// Record a suspended task (which already holds a reference to itself); returns its slot.
     pub(crate) fn register(&mut self, id: u64, host: u32, waker: &Waker) -> u32 {
-        let entry = Some(TaskEntry {
+        let entry = TaskEntry {
             id,
-            waker: waker.clone(),
+            data: waker.data(),
+            vtable: waker.vtable(),
             host,
-        });
+        };
         let slot = match self.free.pop() {
             Some(slot) => {
                 let slot_index = slot as usize;
@@ -124,6 +136,7 @@ impl TaskTable {
                     .expect("task invariant: fewer than 2^32 - 1 suspended tasks");
                 if self.slots % CHUNK == 0 {
                     self.chunks.push(Vec::with_capacity(CHUNK));
+                    self.occupied.resize(self.occupied.len() + CHUNK / 64, 0);
                 }
                 self.chunks
                     .last_mut()
@@ -133,21 +146,21 @@ impl TaskTable {
                 slot
             }
         };
+        self.occupied[slot as usize / 64] |= 1 << (slot % 64);
         self.live += 1;
         slot
     }
 
-    /// Forget a task that ended; returns its waker, to be dropped outside any borrow (dropping
-    /// the last reference may free the task).
-    pub(crate) fn unregister(&mut self, slot: u32) -> Option<Waker> {
-        let entry = self
-            .chunks
-            .get_mut(slot as usize / CHUNK)?
-            .get_mut(slot as usize % CHUNK)?
-            .take()?;
+    /// Forget a task that ended (before it releases its reference to itself).
+    pub(crate) fn unregister(&mut self, slot: u32) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        debug_assert!(
+            self.occupied[word] & bit != 0,
+            "task invariant: slot {slot} is occupied"
+        );
+        self.occupied[word] &= !bit;
         self.free.push(slot);
         self.live -= 1;
-        Some(entry.waker)
     }
 
     pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
@@ -176,7 +189,17 @@ impl TaskTable {
     }
 
     fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
-        self.chunks.iter().flatten().flatten()
+        self.occupied
+            .iter()
+            .enumerate()
+            .flat_map(move |(word_index, &word)| {
+                (0..64usize)
+                    .filter(move |bit| word & (1 << bit) != 0)
+                    .map(move |bit| {
+                        let slot = word_index * 64 + bit;
+                        &self.chunks[slot / CHUNK][slot % CHUNK]
+                    })
+            })
     }
 
     /// (id, name) of every suspended task, by id.
@@ -189,12 +212,19 @@ impl TaskTable {
         tasks
     }
 
-    /// A waker for every suspended task (to cancel them all when the loop closes), or for
-    /// those of one host (when it crashes).
+    /// An owned waker for every suspended task (to cancel them all when the loop closes), or
+    /// for those of one host (when it crashes).
     pub(crate) fn wakers(&self, host: Option<u32>) -> Vec<Waker> {
         self.entries()
             .filter(|entry| host.is_none_or(|host| entry.host == host))
-            .map(|entry| entry.waker.clone())
+            .map(|entry| {
+                // SAFETY: an occupied entry's task is alive (see `TaskEntry`); the borrowed
+                // waker is wrapped so it is not dropped, and the clone takes a reference.
+                let borrowed = ManuallyDrop::new(unsafe {
+                    Waker::from_raw(RawWaker::new(entry.data, entry.vtable))
+                });
+                Waker::clone(&borrowed)
+            })
             .collect()
     }
 }
@@ -236,7 +266,7 @@ impl Executor {
         future: F,
         name: Option<TaskName>,
         traced: bool,
-        (host, incarnation): (u32, u32),
+        (host, incarnation): (u32, u16),
     ) -> (u64, JoinHandle<F::Output>)
     where
         F: Future + 'static,
@@ -256,6 +286,7 @@ impl Executor {
             flags: Cell::new(flags),
             host,
             incarnation,
+            self_waker: Cell::new(None),
         };
         let builder = Builder::new().metadata(meta).propagate_panic(false);
         // SAFETY: the three conditions of `spawn_unchecked`:

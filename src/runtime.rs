@@ -202,8 +202,8 @@ pub(crate) struct Kernel {
 
 /// What the kernel keeps about a host (the network keeps its name and address).
 pub(crate) struct HostRecord {
-    /// Bumped by every crash; tasks of an older incarnation are cancelled.
-    pub(crate) incarnation: u32,
+    /// Bumped (wrapping) by every crash; tasks of an older incarnation are cancelled.
+    pub(crate) incarnation: u16,
     /// The host's start function, run when it is added and again on every restart.
     pub(crate) start: Option<HostStart>,
 }
@@ -330,6 +330,8 @@ fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
 
 /// A task returned `Pending` for the first time: record it in the task table.
 pub(crate) fn task_suspended(meta: &TaskMeta, waker: &Waker) {
+    // The task's reference to itself, released when its future is dropped (see `TaskEntry`).
+    meta.self_waker.set(Some(waker.clone()));
     with_loop(meta.loop_id, |kernel| {
         let slot = kernel
             .exec
@@ -349,16 +351,13 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
     let panicking = std::thread::panicking();
     with_loop(meta.loop_id, |kernel| {
         let mut tasks = kernel.exec.tasks.borrow_mut();
-        let waker = if registered {
-            tasks.unregister(meta.slot.replace(UNREGISTERED))
-        } else {
-            None
-        };
+        if registered {
+            tasks.unregister(meta.slot.replace(UNREGISTERED));
+        }
         if meta.has(NAMED) && !panicking {
             tasks.forget_name(meta.id);
         }
         drop(tasks);
-        drop(waker);
         if meta.has(TRACED) && !panicking {
             let kind = if meta.has(COMPLETED) {
                 EventKind::Complete { task: meta.id }
@@ -368,6 +367,10 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
             kernel.trace.record(kernel.clock.get(), kind);
         }
     });
+    // Only now, with the table entry gone, may the task let go of itself. Whoever is dropping
+    // the future (a running or dropped runnable) still holds a reference, so this never frees
+    // the task under our feet.
+    drop(meta.self_waker.take());
 }
 
 impl Kernel {
@@ -517,7 +520,10 @@ impl Kernel {
             });
         }
         self.net_call(|net, now| net.crash(host, now));
-        self.hosts.borrow_mut()[host as usize].incarnation += 1;
+        let mut hosts = self.hosts.borrow_mut();
+        let record = &mut hosts[host as usize];
+        record.incarnation = record.incarnation.wrapping_add(1);
+        drop(hosts);
         self.crashes.set(self.crashes.get() + 1);
         let wakers = self.exec.tasks.borrow().wakers(Some(host));
         for waker in wakers {
