@@ -127,25 +127,33 @@ pub mod conformance {
     }
 }
 
-/// The conformance bodies and the simulation-only behaviours, on the simulated fabric.
-mod sim {
-    use super::conformance::*;
-    use super::*;
-
-    /// A loop with an echo server on `echo:7` and a sink on `sink:9`.
-    fn world(seed: u64) -> EventLoop {
-        let event_loop = EventLoop::with_config(quiet(seed));
-        event_loop
-            .host("echo", || async {
-                echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
-            })
-            .unwrap();
+/// A loop with an echo server on `echo:7` and, with `sink`, a server that never reads on
+/// `sink:9`.
+fn echo_world(seed: u64, sink: bool) -> EventLoop {
+    use conformance::{echo_server, sink_server};
+    let event_loop = EventLoop::with_config(quiet(seed));
+    event_loop
+        .host("echo", || async {
+            echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
+        })
+        .unwrap();
+    if sink {
         event_loop
             .host("sink", || async {
                 sink_server(TcpListener::bind("0.0.0.0:9").await.unwrap()).await
             })
             .unwrap();
-        event_loop
+    }
+    event_loop
+}
+
+/// The conformance bodies and the simulation-only behaviours, on the simulated fabric.
+mod sim {
+    use super::conformance::*;
+    use super::*;
+
+    fn world(seed: u64) -> EventLoop {
+        super::echo_world(seed, true)
     }
 
     #[test]
@@ -493,15 +501,8 @@ mod regressions {
     use super::conformance::*;
     use super::*;
 
-    /// A loop with just an echo server on `echo:7`.
     fn echo_only(seed: u64) -> EventLoop {
-        let event_loop = EventLoop::with_config(quiet(seed));
-        event_loop
-            .host("echo", || async {
-                echo_server(TcpListener::bind("0.0.0.0:7").await.unwrap()).await
-            })
-            .unwrap();
-        event_loop
+        super::echo_world(seed, false)
     }
 
     /// A crashed server's listener, dropped after its restarted self bound the same port, must
