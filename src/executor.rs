@@ -193,12 +193,15 @@ impl TaskTable {
             .iter()
             .enumerate()
             .flat_map(move |(word_index, &word)| {
-                (0..64usize)
-                    .filter(move |bit| word & (1 << bit) != 0)
-                    .map(move |bit| {
-                        let slot = word_index * 64 + bit;
-                        &self.chunks[slot / CHUNK][slot % CHUNK]
-                    })
+                // The set bits of `word`, lowest first.
+                std::iter::successors((word != 0).then_some(word), |rest| {
+                    let rest = rest & (rest - 1);
+                    (rest != 0).then_some(rest)
+                })
+                .map(move |rest| {
+                    let slot = word_index * 64 + rest.trailing_zeros() as usize;
+                    &self.chunks[slot / CHUNK][slot % CHUNK]
+                })
             })
     }
 

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -115,7 +116,7 @@ impl LinkConfig {
 
 /// A host as the network sees it.
 struct Host {
-    name: String,
+    name: Rc<str>,
     ip: IpAddr,
     up: bool,
     clogged: bool,
@@ -240,8 +241,8 @@ pub(crate) const UDP_QUEUE: usize = 1024;
 pub(crate) struct Fabric {
     rng: Rng,
     hosts: Vec<Host>,
-    names: BTreeMap<String, HostIndex>,
-    ips: BTreeMap<IpAddr, HostIndex>,
+    /// Host names to indices; each name is allocated once and shared with its `Host`.
+    names: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
     links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
     /// Directed pairs (from, to) whose traffic is cut.
@@ -277,7 +278,6 @@ impl Fabric {
             rng: Rng::new(seed, Stream::Network),
             hosts: Vec::new(),
             names: BTreeMap::new(),
-            ips: BTreeMap::new(),
             default_link: LinkConfig::default(),
             links: BTreeMap::new(),
             partitions: BTreeSet::new(),
@@ -336,15 +336,15 @@ impl Fabric {
             (number >> 8) as u8,
             number as u8,
         ));
+        let name: Rc<str> = Rc::from(name);
         self.hosts.push(Host {
-            name: name.to_string(),
+            name: Rc::clone(&name),
             ip,
             up: true,
             clogged: false,
             next_port: EPHEMERAL_START,
         });
-        self.names.insert(name.to_string(), id);
-        self.ips.insert(ip, id);
+        self.names.insert(name, id);
         Ok(id)
     }
 
@@ -370,7 +370,7 @@ impl Fabric {
             return Ok(self.hosts[id as usize].ip);
         }
         if let Ok(ip) = name.parse::<IpAddr>() {
-            if self.ips.contains_key(&ip) || ip.is_loopback() || ip.is_unspecified() {
+            if self.host_by_ip(ip).is_some() || ip.is_loopback() || ip.is_unspecified() {
                 return Ok(ip);
             }
         }
@@ -385,7 +385,18 @@ impl Fabric {
         if ip.is_loopback() || ip.is_unspecified() {
             return Some(from);
         }
-        self.ips.get(&ip).copied()
+        self.host_by_ip(ip)
+    }
+
+    /// The host whose address is `ip`: addresses are 10.0.0.N by index, so no map is needed.
+    fn host_by_ip(&self, ip: IpAddr) -> Option<HostIndex> {
+        let IpAddr::V4(v4) = ip else {
+            return None;
+        };
+        let [ten, high, mid, low] = v4.octets();
+        let number = (u32::from(high) << 16) | (u32::from(mid) << 8) | u32::from(low);
+        let index = number.checked_sub(1)?;
+        (ten == 10 && (index as usize) < self.hosts.len()).then_some(index)
     }
 
     /// Bind an address on `host`: the IP must be the host's own (or unspecified/loopback);
@@ -1120,8 +1131,8 @@ impl Fabric {
                 }
             },
             Some(InFlight::Datagram(datagram)) => {
-                let from = self.ips.get(&datagram.from.ip()).copied().unwrap_or(0);
-                let to = self.ips.get(&datagram.to.ip()).copied().unwrap_or(0);
+                let from = self.host_by_ip(datagram.from.ip()).unwrap_or(0);
+                let to = self.host_by_ip(datagram.to.ip()).unwrap_or(0);
                 (from, to)
             }
             None => return,
