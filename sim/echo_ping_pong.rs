@@ -20,7 +20,7 @@
 //! The notes' client talks again on every `data_received`; since the network may cut an
 //! answer in two, this one talks again once a whole answer is in.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 
@@ -34,18 +34,31 @@ pub const MESSAGE: &[u8] = b"Hello World!";
 /// Exchanges before the client closes.
 pub const EXCHANGES: u32 = 5;
 
+/// The notes' EchoClientProtocol, bounded: it talks `limit` times, checking each answer is its
+/// message upper-cased, then closes.
 struct EchoClientProtocol {
-    message: &'static [u8],
+    message: Vec<u8>,
+    limit: u32,
     event_loop: LoopHandle,
     transport: Option<Transport>,
     received: Vec<u8>,
-    exchanges: Rc<Cell<u32>>,
+    outcome: Rc<RefCell<Outcome>>,
+}
+
+/// What the client saw.
+#[derive(Default)]
+struct Outcome {
+    exchanges: u32,
+    /// The first answer that was not the message upper-cased.
+    wrong: Option<Vec<u8>>,
+    /// The error the connection was lost with, if any.
+    lost: Option<io::Error>,
 }
 
 impl EchoClientProtocol {
     fn talk(&self) {
         if let Some(transport) = &self.transport {
-            transport.write(self.message);
+            transport.write(&self.message);
         }
     }
 }
@@ -60,10 +73,17 @@ impl Protocol for EchoClientProtocol {
         self.received.extend_from_slice(data);
         while self.received.len() >= self.message.len() {
             let answer: Vec<u8> = self.received.drain(..self.message.len()).collect();
-            let count = self.exchanges.get() + 1;
-            self.exchanges.set(count);
-            roof::println!("exchange {count}: {}", String::from_utf8_lossy(&answer));
-            if count < EXCHANGES {
+            let mut outcome = self.outcome.borrow_mut();
+            outcome.exchanges += 1;
+            roof::println!(
+                "exchange {}: {}",
+                outcome.exchanges,
+                String::from_utf8_lossy(&answer)
+            );
+            if answer != self.message.to_ascii_uppercase() && outcome.wrong.is_none() {
+                outcome.wrong = Some(answer);
+            }
+            if outcome.exchanges < self.limit && outcome.wrong.is_none() {
                 self.talk();
             } else if let Some(transport) = &self.transport {
                 transport.close();
@@ -71,33 +91,65 @@ impl Protocol for EchoClientProtocol {
         }
     }
 
-    fn connection_lost(&mut self, _error: Option<io::Error>) {
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        self.outcome.borrow_mut().lost = error;
         self.event_loop.stop();
     }
+}
+
+/// Talk to the yell server at `addr`: send `message`, wait for it upper-cased, `exchanges`
+/// times, then close. Runs until the connection is lost, as the notes' client does
+/// (`run_forever`, stopped by `connection_lost`). The same code runs on a simulated loop
+/// and, for `roof client`, on a real one.
+pub fn talk(
+    event_loop: &EventLoop,
+    addr: &str,
+    message: &[u8],
+    exchanges: u32,
+) -> Result<(), String> {
+    let outcome = Rc::new(RefCell::new(Outcome::default()));
+    let protocol = EchoClientProtocol {
+        message: message.to_vec(),
+        limit: exchanges,
+        event_loop: event_loop.handle(),
+        transport: None,
+        received: Vec::new(),
+        outcome: outcome.clone(),
+    };
+    event_loop
+        .run_until_complete(create_connection(protocol, addr.to_string()))
+        .map_err(super::failed)?
+        .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+    event_loop.run_forever().map_err(super::failed)?;
+    let outcome = outcome.borrow();
+    if let Some(answer) = &outcome.wrong {
+        return Err(format!(
+            "sent {:?} and got back {:?}, not the message upper-cased",
+            String::from_utf8_lossy(message),
+            String::from_utf8_lossy(answer)
+        ));
+    }
+    if outcome.exchanges != exchanges {
+        let how = match &outcome.lost {
+            Some(error) => format!(" ({error})"),
+            None => String::new(),
+        };
+        return Err(format!(
+            "the connection was lost after {} of {exchanges} exchanges{how}",
+            outcome.exchanges
+        ));
+    }
+    Ok(())
 }
 
 pub fn run(event_loop: &EventLoop) -> Result<(), String> {
     event_loop
         .host("server", || yell_echo::serve(yell_echo::PORT))
         .map_err(|error| error.to_string())?;
-    let exchanges = Rc::new(Cell::new(0));
-    let protocol = EchoClientProtocol {
-        message: MESSAGE,
-        event_loop: event_loop.handle(),
-        transport: None,
-        received: Vec::new(),
-        exchanges: exchanges.clone(),
-    };
-    event_loop
-        .run_until_complete(create_connection(protocol, ("server", yell_echo::PORT)))
-        .map_err(super::failed)?
-        .map_err(|error| format!("create_connection: {error}"))?;
-    event_loop.run_forever().map_err(super::failed)?;
-    if exchanges.get() != EXCHANGES {
-        return Err(format!(
-            "{} exchanges before the connection was lost, expected {EXCHANGES}",
-            exchanges.get()
-        ));
-    }
-    Ok(())
+    talk(
+        event_loop,
+        &format!("server:{}", yell_echo::PORT),
+        MESSAGE,
+        EXCHANGES,
+    )
 }

@@ -66,6 +66,30 @@ impl EventLoop {
         }
     }
 
+    /// A loop on real sockets and the wall clock (feature `real-net`): the same program, now
+    /// serving real clients. See [`net::real`](crate::net::real) for what changes.
+    ///
+    /// ```no_run
+    /// let lp = roof::EventLoop::real();
+    /// lp.run_until_complete(async {
+    ///     roof::sleep(std::time::Duration::from_millis(10)).await; // 10 ms of wall time
+    /// })
+    /// .unwrap();
+    /// ```
+    #[cfg(feature = "real-net")]
+    pub fn real() -> EventLoop {
+        EventLoop {
+            handle: LoopHandle {
+                kernel: Kernel::new_real(),
+            },
+        }
+    }
+
+    /// Whether this loop runs on real sockets and the wall clock.
+    pub fn is_real(&self) -> bool {
+        self.handle.kernel.is_real()
+    }
+
     /// A handle to this loop that tasks and callbacks can keep.
     pub fn handle(&self) -> LoopHandle {
         self.handle.clone()

@@ -7,7 +7,9 @@
 //! [`eof_received`](Protocol::eof_received) when the peer shuts down its side, and
 //! [`connection_lost`](Protocol::connection_lost) last, with the error if there was one.
 //! [`Transport::write`] never blocks: bytes are buffered and sent as the peer's window
-//! allows.
+//! allows. While more than [`WRITE_HIGH_WATER`] bytes wait, the transport stops reading (so
+//! `data_received` pauses): a peer that sends and never reads cannot grow the buffer without
+//! bound. asyncio would call `pause_writing` and leave the buffer to the protocol instead.
 //!
 //! The yell-echo server of the asyncio notes:
 //!
@@ -218,6 +220,11 @@ impl Transport {
 }
 
 /// Run one connection: deliver callbacks to `protocol` and send what the transport buffers.
+/// Bytes a transport buffers for writing before it stops reading (asyncio's default
+/// high-water mark). The stream is blocked on a write whenever the buffer is this full, so the
+/// driver wakes again once the peer's window opens.
+pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
 async fn drive<P: Protocol>(stream: TcpStream, mut protocol: P) {
     let transport = match Transport::new(stream) {
         Ok(transport) => transport,
@@ -270,7 +277,9 @@ async fn drive<P: Protocol>(stream: TcpStream, mut protocol: P) {
         if state.closing.get() == Closing::Flush && flushed {
             return Poll::Ready(None);
         }
-        if !reading {
+        // Flow control: while the write buffer is over its high-water mark, read nothing, so
+        // a peer that sends without reading fills its own TCP window instead of this buffer.
+        if !reading || state.buffer.borrow().len() >= WRITE_HIGH_WATER {
             return Poll::Pending;
         }
         match state.stream.poll_read_ref(cx, &mut chunk) {

@@ -198,6 +198,9 @@ pub(crate) struct Kernel {
     pub(crate) hosts: RefCell<Vec<HostRecord>>,
     /// Crashes so far: while 0, no task can be stale and the check is skipped.
     crashes: Cell<u32>,
+    /// Real mode (feature `real-net`): the wall clock and the cross-thread mailbox.
+    #[cfg(feature = "real-net")]
+    pub(crate) real: Option<crate::net::real::Real>,
 }
 
 /// What the kernel keeps about a host (the network keeps its name and address).
@@ -305,6 +308,14 @@ pub(crate) fn deliver(runnable: TaskRunnable) {
         .flatten();
     match running.or_else(|| find(loop_id)) {
         Some(kernel) => kernel.wake(runnable),
+        // A real loop's task woken by another thread (async-io's reactor): its mailbox.
+        #[cfg(feature = "real-net")]
+        None => {
+            if let Err(runnable) = crate::net::real::deliver_foreign(runnable) {
+                std::mem::forget(runnable);
+            }
+        }
+        #[cfg(not(feature = "real-net"))]
         None => std::mem::forget(runnable),
     }
 }
@@ -375,6 +386,25 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
 
 impl Kernel {
     pub(crate) fn new(config: Config) -> Rc<Kernel> {
+        Kernel::create(config, false)
+    }
+
+    /// A kernel in real mode: FIFO, no trace, no limits, the wall clock and real sockets.
+    #[cfg(feature = "real-net")]
+    pub(crate) fn new_real() -> Rc<Kernel> {
+        let config = Config {
+            policy: Policy::Fifo,
+            time_max: Duration::MAX,
+            steps_max: u64::MAX,
+            trace: TraceMode::Off,
+            ..Config::new(0)
+        };
+        Kernel::create(config, true)
+    }
+
+    fn create(config: Config, real: bool) -> Rc<Kernel> {
+        #[cfg(not(feature = "real-net"))]
+        let _ = real;
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         let scheduler = Scheduler::new(
             config.policy,
@@ -404,6 +434,8 @@ impl Kernel {
                 start: None,
             }]),
             crashes: Cell::new(0),
+            #[cfg(feature = "real-net")]
+            real: real.then(|| crate::net::real::Real::new(id)),
             config,
         });
         KERNELS.with(|kernels| kernels.borrow_mut().push(kernel.clone()));
@@ -412,6 +444,15 @@ impl Kernel {
 
     fn now(&self) -> Instant {
         self.clock.get()
+    }
+
+    /// Whether this loop runs on real sockets and the wall clock (feature `real-net`).
+    #[inline]
+    pub(crate) fn is_real(&self) -> bool {
+        #[cfg(feature = "real-net")]
+        return self.real.is_some();
+        #[cfg(not(feature = "real-net"))]
+        false
     }
 
     fn record(&self, kind: EventKind) {
@@ -568,6 +609,10 @@ impl Kernel {
             });
         }
         self.exec.ready.borrow_mut().push_back(runnable);
+        #[cfg(feature = "real-net")]
+        if let Some(real) = &self.real {
+            real.notify();
+        }
     }
 
     pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
@@ -639,6 +684,10 @@ impl Kernel {
         }
         if self.config.echo {
             println!("{text}");
+        }
+        if self.is_real() {
+            // A server runs for days: its output is not kept.
+            return;
         }
         let mut output = self.output.borrow_mut();
         output.push_str(&text);
@@ -731,6 +780,11 @@ impl Kernel {
 
     /// If nothing is ready, advance the clock to the next deadline; then fire the due timers.
     fn begin_batch(&self) -> Result<(), Failure> {
+        #[cfg(feature = "real-net")]
+        if let Some(real) = &self.real {
+            self.begin_real_batch(real);
+            return Ok(());
+        }
         if self.exec.ready.borrow().is_empty() && self.stop.get() == Stop::No {
             let next = self.timers.borrow_mut().next_deadline();
             let Some(deadline) = next else {
@@ -750,6 +804,31 @@ impl Kernel {
         self.fire_due();
         self.batch_left.set(self.exec.ready.borrow().len());
         Ok(())
+    }
+
+    /// Real mode: take the wakeups of other threads; if nothing is ready, sleep until
+    /// something is or the next timer is due; then fire the due timers.
+    #[cfg(feature = "real-net")]
+    fn begin_real_batch(&self, real: &crate::net::real::Real) {
+        self.take_foreign(real);
+        if self.exec.ready.borrow().is_empty() && self.stop.get() == Stop::No {
+            let next = self.timers.borrow_mut().next_deadline();
+            if next.is_none_or(|deadline| deadline > real.now()) {
+                real.wait(&self.exec.ready, next);
+                self.take_foreign(real);
+            }
+        }
+        self.clock.set(real.now().max(self.now()));
+        self.fire_due();
+        self.batch_left.set(self.exec.ready.borrow().len());
+    }
+
+    #[cfg(feature = "real-net")]
+    fn take_foreign(&self, real: &crate::net::real::Real) {
+        let foreign = real.take_foreign();
+        if !foreign.is_empty() {
+            self.exec.ready.borrow_mut().extend(foreign);
+        }
     }
 
     fn fire_due(&self) {
@@ -808,6 +887,10 @@ impl Kernel {
         }
         let meta = runnable.metadata();
         let (id, host) = (meta.id, meta.host);
+        #[cfg(feature = "real-net")]
+        if let Some(real) = &self.real {
+            self.clock.set(real.now().max(self.now()));
+        }
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: id });
         }
@@ -860,6 +943,10 @@ impl Kernel {
             for waker in wakers {
                 waker.wake();
             }
+            #[cfg(feature = "real-net")]
+            if let Some(real) = &self.real {
+                self.take_foreign(real);
+            }
             loop {
                 let next = self.exec.ready.borrow_mut().pop_front();
                 match next {
@@ -871,6 +958,11 @@ impl Kernel {
             if self.exec.tasks.borrow().len() == 0 && self.timers.borrow().len() == 0 {
                 break;
             }
+        }
+        // No other thread may post to this loop any more; what it posted is dropped here.
+        #[cfg(feature = "real-net")]
+        if let Some(real) = &self.real {
+            drop(real.unregister());
         }
     }
 

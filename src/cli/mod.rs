@@ -10,6 +10,8 @@
 use std::io::Read as _;
 use std::ops::Range;
 
+#[cfg(feature = "real-net")]
+mod real;
 mod shrink;
 mod sweep;
 
@@ -88,6 +90,33 @@ enum Command {
         #[arg(long, default_value = "5000")]
         budget: String,
     },
+    /// The yell-echo server on real sockets (`nc 127.0.0.1 1234`); needs the real-net feature.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:1234")]
+        addr: String,
+    },
+    /// The echo client on real sockets, against `roof serve`; needs the real-net feature.
+    Client {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:1234")]
+        addr: String,
+        /// What to send each time.
+        #[arg(long, default_value = "Hello World!")]
+        message: String,
+        /// How many times to send it and wait for it upper-cased.
+        #[arg(long, default_value = "5")]
+        count: String,
+    },
+}
+
+/// Without the real-net feature, `serve` and `client` only say how to get them.
+#[cfg(not(feature = "real-net"))]
+fn needs_real_net(command: &str) -> Usage {
+    Usage(format!(
+        "roof {command} runs on real sockets, which this build leaves out: \
+         rebuild with the real-net feature (cargo run --release --features real-net -- {command})"
+    ))
 }
 
 /// A usage error: one line on stderr, exit status 2.
@@ -219,6 +248,33 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 })?;
             Ok(shrink::shrink(scenario, seed, budget))
         }
+        #[cfg(feature = "real-net")]
+        Command::Serve { addr } => real::serve(real::parse_addr(&addr)?),
+        #[cfg(feature = "real-net")]
+        Command::Client {
+            addr,
+            message,
+            count,
+        } => {
+            let addr = real::parse_addr(&addr)?;
+            if message.is_empty() {
+                return Err(Usage("invalid --message '': say something".into()));
+            }
+            let count = count
+                .parse()
+                .ok()
+                .filter(|&count: &u32| count > 0)
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "invalid --count '{count}': expected a whole number above 0"
+                    ))
+                })?;
+            real::client(addr, &message, count)
+        }
+        #[cfg(not(feature = "real-net"))]
+        Command::Serve { .. } => Err(needs_real_net("serve")),
+        #[cfg(not(feature = "real-net"))]
+        Command::Client { .. } => Err(needs_real_net("client")),
     }
 }
 

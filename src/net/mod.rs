@@ -1,5 +1,5 @@
-//! The network: hosts, TCP and UDP, the same API on the simulated fabric (and, with the
-//! `real-net` feature to come, on real sockets).
+//! The network: hosts, TCP and UDP, the same API on the simulated fabric and (feature
+//! `real-net`, [`EventLoop::real`](crate::EventLoop::real)) on real sockets.
 //!
 //! A simulation has named hosts, each with an address (10.0.0.N, in creation order; these
 //! addresses exist only inside the simulation). A task runs on the host that spawned it; the
@@ -41,6 +41,8 @@ use std::net::{IpAddr, SocketAddr};
 use crate::runtime;
 
 mod host;
+#[cfg(feature = "real-net")]
+pub mod real;
 pub(crate) mod sim;
 mod tcp;
 mod udp;
@@ -125,8 +127,13 @@ impl<T: ToSocketAddr + ?Sized> ToSocketAddr for &&T {
 
 /// The address of a host name (or of a literal address that belongs to a host).
 ///
-/// Fails with `NotFound` for a name no host has. Panics outside a running simulation.
+/// Fails with `NotFound` for a name no host has. On a real loop the operating system
+/// resolves the name. Panics outside a running loop.
 pub fn lookup(host: &str) -> io::Result<IpAddr> {
+    #[cfg(feature = "real-net")]
+    if runtime::with(|kernel| kernel.is_real()) {
+        return real::lookup(host);
+    }
     runtime::with(|kernel| kernel.net.borrow().lookup(host))
 }
 

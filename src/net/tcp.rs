@@ -1,4 +1,5 @@
-//! TCP on the simulated fabric: [`TcpListener`] and [`TcpStream`].
+//! TCP: [`TcpListener`] and [`TcpStream`], on the simulated fabric or (feature `real-net`) on
+//! real sockets.
 
 use std::future::poll_fn;
 use std::io;
@@ -6,6 +7,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+#[cfg(feature = "real-net")]
+use super::real;
 use super::ToSocketAddr;
 use crate::runtime;
 
@@ -14,8 +17,17 @@ use crate::runtime;
 /// Dropping it stops listening; connections not yet accepted are reset.
 #[derive(Debug)]
 pub struct TcpListener {
-    addr: SocketAddr,
-    id: u64,
+    inner: Listener,
+}
+
+#[derive(Debug)]
+enum Listener {
+    Sim {
+        addr: SocketAddr,
+        id: u64,
+    },
+    #[cfg(feature = "real-net")]
+    Real(async_io::Async<std::net::TcpListener>),
 }
 
 impl TcpListener {
@@ -25,34 +37,68 @@ impl TcpListener {
     /// an address of another host.
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<TcpListener> {
         let requested = addr.to_socket_addr()?;
+        #[cfg(feature = "real-net")]
+        if runtime::with(|kernel| kernel.is_real()) {
+            return Ok(TcpListener {
+                inner: Listener::Real(real::bind_tcp(requested)?),
+            });
+        }
         let (addr, id) = runtime::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.listen(host, requested))
         })?;
-        Ok(TcpListener { addr, id })
+        Ok(TcpListener {
+            inner: Listener::Sim { addr, id },
+        })
     }
 
     /// Wait for a connection; returns the stream and the peer's address.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (addr, id) = (self.addr, self.id);
+        let (addr, id) = match &self.inner {
+            Listener::Sim { addr, id } => (*addr, *id),
+            #[cfg(feature = "real-net")]
+            Listener::Real(listener) => {
+                let (stream, peer) = real::accept(listener).await?;
+                return Ok((
+                    TcpStream {
+                        inner: Stream::Real(stream),
+                    },
+                    peer,
+                ));
+            }
+        };
         let (conn, peer) = poll_fn(|cx| {
             runtime::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, id, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
         })
         .await?;
-        Ok((TcpStream { conn, side: 1 }, peer))
+        Ok((
+            TcpStream {
+                inner: Stream::Sim { conn, side: 1 },
+            },
+            peer,
+        ))
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
+        match &self.inner {
+            Listener::Sim { addr, .. } => Ok(*addr),
+            #[cfg(feature = "real-net")]
+            Listener::Real(listener) => listener.get_ref().local_addr(),
+        }
     }
 }
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let (addr, id) = (self.addr, self.id);
-        runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, id, now)));
+        match self.inner {
+            Listener::Sim { addr, id } => {
+                runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, id, now)));
+            }
+            #[cfg(feature = "real-net")]
+            _ => {}
+        }
     }
 }
 
@@ -63,9 +109,18 @@ impl Drop for TcpListener {
 /// [`abort`](TcpStream::abort) resets it.
 #[derive(Debug)]
 pub struct TcpStream {
-    /// The connection's handle in the fabric (slot and generation).
-    conn: u64,
-    side: usize,
+    inner: Stream,
+}
+
+#[derive(Debug)]
+enum Stream {
+    Sim {
+        /// The connection's handle in the fabric (slot and generation).
+        conn: u64,
+        side: usize,
+    },
+    #[cfg(feature = "real-net")]
+    Real(async_io::Async<std::net::TcpStream>),
 }
 
 impl TcpStream {
@@ -73,12 +128,20 @@ impl TcpStream {
     /// `NotFound` for an unknown host name.
     pub async fn connect(addr: impl ToSocketAddr) -> io::Result<TcpStream> {
         let target = addr.to_socket_addr()?;
+        #[cfg(feature = "real-net")]
+        if runtime::with(|kernel| kernel.is_real()) {
+            return Ok(TcpStream {
+                inner: Stream::Real(real::connect(target).await?),
+            });
+        }
         let conn = runtime::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, now| net.connect(host, target, now))
         })?;
         // From here on the stream owns the connection: dropping it (say, on a timeout) closes it.
-        let stream = TcpStream { conn, side: 0 };
+        let stream = TcpStream {
+            inner: Stream::Sim { conn, side: 0 },
+        };
         poll_fn(|cx| {
             runtime::with(|kernel| kernel.net_call(|net, _| net.poll_connected(conn, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
@@ -89,12 +152,24 @@ impl TcpStream {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).map(|addrs| addrs.0)
+        match &self.inner {
+            Stream::Sim { conn, side } => {
+                runtime::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.0)
+            }
+            #[cfg(feature = "real-net")]
+            Stream::Real(stream) => stream.get_ref().local_addr(),
+        }
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        runtime::with(|kernel| kernel.net.borrow().addrs(self.conn, self.side)).map(|addrs| addrs.1)
+        match &self.inner {
+            Stream::Sim { conn, side } => {
+                runtime::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.1)
+            }
+            #[cfg(feature = "real-net")]
+            Stream::Real(stream) => stream.get_ref().peer_addr(),
+        }
     }
 
     /// Shut down the write half (the peer reads EOF after the data already sent). Shutting
@@ -102,24 +177,34 @@ impl TcpStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match how {
             Shutdown::Read => Ok(()),
-            Shutdown::Write | Shutdown::Both => {
-                let (conn, side) = (self.conn, self.side);
-                runtime::with(|kernel| kernel.net_call(|net, now| net.shutdown(conn, side, now)))
-            }
+            Shutdown::Write | Shutdown::Both => match &self.inner {
+                Stream::Sim { conn, side } => {
+                    let (conn, side) = (*conn, *side);
+                    runtime::with(|kernel| {
+                        kernel.net_call(|net, now| net.shutdown(conn, side, now))
+                    })
+                }
+                #[cfg(feature = "real-net")]
+                Stream::Real(stream) => stream.get_ref().shutdown(Shutdown::Write),
+            },
         }
     }
 
     /// Reset the connection: the peer's next read or write fails with `ConnectionReset`.
     pub fn abort(self) {
-        let (conn, side) = (self.conn, self.side);
-        runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
+        self.reset();
     }
 }
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        let (conn, side) = (self.conn, self.side);
-        runtime::try_with(|kernel| kernel.net_call(|net, now| net.close(conn, side, now)));
+        match self.inner {
+            Stream::Sim { conn, side } => {
+                runtime::try_with(|kernel| kernel.net_call(|net, now| net.close(conn, side, now)));
+            }
+            #[cfg(feature = "real-net")]
+            _ => {}
+        }
     }
 }
 
@@ -129,9 +214,19 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let (conn, side) = (self.conn, self.side);
-        runtime::with(|kernel| kernel.net_call(|net, _| net.poll_read(conn, side, buf, cx.waker())))
-            .map_or(Poll::Pending, Poll::Ready)
+        match &self.inner {
+            Stream::Sim { conn, side } => {
+                let (conn, side) = (*conn, *side);
+                runtime::with(|kernel| {
+                    kernel.net_call(|net, _| net.poll_read(conn, side, buf, cx.waker()))
+                })
+                .map_or(Poll::Pending, Poll::Ready)
+            }
+            #[cfg(feature = "real-net")]
+            Stream::Real(stream) => {
+                futures_io::AsyncRead::poll_read(Pin::new(&mut &*stream), cx, buf)
+            }
+        }
     }
 
     pub(crate) fn poll_write_ref(
@@ -139,17 +234,32 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let (conn, side) = (self.conn, self.side);
-        runtime::with(|kernel| {
-            kernel.net_call(|net, now| net.poll_write(conn, side, buf, cx.waker(), now))
-        })
-        .map_or(Poll::Pending, Poll::Ready)
+        match &self.inner {
+            Stream::Sim { conn, side } => {
+                let (conn, side) = (*conn, *side);
+                runtime::with(|kernel| {
+                    kernel.net_call(|net, now| net.poll_write(conn, side, buf, cx.waker(), now))
+                })
+                .map_or(Poll::Pending, Poll::Ready)
+            }
+            #[cfg(feature = "real-net")]
+            Stream::Real(stream) => {
+                futures_io::AsyncWrite::poll_write(Pin::new(&mut &*stream), cx, buf)
+            }
+        }
     }
 
-    /// Reset without consuming the stream (for a transport's `abort`).
+    /// Reset without consuming the stream (for a transport's `abort`). On a real socket the
+    /// RST goes out when the socket closes.
     pub(crate) fn reset(&self) {
-        let (conn, side) = (self.conn, self.side);
-        runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
+        match &self.inner {
+            Stream::Sim { conn, side } => {
+                let (conn, side) = (*conn, *side);
+                runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
+            }
+            #[cfg(feature = "real-net")]
+            Stream::Real(stream) => real::reset(stream),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! UDP on the simulated fabric: [`UdpSocket`].
+//! UDP: [`UdpSocket`], on the simulated fabric or (feature `real-net`) on a real socket.
 
 use std::future::poll_fn;
 use std::io;
@@ -12,31 +12,56 @@ use crate::runtime;
 /// link between the hosts says ([`LinkConfig`](super::LinkConfig)).
 #[derive(Debug)]
 pub struct UdpSocket {
-    addr: SocketAddr,
-    id: u64,
+    inner: Socket,
+}
+
+#[derive(Debug)]
+enum Socket {
+    Sim {
+        addr: SocketAddr,
+        id: u64,
+    },
+    #[cfg(feature = "real-net")]
+    Real(async_io::Async<std::net::UdpSocket>),
 }
 
 impl UdpSocket {
     /// Bind `addr` (port 0 for any free port). Fails with `AddrInUse` if it is taken.
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<UdpSocket> {
         let requested = addr.to_socket_addr()?;
+        #[cfg(feature = "real-net")]
+        if runtime::with(|kernel| kernel.is_real()) {
+            return Ok(UdpSocket {
+                inner: Socket::Real(super::real::bind_udp(requested)?),
+            });
+        }
         let (addr, id) = runtime::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.udp_bind(host, requested))
         })?;
-        Ok(UdpSocket { addr, id })
+        Ok(UdpSocket {
+            inner: Socket::Sim { addr, id },
+        })
     }
 
     /// Send one datagram to `target`; returns the bytes sent (a lost datagram still counts).
     pub async fn send_to(&self, bytes: &[u8], target: impl ToSocketAddr) -> io::Result<usize> {
         let target = target.to_socket_addr()?;
-        let from = (self.addr, self.id);
+        let from = match &self.inner {
+            Socket::Sim { addr, id } => (*addr, *id),
+            #[cfg(feature = "real-net")]
+            Socket::Real(socket) => return socket.send_to(bytes, target).await,
+        };
         runtime::with(|kernel| kernel.net_call(|net, now| net.udp_send(from, target, bytes, now)))
     }
 
     /// Wait for a datagram; returns its length (truncated to `buf`) and sender.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let socket = (self.addr, self.id);
+        let socket = match &self.inner {
+            Socket::Sim { addr, id } => (*addr, *id),
+            #[cfg(feature = "real-net")]
+            Socket::Real(socket) => return socket.recv_from(buf).await,
+        };
         poll_fn(|cx| {
             runtime::with(|kernel| {
                 kernel.net_call(|net, _| net.udp_poll_recv(socket, buf, cx.waker()))
@@ -48,13 +73,22 @@ impl UdpSocket {
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
+        match &self.inner {
+            Socket::Sim { addr, .. } => Ok(*addr),
+            #[cfg(feature = "real-net")]
+            Socket::Real(socket) => socket.get_ref().local_addr(),
+        }
     }
 }
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
-        let (addr, id) = (self.addr, self.id);
-        runtime::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr, id)));
+        match self.inner {
+            Socket::Sim { addr, id } => {
+                runtime::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr, id)));
+            }
+            #[cfg(feature = "real-net")]
+            _ => {}
+        }
     }
 }
