@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::entropy::{Rng, Stream};
+use crate::entropy::{LazyRng, Stream};
 
 /// A host's index in the fabric (0 is the default host, `main`).
 pub(crate) type HostIndex = u32;
@@ -335,7 +335,7 @@ pub(crate) const UDP_QUEUE: usize = 1024;
 
 /// The simulated network of one run.
 pub(crate) struct Fabric {
-    rng: Rng,
+    rng: LazyRng,
     hosts: Vec<Host>,
     /// Hosts that are down or clogged: while 0 (no fault), a delivery need not read the
     /// `Host` entries of its ends.
@@ -374,8 +374,9 @@ pub(crate) struct Fabric {
 impl Fabric {
     pub(crate) fn new(seed: u64, tracing: bool) -> Fabric {
         let mut fabric = Fabric {
-            rng: Rng::new(seed, Stream::Network),
-            hosts: Vec::new(),
+            rng: LazyRng::new(seed, Stream::Network),
+            // Room for a few hosts, so that a small run's setup does not regrow the vector.
+            hosts: Vec::with_capacity(8),
             faulty_hosts: 0,
             names: BTreeMap::new(),
             default_link: LinkConfig::default(),
@@ -415,7 +416,13 @@ impl Fabric {
     /// Register a host; its address is 10.0.0.N in creation order (never routed anywhere:
     /// these addresses exist only inside the simulation).
     pub(crate) fn add_host(&mut self, name: &str) -> io::Result<HostIndex> {
-        if name.is_empty() || name.contains(':') || name.parse::<IpAddr>().is_ok() {
+        // Only digits and dots can parse as an address once ':' (IPv6) is ruled out, so most
+        // names skip the parser.
+        let address_like = name
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'.');
+        if name.is_empty() || name.contains(':') || (address_like && name.parse::<IpAddr>().is_ok())
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("invalid host name {name:?}: use a non-empty name without ':' that is not an address"),
@@ -578,7 +585,7 @@ impl Fabric {
         if jitter == 0 {
             latency
         } else {
-            latency + self.rng.below(jitter + 1)
+            latency + self.rng.get().below(jitter + 1)
         }
     }
 
@@ -943,7 +950,7 @@ impl Fabric {
         let (split, mss) = (link.split, link.mss.max(1));
         // Cut points: the MSS always, and a few random ones for a split write. A write that
         // fits one segment and is not split (the common case) needs no list.
-        let split_this = bytes.len() > 1 && split > 0.0 && self.rng.unit_f64() < split;
+        let split_this = bytes.len() > 1 && split > 0.0 && self.rng.get().unit_f64() < split;
         if bytes.len() <= mss && !split_this {
             self.send_piece(conn, side, (from, to), bytes, now);
             return;
@@ -952,8 +959,8 @@ impl Fabric {
             .map(|index| index * mss)
             .collect();
         if split_this {
-            for _ in 0..=self.rng.below(3) {
-                cuts.push(1 + self.rng.below(bytes.len() as u64 - 1) as usize);
+            for _ in 0..=self.rng.get().below(3) {
+                cuts.push(1 + self.rng.get().below(bytes.len() as u64 - 1) as usize);
             }
             cuts.sort_unstable();
             cuts.dedup();
@@ -1174,21 +1181,21 @@ impl Fabric {
         };
         let to = SocketAddr::new(self.hosts[target as usize].ip, to.port());
         let link = self.link(source, target).clone();
-        if link.loss > 0.0 && self.rng.unit_f64() < link.loss {
+        if link.loss > 0.0 && self.rng.get().unit_f64() < link.loss {
             self.note(|line| {
                 let _ = write!(line, "udp lost {from} -> {to} {} bytes", bytes.len());
             });
             return Ok(bytes.len());
         }
-        let copies = if link.duplicate > 0.0 && self.rng.unit_f64() < link.duplicate {
+        let copies = if link.duplicate > 0.0 && self.rng.get().unit_f64() < link.duplicate {
             2
         } else {
             1
         };
         for _ in 0..copies {
             let mut delay = self.delay(source, target);
-            if link.reorder > 0.0 && self.rng.unit_f64() < link.reorder {
-                delay += self.rng.below(link.latency.as_nanos() as u64 + 1);
+            if link.reorder > 0.0 && self.rng.get().unit_f64() < link.reorder {
+                delay += self.rng.get().below(link.latency.as_nanos() as u64 + 1);
             }
             self.launch(
                 InFlight::Datagram(Box::new(Datagram {
