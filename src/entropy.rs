@@ -96,6 +96,44 @@ impl Rng {
     }
 }
 
+/// A stream seeded on its first draw. Many runs never draw from some streams (the user's,
+/// `buggify`'s, the network's without jitter or splits), and a ChaCha8 state is a few hundred
+/// bytes to seed and to move with the loop that owns it. A stream's draws depend only on the
+/// seed, the stream and how many came before, so seeding it late changes none of them.
+#[derive(Clone, Debug)]
+pub(crate) struct LazyRng {
+    seed: u64,
+    stream: Stream,
+    rng: Option<Box<Rng>>,
+}
+
+impl LazyRng {
+    /// The stream `stream` of `seed`, not seeded yet.
+    pub(crate) fn new(seed: u64, stream: Stream) -> LazyRng {
+        LazyRng {
+            seed,
+            stream,
+            rng: None,
+        }
+    }
+
+    /// The stream, seeded now if this is its first use.
+    #[inline]
+    pub(crate) fn get(&mut self) -> &mut Rng {
+        if self.rng.is_none() {
+            self.seed_now();
+        }
+        self.rng.as_mut().expect("seeded above")
+    }
+
+    /// Seed the stream: once per run at most, so kept out of the callers' code.
+    #[cold]
+    #[inline(never)]
+    fn seed_now(&mut self) {
+        self.rng = Some(Box::new(Rng::new(self.seed, self.stream)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +166,15 @@ mod tests {
         }
         for count in counts {
             assert!((9_000..11_000).contains(&count), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn a_lazy_stream_draws_what_an_eager_one_does() {
+        let mut eager = Rng::new(9, Stream::Network);
+        let mut lazy = LazyRng::new(9, Stream::Network);
+        for _ in 0..100 {
+            assert_eq!(lazy.get().next_u64(), eager.next_u64());
         }
     }
 

@@ -137,6 +137,11 @@ impl TaskTable {
                 if self.slots % CHUNK == 0 {
                     self.chunks.push(Vec::with_capacity(CHUNK));
                     self.occupied.resize(self.occupied.len() + CHUNK / 64, 0);
+                    if self.chunks.len() == 1 {
+                        // Tasks end as they start; a freed slot list grown one push at a time
+                        // would reallocate a few times in every short run.
+                        self.free.reserve(64);
+                    }
                 }
                 self.chunks
                     .last_mut()
@@ -255,7 +260,8 @@ impl Executor {
     pub(crate) fn new(loop_id: u32) -> Executor {
         Executor {
             loop_id,
-            ready: RefCell::new(VecDeque::new()),
+            // Room for a few ready tasks, so that a small run does not regrow the queue.
+            ready: RefCell::new(VecDeque::with_capacity(16)),
             tasks: RefCell::new(TaskTable::default()),
             next_id: Cell::new(1),
             current: Cell::new(None),

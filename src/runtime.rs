@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::entropy::{Rng, Stream};
+use crate::entropy::{LazyRng, Stream};
 use crate::executor::{
     display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED, TRACED,
     UNREGISTERED,
@@ -182,9 +182,9 @@ pub(crate) struct Kernel {
     timers: RefCell<TimerQueue<TimerAction>>,
     scheduler: RefCell<Scheduler>,
     pub(crate) trace: Recorder,
-    pub(crate) user_rng: RefCell<Rng>,
+    pub(crate) user_rng: RefCell<LazyRng>,
     /// `buggify!()`: the stream, and each site's activation for this seed.
-    pub(crate) buggify_rng: RefCell<Rng>,
+    pub(crate) buggify_rng: RefCell<LazyRng>,
     pub(crate) buggify_sites: RefCell<std::collections::BTreeMap<&'static str, bool>>,
     output: RefCell<String>,
     phase: Cell<Phase>,
@@ -419,8 +419,8 @@ impl Kernel {
             timers: RefCell::new(TimerQueue::default()),
             scheduler: RefCell::new(scheduler),
             trace: Recorder::new(config.trace),
-            user_rng: RefCell::new(Rng::new(config.seed, Stream::User)),
-            buggify_rng: RefCell::new(Rng::new(config.seed, Stream::Buggify)),
+            user_rng: RefCell::new(LazyRng::new(config.seed, Stream::User)),
+            buggify_rng: RefCell::new(LazyRng::new(config.seed, Stream::Buggify)),
             buggify_sites: RefCell::new(std::collections::BTreeMap::new()),
             output: RefCell::new(String::new()),
             phase: Cell::new(Phase::Idle),
@@ -429,10 +429,15 @@ impl Kernel {
             steps: Cell::new(0),
             batch_left: Cell::new(0),
             net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
-            hosts: RefCell::new(vec![HostRecord {
-                incarnation: 0,
-                start: None,
-            }]),
+            hosts: RefCell::new({
+                // Room for a few hosts, so that a small run's setup does not regrow the vector.
+                let mut hosts = Vec::with_capacity(8);
+                hosts.push(HostRecord {
+                    incarnation: 0,
+                    start: None,
+                });
+                hosts
+            }),
             crashes: Cell::new(0),
             #[cfg(feature = "real-net")]
             real: real.then(|| crate::net::real::Real::new(id)),
@@ -517,8 +522,18 @@ impl Kernel {
                 timers.insert(Instant::from_nanos(arrival), TimerAction::Deliver(packet));
             }
         }
-        if net.wakes.is_empty() && net.log.is_empty() {
-            return result;
+        if net.log.is_empty() {
+            match net.wakes.len() {
+                0 => return result,
+                // The common case (a delivery wakes its reader): no buffer changes hands.
+                1 => {
+                    let waker = net.wakes.pop().expect("one waker");
+                    drop(net);
+                    waker.wake();
+                    return result;
+                }
+                _ => {}
+            }
         }
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);

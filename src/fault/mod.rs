@@ -158,7 +158,7 @@ pub fn buggify_at(site: &'static str) -> bool {
                 }
                 crate::entropy::Rng::new(hash, crate::entropy::Stream::Buggify).below(4) == 0
             });
-        active && kernel.buggify_rng.borrow_mut().below(4) == 0
+        active && kernel.buggify_rng.borrow_mut().get().below(4) == 0
     })
     .unwrap_or(false)
 }

@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::entropy::{Rng, Stream};
+use crate::entropy::{LazyRng, Stream};
 
 /// A host's index in the fabric (0 is the default host, `main`).
 pub(crate) type HostIndex = u32;
@@ -183,15 +183,92 @@ enum InFlight {
     Datagram(Box<Datagram>),
 }
 
-/// One end of a TCP connection.
+/// Bytes a receive buffer keeps inline before it moves to the heap.
+const RECV_INLINE: usize = 30;
+
+/// The bytes delivered to a TCP end and not yet read. Most reads take whole small messages,
+/// so up to [`RECV_INLINE`] bytes sit inside the end itself: delivering and reading them
+/// touches no separate allocation (with thousands of connections, that allocation was a
+/// cache miss on every delivery and every read). More moves them to a `VecDeque`, which
+/// stays.
+enum RecvBuf {
+    Inline { len: u8, bytes: [u8; RECV_INLINE] },
+    Heap(VecDeque<u8>),
+}
+
+impl Default for RecvBuf {
+    fn default() -> Self {
+        RecvBuf::Inline {
+            len: 0,
+            bytes: [0; RECV_INLINE],
+        }
+    }
+}
+
+impl RecvBuf {
+    fn len(&self) -> usize {
+        match self {
+            RecvBuf::Inline { len, .. } => usize::from(*len),
+            RecvBuf::Heap(queue) => queue.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append `data` after the bytes already here.
+    fn push(&mut self, data: &[u8]) {
+        match self {
+            RecvBuf::Inline { len, bytes } => {
+                let held = usize::from(*len);
+                if held + data.len() <= RECV_INLINE {
+                    bytes[held..held + data.len()].copy_from_slice(data);
+                    *len = (held + data.len()) as u8;
+                } else {
+                    let mut queue = VecDeque::with_capacity(held + data.len());
+                    queue.extend(&bytes[..held]);
+                    queue.extend(data);
+                    *self = RecvBuf::Heap(queue);
+                }
+            }
+            RecvBuf::Heap(queue) => queue.extend(data),
+        }
+    }
+
+    /// Move the oldest bytes into `buf`, as many as fit; returns how many.
+    fn take_into(&mut self, buf: &mut [u8]) -> usize {
+        match self {
+            RecvBuf::Inline { len, bytes } => {
+                let held = usize::from(*len);
+                let count = buf.len().min(held);
+                buf[..count].copy_from_slice(&bytes[..count]);
+                bytes.copy_within(count..held, 0);
+                *len = (held - count) as u8;
+                count
+            }
+            RecvBuf::Heap(queue) => {
+                let count = buf.len().min(queue.len());
+                let (front, back) = queue.as_slices();
+                let from_front = count.min(front.len());
+                buf[..from_front].copy_from_slice(&front[..from_front]);
+                buf[from_front..count].copy_from_slice(&back[..count - from_front]);
+                queue.drain(..count);
+                count
+            }
+        }
+    }
+}
+
+/// One end of a TCP connection. The fields a delivery and a read touch come first.
 #[derive(Default)]
 struct End {
-    /// Bytes delivered and not yet read.
-    recv: VecDeque<u8>,
-    /// Bytes sent toward this end and not yet delivered.
-    in_flight: usize,
-    /// The receive buffer's size: the sender's window.
-    capacity: usize,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+    /// The arrival time of the latest segment sent toward this end (arrivals never go back).
+    last_arrival: u64,
+    /// Bytes sent toward this end and not yet delivered (at most [`TCP_BUFFER`]).
+    in_flight: u32,
     /// A FIN arrived: after `recv` drains, reads return 0.
     eof: bool,
     /// A RST arrived, or this end aborted.
@@ -204,18 +281,37 @@ struct End {
     established: bool,
     /// A connect was refused (no listener).
     refused: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-    /// The arrival time of the latest segment sent toward this end (arrivals never go back).
-    last_arrival: u64,
+    /// Bytes delivered and not yet read.
+    recv: RecvBuf,
 }
 
+/// A TCP connection. Its addresses are its hosts' addresses with these ports, so they are
+/// not stored (a `SocketAddr` is 32 bytes, and this is read on every delivery).
 struct Conn {
     hosts: [HostIndex; 2],
-    addrs: [SocketAddr; 2],
-    ends: [End; 2],
+    ports: [u16; 2],
     /// Segments of this connection in flight or held.
     pending: u32,
+    ends: [End; 2],
+}
+
+impl Conn {
+    /// The address of end `side`.
+    fn addr(&self, side: usize) -> SocketAddr {
+        SocketAddr::new(host_ip(self.hosts[side]), self.ports[side])
+    }
+}
+
+/// The address of host `host`: 10.0.0.N in creation order, N = index + 1 (never routed
+/// anywhere: these addresses exist only inside the simulation).
+fn host_ip(host: HostIndex) -> IpAddr {
+    let number = host + 1;
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        (number >> 16) as u8,
+        (number >> 8) as u8,
+        number as u8,
+    ))
 }
 
 struct Listener {
@@ -239,8 +335,11 @@ pub(crate) const UDP_QUEUE: usize = 1024;
 
 /// The simulated network of one run.
 pub(crate) struct Fabric {
-    rng: Rng,
+    rng: LazyRng,
     hosts: Vec<Host>,
+    /// Hosts that are down or clogged: while 0 (no fault), a delivery need not read the
+    /// `Host` entries of its ends.
+    faulty_hosts: u32,
     /// Host names to indices; each name is allocated once and shared with its `Host`.
     names: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
@@ -275,8 +374,10 @@ pub(crate) struct Fabric {
 impl Fabric {
     pub(crate) fn new(seed: u64, tracing: bool) -> Fabric {
         let mut fabric = Fabric {
-            rng: Rng::new(seed, Stream::Network),
-            hosts: Vec::new(),
+            rng: LazyRng::new(seed, Stream::Network),
+            // Room for a few hosts, so that a small run's setup does not regrow the vector.
+            hosts: Vec::with_capacity(8),
+            faulty_hosts: 0,
             names: BTreeMap::new(),
             default_link: LinkConfig::default(),
             links: BTreeMap::new(),
@@ -315,7 +416,13 @@ impl Fabric {
     /// Register a host; its address is 10.0.0.N in creation order (never routed anywhere:
     /// these addresses exist only inside the simulation).
     pub(crate) fn add_host(&mut self, name: &str) -> io::Result<HostIndex> {
-        if name.is_empty() || name.contains(':') || name.parse::<IpAddr>().is_ok() {
+        // Only digits and dots can parse as an address once ':' (IPv6) is ruled out, so most
+        // names skip the parser.
+        let address_like = name
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'.');
+        if name.is_empty() || name.contains(':') || (address_like && name.parse::<IpAddr>().is_ok())
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("invalid host name {name:?}: use a non-empty name without ':' that is not an address"),
@@ -329,13 +436,7 @@ impl Fabric {
         }
         let id =
             HostIndex::try_from(self.hosts.len()).expect("fabric invariant: fewer than 2^32 hosts");
-        let number = id + 1;
-        let ip = IpAddr::V4(Ipv4Addr::new(
-            10,
-            (number >> 16) as u8,
-            (number >> 8) as u8,
-            number as u8,
-        ));
+        let ip = host_ip(id);
         let name: Rc<str> = Rc::from(name);
         self.hosts.push(Host {
             name: Rc::clone(&name),
@@ -461,9 +562,19 @@ impl Fabric {
     }
 
     fn blocked(&self, from: HostIndex, to: HostIndex) -> bool {
-        self.hosts[from as usize].clogged
-            || self.hosts[to as usize].clogged
-            || self.partitions.contains(&(from, to))
+        (self.faulty_hosts > 0
+            && (self.hosts[from as usize].clogged || self.hosts[to as usize].clogged))
+            || (!self.partitions.is_empty() && self.partitions.contains(&(from, to)))
+    }
+
+    /// Recount the hosts that are down or clogged, after a fault changed one.
+    fn count_faulty_hosts(&mut self) {
+        let faulty = self
+            .hosts
+            .iter()
+            .filter(|host| !host.up || host.clogged)
+            .count();
+        self.faulty_hosts = u32::try_from(faulty).expect("fabric invariant: fewer than 2^32 hosts");
     }
 
     /// One-way delay for a packet on `from -> to`.
@@ -474,7 +585,7 @@ impl Fabric {
         if jitter == 0 {
             latency
         } else {
-            latency + self.rng.below(jitter + 1)
+            latency + self.rng.get().below(jitter + 1)
         }
     }
 
@@ -524,11 +635,13 @@ impl Fabric {
         for host in &mut self.hosts {
             host.clogged = false;
         }
+        self.count_faulty_hosts();
         self.release_held(now);
     }
 
     pub(crate) fn set_clogged(&mut self, host: HostIndex, clogged: bool, now: u64) {
         self.hosts[host as usize].clogged = clogged;
+        self.count_faulty_hosts();
         if !clogged {
             self.release_held(now);
         }
@@ -563,12 +676,13 @@ impl Fabric {
     }
 
     pub(crate) fn is_up(&self, host: HostIndex) -> bool {
-        self.hosts[host as usize].up
+        self.faulty_hosts == 0 || self.hosts[host as usize].up
     }
 
     /// Crash `host`: its connections are reset (the peers get a RST), its sockets unbound.
     pub(crate) fn crash(&mut self, host: HostIndex, now: u64) {
         self.hosts[host as usize].up = false;
+        self.count_faulty_hosts();
         self.listeners.retain(|_, listener| listener.host != host);
         self.udp.retain(|_, socket| socket.host != host);
         for index in 0..self.conns.len() {
@@ -594,6 +708,7 @@ impl Fabric {
         let entry = &mut self.hosts[host as usize];
         entry.up = true;
         entry.clogged = false;
+        self.count_faulty_hosts();
     }
 
     // ----- TCP ---------------------------------------------------------------------------
@@ -657,7 +772,7 @@ impl Fabric {
         };
         match listener.backlog.pop_front() {
             Some(conn) => match self.conns[conn as usize].as_ref() {
-                Some(state) => Some(Ok((self.handle(conn), state.addrs[0]))),
+                Some(state) => Some(Ok((self.handle(conn), state.addr(0)))),
                 None => Some(Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "the connection was gone before it was accepted",
@@ -684,15 +799,11 @@ impl Fabric {
             |fabric, addr| fabric.listeners.contains_key(&addr),
         )?;
         let remote = SocketAddr::new(self.hosts[target as usize].ip, to.port());
-        let end = || End {
-            capacity: TCP_BUFFER,
-            ..End::default()
-        };
         let conn = Conn {
             hosts: [host, target],
-            addrs: [local, remote],
-            ends: [end(), end()],
+            ports: [local.port(), remote.port()],
             pending: 0,
+            ends: [End::default(), End::default()],
         };
         let id = match self.free_conns.pop() {
             Some(id) => {
@@ -749,7 +860,7 @@ impl Fabric {
                 io::ErrorKind::ConnectionRefused,
                 format!(
                     "connection to {} refused: nothing listens there",
-                    state.addrs[1]
+                    state.addr(1)
                 ),
             )))
         } else if end.reset {
@@ -766,7 +877,7 @@ impl Fabric {
     pub(crate) fn addrs(&self, handle: u64, side: usize) -> io::Result<(SocketAddr, SocketAddr)> {
         let conn = self.resolve(handle).ok_or_else(Self::gone)?;
         let conn = self.conns[conn as usize].as_ref().ok_or_else(Self::gone)?;
-        Ok((conn.addrs[side], conn.addrs[1 - side]))
+        Ok((conn.addr(side), conn.addr(1 - side)))
     }
 
     fn send_control(&mut self, conn: u32, to: usize, payload: Payload, now: u64) {
@@ -822,9 +933,7 @@ impl Fabric {
             return Some(Ok(0));
         }
         let peer = &state.ends[1 - side];
-        let window = peer
-            .capacity
-            .saturating_sub(peer.recv.len() + peer.in_flight);
+        let window = TCP_BUFFER.saturating_sub(peer.recv.len() + peer.in_flight as usize);
         if window == 0 {
             state.ends[side].writer = Some(waker.clone());
             return None;
@@ -841,48 +950,60 @@ impl Fabric {
         let (split, mss) = (link.split, link.mss.max(1));
         // Cut points: the MSS always, and a few random ones for a split write. A write that
         // fits one segment and is not split (the common case) needs no list.
-        let split_this = bytes.len() > 1 && split > 0.0 && self.rng.unit_f64() < split;
-        let mut cuts: Vec<usize> = if bytes.len() <= mss && !split_this {
-            Vec::new()
-        } else {
-            (1..bytes.len().div_ceil(mss))
-                .map(|index| index * mss)
-                .collect()
-        };
+        let split_this = bytes.len() > 1 && split > 0.0 && self.rng.get().unit_f64() < split;
+        if bytes.len() <= mss && !split_this {
+            self.send_piece(conn, side, (from, to), bytes, now);
+            return;
+        }
+        let mut cuts: Vec<usize> = (1..bytes.len().div_ceil(mss))
+            .map(|index| index * mss)
+            .collect();
         if split_this {
-            for _ in 0..=self.rng.below(3) {
-                cuts.push(1 + self.rng.below(bytes.len() as u64 - 1) as usize);
+            for _ in 0..=self.rng.get().below(3) {
+                cuts.push(1 + self.rng.get().below(bytes.len() as u64 - 1) as usize);
             }
             cuts.sort_unstable();
             cuts.dedup();
         }
         let mut start = 0;
         for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
-            let delay = self.delay(from, to);
-            let state = self.conns[conn as usize].as_mut().expect("caller checked");
-            let end = &mut state.ends[1 - side];
-            let arrival = (now + delay).max(end.last_arrival);
-            end.last_arrival = arrival;
-            end.in_flight += cut - start;
-            let piece = &bytes[start..cut];
-            self.note(|line| {
-                let _ = write!(
-                    line,
-                    "send c{conn} {} bytes to end {} arriving {arrival}ns",
-                    cut - start,
-                    1 - side
-                );
-            });
-            self.launch(
-                InFlight::Segment(Segment {
-                    conn,
-                    to: 1 - side,
-                    payload: Payload::Data(Chunk::new(piece)),
-                }),
-                arrival,
-            );
+            self.send_piece(conn, side, (from, to), &bytes[start..cut], now);
             start = cut;
         }
+    }
+
+    /// Send one segment of data from end `side` toward the other end.
+    fn send_piece(
+        &mut self,
+        conn: u32,
+        side: usize,
+        (from, to): (HostIndex, HostIndex),
+        piece: &[u8],
+        now: u64,
+    ) {
+        let delay = self.delay(from, to);
+        let state = self.conns[conn as usize].as_mut().expect("caller checked");
+        let end = &mut state.ends[1 - side];
+        let arrival = (now + delay).max(end.last_arrival);
+        end.last_arrival = arrival;
+        // At most the window, which is at most `TCP_BUFFER`: it fits.
+        end.in_flight += piece.len() as u32;
+        self.note(|line| {
+            let _ = write!(
+                line,
+                "send c{conn} {} bytes to end {} arriving {arrival}ns",
+                piece.len(),
+                1 - side
+            );
+        });
+        self.launch(
+            InFlight::Segment(Segment {
+                conn,
+                to: 1 - side,
+                payload: Payload::Data(Chunk::new(piece)),
+            }),
+            arrival,
+        );
     }
 
     /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.
@@ -904,12 +1025,7 @@ impl Fabric {
         };
         let end = &mut state.ends[side];
         if !end.recv.is_empty() {
-            let count = buf.len().min(end.recv.len());
-            let (front, back) = end.recv.as_slices();
-            let from_front = count.min(front.len());
-            buf[..from_front].copy_from_slice(&front[..from_front]);
-            buf[from_front..count].copy_from_slice(&back[..count - from_front]);
-            end.recv.drain(..count);
+            let count = end.recv.take_into(buf);
             // The window toward this end opened: let the peer's writer go on.
             let writer = state.ends[1 - side].writer.take();
             self.wake(writer);
@@ -1065,21 +1181,21 @@ impl Fabric {
         };
         let to = SocketAddr::new(self.hosts[target as usize].ip, to.port());
         let link = self.link(source, target).clone();
-        if link.loss > 0.0 && self.rng.unit_f64() < link.loss {
+        if link.loss > 0.0 && self.rng.get().unit_f64() < link.loss {
             self.note(|line| {
                 let _ = write!(line, "udp lost {from} -> {to} {} bytes", bytes.len());
             });
             return Ok(bytes.len());
         }
-        let copies = if link.duplicate > 0.0 && self.rng.unit_f64() < link.duplicate {
+        let copies = if link.duplicate > 0.0 && self.rng.get().unit_f64() < link.duplicate {
             2
         } else {
             1
         };
         for _ in 0..copies {
             let mut delay = self.delay(source, target);
-            if link.reorder > 0.0 && self.rng.unit_f64() < link.reorder {
-                delay += self.rng.below(link.latency.as_nanos() as u64 + 1);
+            if link.reorder > 0.0 && self.rng.get().unit_f64() < link.reorder {
+                delay += self.rng.get().below(link.latency.as_nanos() as u64 + 1);
             }
             self.launch(
                 InFlight::Datagram(Box::new(Datagram {
@@ -1122,43 +1238,55 @@ impl Fabric {
 
     /// A packet's timer fired: deliver it (or hold it on a cut link).
     pub(crate) fn deliver(&mut self, id: u32, now: u64) {
+        // Only a clogged host or a partition can cut a link: without either, skip the check.
+        let faults = self.faulty_hosts > 0 || !self.partitions.is_empty();
+        if faults && self.hold_if_cut(id) {
+            return;
+        }
+        let Some(packet) = self.in_flight[id as usize].take() else {
+            return;
+        };
+        self.free_in_flight.push(id);
+        match packet {
+            InFlight::Segment(segment) => self.deliver_segment(segment, now),
+            InFlight::Datagram(datagram) => self.deliver_datagram(*datagram),
+        }
+    }
+
+    /// Hold packet `id` if its link is cut (a datagram is dropped instead); whether it was
+    /// held or dropped.
+    fn hold_if_cut(&mut self, id: u32) -> bool {
         let (from, to) = match &self.in_flight[id as usize] {
             Some(InFlight::Segment(segment)) => match self.conns[segment.conn as usize].as_ref() {
                 Some(conn) => (conn.hosts[1 - segment.to], conn.hosts[segment.to]),
-                None => {
-                    self.retire_packet(id);
-                    return;
-                }
+                // The connection is gone: the delivery retires the packet.
+                None => return false,
             },
             Some(InFlight::Datagram(datagram)) => {
                 let from = self.host_by_ip(datagram.from.ip()).unwrap_or(0);
                 let to = self.host_by_ip(datagram.to.ip()).unwrap_or(0);
                 (from, to)
             }
-            None => return,
+            None => return false,
         };
-        if self.blocked(from, to) {
-            match &self.in_flight[id as usize] {
-                Some(InFlight::Segment(_)) => {
-                    self.note(|line| {
-                        let _ = write!(line, "hold packet {id} on cut link");
-                    });
-                    self.held.entry((from, to)).or_default().push(id);
-                }
-                _ => {
-                    self.note(|line| {
-                        let _ = write!(line, "drop datagram {id} on cut link");
-                    });
-                    self.retire_packet(id);
-                }
+        if !self.blocked(from, to) {
+            return false;
+        }
+        match &self.in_flight[id as usize] {
+            Some(InFlight::Segment(_)) => {
+                self.note(|line| {
+                    let _ = write!(line, "hold packet {id} on cut link");
+                });
+                self.held.entry((from, to)).or_default().push(id);
             }
-            return;
+            _ => {
+                self.note(|line| {
+                    let _ = write!(line, "drop datagram {id} on cut link");
+                });
+                self.retire_packet(id);
+            }
         }
-        let packet = self.retire_packet(id).expect("checked above");
-        match packet {
-            InFlight::Segment(segment) => self.deliver_segment(segment, now),
-            InFlight::Datagram(datagram) => self.deliver_datagram(*datagram),
-        }
+        true
     }
 
     fn retire_packet(&mut self, id: u32) -> Option<InFlight> {
@@ -1191,7 +1319,8 @@ impl Fabric {
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return;
         };
-        let host_up = self.hosts[state.hosts[to] as usize].up;
+        state.pending -= 1;
+        let host_up = self.faulty_hosts == 0 || self.hosts[state.hosts[to] as usize].up;
         let trace = self.tracing;
         let mut line = String::new();
         if trace {
@@ -1199,11 +1328,11 @@ impl Fabric {
         }
         let end = &mut state.ends[to];
         if let Payload::Data(bytes) = &payload {
-            end.in_flight -= bytes.as_slice().len();
+            end.in_flight -= bytes.as_slice().len() as u32;
         }
         match payload {
             Payload::Syn => {
-                let addr = state.addrs[1];
+                let addr = state.addr(1);
                 let accepted = host_up
                     && self
                         .listeners
@@ -1232,7 +1361,7 @@ impl Fabric {
                     // Data to a closed socket: the peer learns with a RST.
                     self.send_control(conn, 1 - to, Payload::Rst, now);
                 } else {
-                    end.recv.extend(bytes.as_slice());
+                    end.recv.push(bytes.as_slice());
                     let reader = end.reader.take();
                     self.wake(reader);
                 }

@@ -216,6 +216,7 @@ impl<T: Prefetch> TimerQueue<T> {
         self.insert_with_seq(deadline.as_nanos(), seq, item)
     }
 
+    #[inline]
     fn insert_with_seq(&mut self, deadline: u64, seq: u64, item: T) -> TimerKey {
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -242,7 +243,27 @@ impl<T: Prefetch> TimerQueue<T> {
         TimerKey { slot, seq }
     }
 
+    /// Put an entry where its deadline belongs. The usual case, a timer later than every one
+    /// in `soon` and within its span, is an append, inlined into the callers.
+    #[inline]
     fn place(&mut self, entry: Entry<T>) {
+        let appends = entry.deadline >= self.elapsed
+            && entry.deadline < self.soon_end
+            && self.soon.len() < self.spill_at
+            && self
+                .soon
+                .back()
+                .is_none_or(|last| last.order() < entry.order());
+        if appends {
+            self.soon.push_back(entry);
+        } else {
+            self.place_elsewhere(entry);
+        }
+    }
+
+    /// [`place`](TimerQueue::place) past its usual case.
+    #[inline(never)]
+    fn place_elsewhere(&mut self, entry: Entry<T>) {
         if entry.deadline < self.elapsed {
             self.overdue.push(Reverse(ByOrder(entry)));
         } else if entry.deadline < self.soon_end {
@@ -340,6 +361,7 @@ impl<T: Prefetch> TimerQueue<T> {
     }
 
     /// A stored entry left the queue: free its slot; keep a cancelled one's payload as garbage.
+    #[inline]
     fn retire(&mut self, entry: Entry<T>) -> Option<(TimerKey, T)> {
         self.free.push(entry.slot);
         if self.is_armed_slot(entry.slot) {
