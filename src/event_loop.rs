@@ -192,12 +192,12 @@ pub fn get_running_loop() -> LoopHandle {
 impl LoopHandle {
     /// The loop's time in seconds since the origin (asyncio's `loop.time()`).
     pub fn time(&self) -> f64 {
-        self.kernel.clock.get().as_secs_f64()
+        self.kernel.time_now().as_secs_f64()
     }
 
     /// The loop's time as an [`Instant`].
     pub fn now(&self) -> Instant {
-        self.kernel.clock.get()
+        self.kernel.time_now()
     }
 
     /// The run's seed.

@@ -451,6 +451,16 @@ impl Kernel {
         self.clock.get()
     }
 
+    /// The loop's time: the virtual clock, or in real mode the wall clock read now.
+    #[inline]
+    pub(crate) fn time_now(&self) -> Instant {
+        #[cfg(feature = "real-net")]
+        if let Some(real) = &self.real {
+            self.clock.set(real.now().max(self.now()));
+        }
+        self.now()
+    }
+
     /// Whether this loop runs on real sockets and the wall clock (feature `real-net`).
     #[inline]
     pub(crate) fn is_real(&self) -> bool {

@@ -249,3 +249,18 @@ fn sweep_checks_determinism() {
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+#[cfg(not(feature = "real-net"))]
+#[test]
+fn serve_and_client_say_how_to_enable_real_sockets() {
+    for command in ["serve", "client"] {
+        let output = roof(&[command]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let text = stderr(&output);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("--features real-net -- {command}")),
+            "{text}"
+        );
+    }
+}

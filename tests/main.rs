@@ -12,6 +12,8 @@ mod net;
 #[cfg(feature = "proptest")]
 mod properties;
 mod protocol;
+#[cfg(feature = "real-net")]
+mod real_net;
 mod scenarios;
 mod shrink;
 mod snapshots;

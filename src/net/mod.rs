@@ -1,5 +1,5 @@
 //! The network: hosts, TCP and UDP, the same API on the simulated fabric and (feature
-//! `real-net`, [`EventLoop::real`](crate::EventLoop::real)) on real sockets.
+//! `real-net`, `EventLoop::real`) on real sockets.
 //!
 //! A simulation has named hosts, each with an address (10.0.0.N, in creation order; these
 //! addresses exist only inside the simulation). A task runs on the host that spawned it; the

@@ -107,11 +107,12 @@ impl fmt::Display for Instant {
     }
 }
 
-/// The current virtual time of the running simulation.
+/// The current virtual time of the running simulation (on a real loop, the wall clock's time
+/// since the loop was made).
 ///
 /// Panics outside a running [`EventLoop`](crate::EventLoop).
 pub fn now() -> Instant {
-    runtime::with(|kernel| kernel.clock.get())
+    runtime::with(|kernel| kernel.time_now())
 }
 
 /// Wait until `duration` of virtual time has passed.
@@ -184,7 +185,7 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         runtime::with(|kernel| {
-            let now = kernel.clock.get();
+            let now = kernel.time_now();
             match self.key {
                 None => {
                     let deadline = match self.deadline {
