@@ -69,7 +69,7 @@ impl EventLoop {
     /// A loop on real sockets and the wall clock (feature `real-net`): the same program, now
     /// serving real clients. See [`net::real`](crate::net::real) for what changes.
     ///
-    /// ```no_run
+    /// ```
     /// let lp = roof::EventLoop::real();
     /// lp.run_until_complete(async {
     ///     roof::sleep(std::time::Duration::from_millis(10)).await; // 10 ms of wall time

@@ -19,7 +19,7 @@
 //! loop's mailbox (a mutex-guarded list, one per real loop) and the loop runs the task on its
 //! own thread; a task is never run or dropped anywhere else.
 //!
-//! ```no_run
+//! ```
 //! use roof::io::{AsyncReadExt, AsyncWriteExt};
 //! use roof::net::{TcpListener, TcpStream};
 //!
