@@ -130,10 +130,16 @@ impl fmt::Display for ExtraInfo {
 }
 
 impl Transport {
-    fn new(stream: TcpStream) -> io::Result<Transport> {
+    /// `peer` is the address `accept` reported, when there is one: a real peer may already
+    /// have reset the connection, and then the socket no longer knows it.
+    fn new(stream: TcpStream, peer: Option<SocketAddr>) -> io::Result<Transport> {
+        let peer = match peer {
+            Some(peer) => peer,
+            None => stream.peer_addr()?,
+        };
         Ok(Transport {
             state: Rc::new(TransportState {
-                peer: stream.peer_addr()?,
+                peer,
                 local: stream.local_addr()?,
                 stream,
                 buffer: RefCell::new(Vec::new()),
@@ -225,8 +231,8 @@ impl Transport {
 /// driver wakes again once the peer's window opens.
 pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 
-async fn drive<P: Protocol>(stream: TcpStream, mut protocol: P) {
-    let transport = match Transport::new(stream) {
+async fn drive<P: Protocol>(stream: TcpStream, peer: Option<SocketAddr>, mut protocol: P) {
+    let transport = match Transport::new(stream, peer) {
         Ok(transport) => transport,
         Err(error) => {
             protocol.connection_lost(Some(error));
@@ -380,7 +386,7 @@ where
     let server_state = state.clone();
     let accepting = crate::spawn_named("server", async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             server_state.active.set(server_state.active.get() + 1);
@@ -396,7 +402,7 @@ where
                     }
                 }
                 let _active = Active(connection_state);
-                drive(stream, protocol).await;
+                drive(stream, Some(peer), protocol).await;
             })
             .detach();
         }
@@ -478,6 +484,7 @@ async fn drive_reporting<P: Protocol>(stream: TcpStream, protocol: P, slot: Tran
     let failed = slot.clone();
     drive(
         stream,
+        None,
         Reporting {
             inner: protocol,
             slot: Some(slot),
