@@ -51,6 +51,8 @@ struct Outcome {
     exchanges: u32,
     /// The first answer that was not the message upper-cased.
     wrong: Option<Vec<u8>>,
+    /// `connection_lost` was called.
+    ended: bool,
     /// The error the connection was lost with, if any.
     lost: Option<io::Error>,
 }
@@ -92,7 +94,9 @@ impl Protocol for EchoClientProtocol {
     }
 
     fn connection_lost(&mut self, error: Option<io::Error>) {
-        self.outcome.borrow_mut().lost = error;
+        let mut outcome = self.outcome.borrow_mut();
+        outcome.ended = true;
+        outcome.lost = error;
         self.event_loop.stop();
     }
 }
@@ -120,7 +124,12 @@ pub fn talk(
         .run_until_complete(create_connection(protocol, addr.to_string()))
         .map_err(super::failed)?
         .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
-    event_loop.run_forever().map_err(super::failed)?;
+    // On real sockets a short exchange can end while `run_until_complete` winds down (it
+    // runs one more batch after its future), and that `stop` is spent: as with asyncio,
+    // only run forever if the connection is still there.
+    if !outcome.borrow().ended {
+        event_loop.run_forever().map_err(super::failed)?;
+    }
     let outcome = outcome.borrow();
     if let Some(answer) = &outcome.wrong {
         return Err(format!(

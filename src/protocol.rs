@@ -244,60 +244,78 @@ async fn drive<P: Protocol>(stream: TcpStream, peer: Option<SocketAddr>, mut pro
     let mut reading = true;
     let mut write_shut = false;
     let mut chunk = vec![0u8; 16 * 1024];
-    let lost = poll_fn(|cx: &mut Context<'_>| loop {
-        *state.driver.borrow_mut() = Some(cx.waker().clone());
-        if state.closing.get() == Closing::Abort {
-            state.stream.reset();
-            return Poll::Ready(None);
-        }
-        // Send what is buffered, as far as the peer's window allows.
-        let mut blocked = false;
+    // On a real loop, as in asyncio's selector loop, connection_made and each read happen in
+    // different turns of the loop: the driver yields after each, so a caller waiting for
+    // `create_connection` (and every other task) runs before the next chunk is read. In the
+    // simulation data only arrives between polls, so reading on until the socket is empty
+    // sees the same callbacks; it keeps its traces.
+    let real = crate::runtime::with(|kernel| kernel.is_real());
+    let mut just_made = real;
+    let lost = poll_fn(|cx: &mut Context<'_>| {
+        let mut turn_used = std::mem::replace(&mut just_made, false);
         loop {
-            let pending = state.buffer.borrow().len();
-            if pending == 0 {
-                break;
+            *state.driver.borrow_mut() = Some(cx.waker().clone());
+            if state.closing.get() == Closing::Abort {
+                state.stream.reset();
+                return Poll::Ready(None);
             }
-            let written = {
-                let buffer = state.buffer.borrow();
-                state.stream.poll_write_ref(cx, &buffer)
-            };
-            match written {
-                Poll::Ready(Ok(count)) => {
-                    state.buffer.borrow_mut().drain(..count);
-                }
-                Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
-                Poll::Pending => {
-                    blocked = true;
+            // Send what is buffered, as far as the peer's window allows.
+            let mut blocked = false;
+            loop {
+                let pending = state.buffer.borrow().len();
+                if pending == 0 {
                     break;
                 }
-            }
-        }
-        let flushed = !blocked && state.buffer.borrow().is_empty();
-        let wants_shutdown = state.eof_requested.get() || state.closing.get() == Closing::Flush;
-        if flushed && wants_shutdown && !write_shut {
-            write_shut = true;
-            if let Err(error) = state.stream.shutdown(Shutdown::Write) {
-                return Poll::Ready(Some(error));
-            }
-        }
-        if state.closing.get() == Closing::Flush && flushed {
-            return Poll::Ready(None);
-        }
-        // Flow control: while the write buffer is over its high-water mark, read nothing, so
-        // a peer that sends without reading fills its own TCP window instead of this buffer.
-        if !reading || state.buffer.borrow().len() >= WRITE_HIGH_WATER {
-            return Poll::Pending;
-        }
-        match state.stream.poll_read_ref(cx, &mut chunk) {
-            Poll::Ready(Ok(0)) => {
-                reading = false;
-                if !protocol.eof_received() {
-                    transport.close();
+                let written = {
+                    let buffer = state.buffer.borrow();
+                    state.stream.poll_write_ref(cx, &buffer)
+                };
+                match written {
+                    Poll::Ready(Ok(count)) => {
+                        state.buffer.borrow_mut().drain(..count);
+                    }
+                    Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
+                    Poll::Pending => {
+                        blocked = true;
+                        break;
+                    }
                 }
             }
-            Poll::Ready(Ok(count)) => protocol.data_received(&chunk[..count]),
-            Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
-            Poll::Pending => return Poll::Pending,
+            let flushed = !blocked && state.buffer.borrow().is_empty();
+            let wants_shutdown = state.eof_requested.get() || state.closing.get() == Closing::Flush;
+            if flushed && wants_shutdown && !write_shut {
+                write_shut = true;
+                if let Err(error) = state.stream.shutdown(Shutdown::Write) {
+                    return Poll::Ready(Some(error));
+                }
+            }
+            if state.closing.get() == Closing::Flush && flushed {
+                return Poll::Ready(None);
+            }
+            // Flow control: while the write buffer is over its high-water mark, read nothing, so
+            // a peer that sends without reading fills its own TCP window instead of this buffer.
+            if !reading || state.buffer.borrow().len() >= WRITE_HIGH_WATER {
+                return Poll::Pending;
+            }
+            if turn_used {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            match state.stream.poll_read_ref(cx, &mut chunk) {
+                Poll::Ready(Ok(0)) => {
+                    reading = false;
+                    turn_used = real;
+                    if !protocol.eof_received() {
+                        transport.close();
+                    }
+                }
+                Poll::Ready(Ok(count)) => {
+                    turn_used = real;
+                    protocol.data_received(&chunk[..count]);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(error)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     })
     .await;

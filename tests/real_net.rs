@@ -7,7 +7,7 @@
 // Threads and the wall clock are this file's subject (a foreign waker, a child process).
 #![allow(clippy::disallowed_methods)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use roof::io::{AsyncReadExt, AsyncWriteExt};
 use roof::net::{TcpListener, TcpStream, UdpSocket};
-use roof::protocol::create_server;
+use roof::protocol::{create_connection, create_server, Protocol, Transport};
 use roof::EventLoop;
 
 use crate::net::conformance::*;
@@ -130,6 +130,68 @@ fn the_sim_programs_run_unchanged_on_real_sockets() {
     // The EchoClientProtocol of echo-ping-pong: run_forever until connection_lost stops it.
     echo_ping_pong::talk(&event_loop, &addr, b"Hello World!", 5).unwrap();
     event_loop.close();
+}
+
+/// Logs its callbacks; `connection_made` blocks long enough for the server's greeting and
+/// FIN to be waiting in the socket before the driver could read.
+struct Greeted {
+    log: Rc<RefCell<Vec<String>>>,
+    event_loop: roof::LoopHandle,
+}
+
+impl Protocol for Greeted {
+    fn connection_made(&mut self, _transport: Transport) {
+        self.log.borrow_mut().push("made".into());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        self.log.borrow_mut().push(format!("data {text}"));
+    }
+
+    fn connection_lost(&mut self, _error: Option<std::io::Error>) {
+        self.log.borrow_mut().push("lost".into());
+        self.event_loop.stop();
+    }
+}
+
+/// As in asyncio, `create_connection` returns before the first `data_received`, however
+/// early the data arrives (the whole exchange used to fit in one poll of the driver, and a
+/// `stop` from `connection_lost` then ended `run_until_complete` before it returned).
+#[test]
+fn create_connection_returns_before_the_first_data_is_read() {
+    use std::io::Write as _;
+
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let greeter = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.write_all(b"greetings").unwrap();
+    });
+    let event_loop = EventLoop::real();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let protocol = Greeted {
+        log: log.clone(),
+        event_loop: event_loop.handle(),
+    };
+    let main_log = log.clone();
+    event_loop
+        .run_until_complete(async move {
+            create_connection(protocol, addr).await.unwrap();
+            main_log.borrow_mut().push("returned".to_string());
+        })
+        .unwrap();
+    // The connection may be over already: `run_until_complete` runs one batch past its
+    // future (asyncio does too), and a `stop` then is spent.
+    if !log.borrow().iter().any(|entry| entry == "lost") {
+        event_loop.run_forever().unwrap();
+    }
+    greeter.join().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["made", "returned", "data greetings", "lost"]
+    );
 }
 
 #[test]
