@@ -482,6 +482,7 @@ impl Kernel {
         self.phase.get() == Phase::Closed
     }
 
+    #[inline(always)]
     pub(crate) fn spawn<F>(&self, future: F, name: Option<TaskName>) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -491,6 +492,7 @@ impl Kernel {
     }
 
     /// Spawn a task owned by `host`.
+    #[inline(always)]
     pub(crate) fn spawn_on<F>(
         &self,
         host: u32,
