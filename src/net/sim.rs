@@ -355,6 +355,9 @@ struct UdpBox {
     reader: Option<Waker>,
 }
 
+/// Up to this many hosts, a name is found by scanning the hosts; past it, through a map.
+const NAMES_INDEXED_ABOVE: usize = 16;
+
 /// The receive buffer of every TCP end, in bytes.
 pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 /// Datagrams a UDP socket queues before it drops new ones.
@@ -367,7 +370,9 @@ pub(crate) struct Fabric {
     /// Hosts that are down or clogged: while 0 (no fault), a delivery need not read the
     /// `Host` entries of its ends.
     faulty_hosts: u32,
-    /// Host names to indices; each name is allocated once and shared with its `Host`.
+    /// Host names to indices, built once there are more than [`NAMES_INDEXED_ABOVE`] hosts
+    /// (a few hosts are found faster by a scan, and a short run then builds no map); each name
+    /// is allocated once and shared with its `Host`.
     names: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
     links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
@@ -463,7 +468,7 @@ impl Fabric {
                 format!("invalid host name {name:?}: use a non-empty name without ':' that is not an address"),
             ));
         }
-        if self.names.contains_key(name) {
+        if self.host_by_name(name).is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("a host named {name:?} already exists"),
@@ -480,11 +485,26 @@ impl Fabric {
             clogged: false,
             next_port: EPHEMERAL_START,
         });
-        self.names.insert(name, id);
+        if self.hosts.len() > NAMES_INDEXED_ABOVE {
+            if self.names.is_empty() {
+                for (index, host) in self.hosts.iter().enumerate() {
+                    let index = HostIndex::try_from(index).expect("checked above");
+                    self.names.insert(Rc::clone(&host.name), index);
+                }
+            } else {
+                self.names.insert(name, id);
+            }
+        }
         Ok(id)
     }
 
     pub(crate) fn host_by_name(&self, name: &str) -> Option<HostIndex> {
+        if self.hosts.len() <= NAMES_INDEXED_ABOVE {
+            let index = self.hosts.iter().position(|host| *host.name == *name)?;
+            return Some(
+                HostIndex::try_from(index).expect("fabric invariant: fewer than 2^32 hosts"),
+            );
+        }
         self.names.get(name).copied()
     }
 
@@ -502,7 +522,7 @@ impl Fabric {
 
     /// The address of a host name (or a literal address, checked to belong to a host).
     pub(crate) fn lookup(&self, name: &str) -> io::Result<IpAddr> {
-        if let Some(&id) = self.names.get(name) {
+        if let Some(id) = self.host_by_name(name) {
             return Ok(self.hosts[id as usize].ip);
         }
         if let Ok(ip) = name.parse::<IpAddr>() {
