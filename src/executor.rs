@@ -270,6 +270,7 @@ impl Executor {
     }
 
     /// Create a task and queue it; returns its id and handle.
+    #[inline(always)]
     pub(crate) fn spawn<F>(
         &self,
         future: F,
@@ -480,6 +481,7 @@ impl<T> Future for JoinHandle<T> {
 /// assert_eq!(sum, 42);
 /// ```
 #[doc(alias = "create_task")]
+#[inline(always)]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,

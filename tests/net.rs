@@ -203,6 +203,27 @@ mod sim {
     }
 
     #[test]
+    fn host_names_resolve_and_stay_unique_past_a_few_dozen_hosts() {
+        // A few hosts are found by a scan, many through a map: both sides must agree.
+        let event_loop = EventLoop::with_config(quiet(0));
+        for count in 1..=40 {
+            let name = format!("host-{count}");
+            event_loop.host(&name, || async {}).unwrap();
+            for earlier in 1..=count {
+                let id = event_loop.host_id(&format!("host-{earlier}")).unwrap();
+                assert_eq!(
+                    event_loop.host_addr(&format!("host-{earlier}")).unwrap(),
+                    std::net::IpAddr::from([10, 0, 0, earlier as u8 + 1]),
+                    "{id:?}"
+                );
+            }
+            assert!(event_loop.host(&name, || async {}).is_err(), "{name} twice");
+            assert!(event_loop.host_id("host-0").is_err());
+        }
+        assert_eq!(event_loop.hosts().len(), 41);
+    }
+
+    #[test]
     fn unknown_host_and_taken_port_are_clear_io_errors() {
         let event_loop = world(0);
         event_loop

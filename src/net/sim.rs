@@ -130,11 +130,36 @@ enum Chunk {
     Heap(Vec<u8>),
 }
 
+/// Copy `src`, at most 32 bytes, to the front of `dst`. A `copy_from_slice` of a length known
+/// only at run time is a call to `memcpy`, which costs more than copying a small message; two
+/// overlapping fixed-size copies cover any length in a range.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let len = src.len();
+    debug_assert!(len <= 32 && len <= dst.len(), "copy_short of {len} bytes");
+    if len >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[len - 16..len].copy_from_slice(&src[len - 16..]);
+    } else if len >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[len - 8..len].copy_from_slice(&src[len - 8..]);
+    } else if len >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[len - 4..len].copy_from_slice(&src[len - 4..]);
+    } else if len > 0 {
+        // First, middle and last byte: every one of 1 to 3 bytes.
+        dst[0] = src[0];
+        dst[len / 2] = src[len / 2];
+        dst[len - 1] = src[len - 1];
+    }
+}
+
 impl Chunk {
+    #[inline(always)]
     fn new(bytes: &[u8]) -> Chunk {
         if bytes.len() <= 22 {
             let mut inline = [0u8; 22];
-            inline[..bytes.len()].copy_from_slice(bytes);
+            copy_short(&mut inline, bytes);
             Chunk::Inline {
                 len: bytes.len() as u8,
                 bytes: inline,
@@ -223,7 +248,7 @@ impl RecvBuf {
             RecvBuf::Inline { len, bytes } => {
                 let held = usize::from(*len);
                 if held + data.len() <= RECV_INLINE {
-                    bytes[held..held + data.len()].copy_from_slice(data);
+                    copy_short(&mut bytes[held..], data);
                     *len = (held + data.len()) as u8;
                 } else {
                     let mut queue = VecDeque::with_capacity(held + data.len());
@@ -242,8 +267,10 @@ impl RecvBuf {
             RecvBuf::Inline { len, bytes } => {
                 let held = usize::from(*len);
                 let count = buf.len().min(held);
-                buf[..count].copy_from_slice(&bytes[..count]);
-                bytes.copy_within(count..held, 0);
+                copy_short(buf, &bytes[..count]);
+                if count < held {
+                    bytes.copy_within(count..held, 0);
+                }
                 *len = (held - count) as u8;
                 count
             }
@@ -328,6 +355,9 @@ struct UdpBox {
     reader: Option<Waker>,
 }
 
+/// Up to this many hosts, a name is found by scanning the hosts; past it, through a map.
+const NAMES_INDEXED_ABOVE: usize = 16;
+
 /// The receive buffer of every TCP end, in bytes.
 pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 /// Datagrams a UDP socket queues before it drops new ones.
@@ -340,7 +370,9 @@ pub(crate) struct Fabric {
     /// Hosts that are down or clogged: while 0 (no fault), a delivery need not read the
     /// `Host` entries of its ends.
     faulty_hosts: u32,
-    /// Host names to indices; each name is allocated once and shared with its `Host`.
+    /// Host names to indices, built once there are more than [`NAMES_INDEXED_ABOVE`] hosts
+    /// (a few hosts are found faster by a scan, and a short run then builds no map); each name
+    /// is allocated once and shared with its `Host`.
     names: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
     links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
@@ -403,12 +435,20 @@ impl Fabric {
         fabric
     }
 
+    #[inline(always)]
     fn note(&mut self, line: impl FnOnce(&mut String)) {
         if self.tracing {
-            let mut text = String::new();
-            line(&mut text);
-            self.log.push(text);
+            self.note_now(line);
         }
+    }
+
+    /// [`note`](Fabric::note) when tracing, kept out of the hot paths that call it.
+    #[cold]
+    #[inline(never)]
+    fn note_now(&mut self, line: impl FnOnce(&mut String)) {
+        let mut text = String::new();
+        line(&mut text);
+        self.log.push(text);
     }
 
     // ----- hosts -------------------------------------------------------------------------
@@ -428,7 +468,7 @@ impl Fabric {
                 format!("invalid host name {name:?}: use a non-empty name without ':' that is not an address"),
             ));
         }
-        if self.names.contains_key(name) {
+        if self.host_by_name(name).is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("a host named {name:?} already exists"),
@@ -445,11 +485,26 @@ impl Fabric {
             clogged: false,
             next_port: EPHEMERAL_START,
         });
-        self.names.insert(name, id);
+        if self.hosts.len() > NAMES_INDEXED_ABOVE {
+            if self.names.is_empty() {
+                for (index, host) in self.hosts.iter().enumerate() {
+                    let index = HostIndex::try_from(index).expect("checked above");
+                    self.names.insert(Rc::clone(&host.name), index);
+                }
+            } else {
+                self.names.insert(name, id);
+            }
+        }
         Ok(id)
     }
 
     pub(crate) fn host_by_name(&self, name: &str) -> Option<HostIndex> {
+        if self.hosts.len() <= NAMES_INDEXED_ABOVE {
+            let index = self.hosts.iter().position(|host| *host.name == *name)?;
+            return Some(
+                HostIndex::try_from(index).expect("fabric invariant: fewer than 2^32 hosts"),
+            );
+        }
         self.names.get(name).copied()
     }
 
@@ -467,7 +522,7 @@ impl Fabric {
 
     /// The address of a host name (or a literal address, checked to belong to a host).
     pub(crate) fn lookup(&self, name: &str) -> io::Result<IpAddr> {
-        if let Some(&id) = self.names.get(name) {
+        if let Some(id) = self.host_by_name(name) {
             return Ok(self.hosts[id as usize].ip);
         }
         if let Ok(ip) = name.parse::<IpAddr>() {
@@ -580,8 +635,16 @@ impl Fabric {
     /// One-way delay for a packet on `from -> to`.
     fn delay(&mut self, from: HostIndex, to: HostIndex) -> u64 {
         let link = self.link(from, to);
-        let latency = link.latency.as_nanos() as u64;
-        let jitter = link.jitter.as_nanos() as u64;
+        let (latency, jitter) = (
+            link.latency.as_nanos() as u64,
+            link.jitter.as_nanos() as u64,
+        );
+        self.draw_delay(latency, jitter)
+    }
+
+    /// `latency` plus a uniform draw from `0..=jitter` (no draw without jitter).
+    #[inline(always)]
+    fn draw_delay(&mut self, latency: u64, jitter: u64) -> u64 {
         if jitter == 0 {
             latency
         } else {
@@ -598,6 +661,12 @@ impl Fabric {
                 conn.pending += 1;
             }
         }
+        self.store(packet, arrival);
+    }
+
+    /// Keep a launched packet until its timer fires; the loop arms one at `arrival`.
+    #[inline(always)]
+    fn store(&mut self, packet: InFlight, arrival: u64) {
         let id = match self.free_in_flight.pop() {
             Some(id) => {
                 self.in_flight[id as usize] = Some(packet);
@@ -612,6 +681,7 @@ impl Fabric {
         self.sends.push((id, arrival));
     }
 
+    #[inline(always)]
     fn wake(&mut self, waker: Option<Waker>) {
         if let Some(waker) = waker {
             self.wakes.push(waker);
@@ -837,6 +907,19 @@ impl Fabric {
         (live && self.generations[slot as usize] == generation).then_some(slot)
     }
 
+    /// The slot and state of a live connection's handle (`None` once it is gone): one lookup
+    /// for the hot paths that go on to use the state.
+    #[inline(always)]
+    fn conn_mut(&mut self, handle: u64) -> Option<(u32, &mut Conn)> {
+        let slot = handle as u32;
+        let generation = (handle >> 32) as u32;
+        if self.generations.get(slot as usize) != Some(&generation) {
+            return None;
+        }
+        let state = self.conns.get_mut(slot as usize)?.as_mut()?;
+        Some((slot, state))
+    }
+
     fn gone() -> io::Error {
         io::Error::new(io::ErrorKind::NotConnected, "the connection is gone")
     }
@@ -901,14 +984,8 @@ impl Fabric {
         waker: &Waker,
         now: u64,
     ) -> Option<io::Result<usize>> {
-        let Some(conn) = self.resolve(handle) else {
+        let Some((conn, state)) = self.conn_mut(handle) else {
             return Some(Err(Self::gone()));
-        };
-        let Some(state) = self.conns[conn as usize].as_mut() else {
-            return Some(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the connection is gone",
-            )));
         };
         let end = &state.ends[side];
         if end.reset {
@@ -943,18 +1020,42 @@ impl Fabric {
         Some(Ok(count))
     }
 
+    /// Send `bytes` from end `side`: one segment in the usual case (a write that fits the MSS
+    /// and is not split), inlined into `poll_write`.
+    #[inline(always)]
     fn send_data(&mut self, conn: u32, side: usize, bytes: &[u8], now: u64) {
         let state = self.conns[conn as usize].as_ref().expect("caller checked");
         let (from, to) = (state.hosts[side], state.hosts[1 - side]);
         let link = self.link(from, to);
         let (split, mss) = (link.split, link.mss.max(1));
+        let (latency, jitter) = (
+            link.latency.as_nanos() as u64,
+            link.jitter.as_nanos() as u64,
+        );
         // Cut points: the MSS always, and a few random ones for a split write. A write that
         // fits one segment and is not split (the common case) needs no list.
         let split_this = bytes.len() > 1 && split > 0.0 && self.rng.get().unit_f64() < split;
         if bytes.len() <= mss && !split_this {
-            self.send_piece(conn, side, (from, to), bytes, now);
-            return;
+            self.send_piece(conn, side, (latency, jitter), bytes, now);
+        } else {
+            self.send_pieces(conn, side, (latency, jitter), mss, split_this, bytes, now);
         }
+    }
+
+    /// [`send_data`](Fabric::send_data) past its usual case: cut `bytes` at the MSS and, for a
+    /// split write, at a few random points.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn send_pieces(
+        &mut self,
+        conn: u32,
+        side: usize,
+        link_delay: (u64, u64),
+        mss: usize,
+        split_this: bool,
+        bytes: &[u8],
+        now: u64,
+    ) {
         let mut cuts: Vec<usize> = (1..bytes.len().div_ceil(mss))
             .map(|index| index * mss)
             .collect();
@@ -967,27 +1068,33 @@ impl Fabric {
         }
         let mut start = 0;
         for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
-            self.send_piece(conn, side, (from, to), &bytes[start..cut], now);
+            self.send_piece(conn, side, link_delay, &bytes[start..cut], now);
             start = cut;
         }
     }
 
-    /// Send one segment of data from end `side` toward the other end.
+    /// Send one segment of data from end `side` toward the other end, on a link of the given
+    /// (latency, jitter) in nanoseconds.
+    #[inline(always)]
     fn send_piece(
         &mut self,
         conn: u32,
         side: usize,
-        (from, to): (HostIndex, HostIndex),
+        (latency, jitter): (u64, u64),
         piece: &[u8],
         now: u64,
     ) {
-        let delay = self.delay(from, to);
+        let delay = self.draw_delay(latency, jitter);
+        let shut_down = self.shut_down;
         let state = self.conns[conn as usize].as_mut().expect("caller checked");
         let end = &mut state.ends[1 - side];
         let arrival = (now + delay).max(end.last_arrival);
         end.last_arrival = arrival;
         // At most the window, which is at most `TCP_BUFFER`: it fits.
         end.in_flight += piece.len() as u32;
+        if !shut_down {
+            state.pending += 1;
+        }
         self.note(|line| {
             let _ = write!(
                 line,
@@ -996,14 +1103,16 @@ impl Fabric {
                 1 - side
             );
         });
-        self.launch(
-            InFlight::Segment(Segment {
-                conn,
-                to: 1 - side,
-                payload: Payload::Data(Chunk::new(piece)),
-            }),
-            arrival,
-        );
+        if !shut_down {
+            self.store(
+                InFlight::Segment(Segment {
+                    conn,
+                    to: 1 - side,
+                    payload: Payload::Data(Chunk::new(piece)),
+                }),
+                arrival,
+            );
+        }
     }
 
     /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.
@@ -1014,14 +1123,8 @@ impl Fabric {
         buf: &mut [u8],
         waker: &Waker,
     ) -> Option<io::Result<usize>> {
-        let Some(conn) = self.resolve(handle) else {
+        let Some((_, state)) = self.conn_mut(handle) else {
             return Some(Err(Self::gone()));
-        };
-        let Some(state) = self.conns[conn as usize].as_mut() else {
-            return Some(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the connection is gone",
-            )));
         };
         let end = &mut state.ends[side];
         if !end.recv.is_empty() {
@@ -1115,6 +1218,7 @@ impl Fabric {
     }
 
     /// Free a connection once both ends are closed and nothing is in flight toward them.
+    #[inline(always)]
     fn collect(&mut self, conn: u32) {
         let Some(state) = self.conns[conn as usize].as_ref() else {
             return;
@@ -1396,5 +1500,21 @@ fn payload_name(payload: &Payload) -> String {
         Payload::Data(bytes) => format!("{} bytes", bytes.as_slice().len()),
         Payload::Fin => "FIN".into(),
         Payload::Rst => "RST".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_short;
+
+    #[test]
+    fn copy_short_copies_every_length() {
+        let source: Vec<u8> = (1..=32).collect();
+        for len in 0..=32 {
+            let mut target = [0u8; 32];
+            copy_short(&mut target, &source[..len]);
+            assert_eq!(&target[..len], &source[..len], "length {len}");
+            assert!(target[len..].iter().all(|&byte| byte == 0), "length {len}");
+        }
     }
 }

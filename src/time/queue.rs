@@ -216,7 +216,7 @@ impl<T: Prefetch> TimerQueue<T> {
         self.insert_with_seq(deadline.as_nanos(), seq, item)
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_with_seq(&mut self, deadline: u64, seq: u64, item: T) -> TimerKey {
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -361,7 +361,7 @@ impl<T: Prefetch> TimerQueue<T> {
     }
 
     /// A stored entry left the queue: free its slot; keep a cancelled one's payload as garbage.
-    #[inline]
+    #[inline(always)]
     fn retire(&mut self, entry: Entry<T>) -> Option<(TimerKey, T)> {
         self.free.push(entry.slot);
         if self.is_armed_slot(entry.slot) {
