@@ -237,15 +237,7 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
         } => {
             let scenario = find(&scenario)?;
             let seed = parse_seed(&seed)?;
-            let budget = budget
-                .parse()
-                .ok()
-                .filter(|&budget: &usize| budget > 0)
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "invalid --budget '{budget}': expected a whole number above 0"
-                    ))
-                })?;
+            let budget: usize = positive("budget", &budget)?;
             Ok(shrink::shrink(scenario, seed, budget))
         }
         #[cfg(feature = "real-net")]
@@ -260,15 +252,7 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             if message.is_empty() {
                 return Err(Usage("invalid --message '': say something".into()));
             }
-            let count = count
-                .parse()
-                .ok()
-                .filter(|&count: &u32| count > 0)
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "invalid --count '{count}': expected a whole number above 0"
-                    ))
-                })?;
+            let count: u32 = positive("count", &count)?;
             real::client(addr, &message, count)
         }
         #[cfg(not(feature = "real-net"))]
@@ -276,6 +260,21 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
         #[cfg(not(feature = "real-net"))]
         Command::Client { .. } => Err(needs_real_net("client")),
     }
+}
+
+/// The value of `--flag`: a whole number above 0.
+fn positive<T>(flag: &str, text: &str) -> Result<T, Usage>
+where
+    T: std::str::FromStr + PartialEq + Default,
+{
+    text.parse()
+        .ok()
+        .filter(|value: &T| *value != T::default())
+        .ok_or_else(|| {
+            Usage(format!(
+                "invalid --{flag} '{text}': expected a whole number above 0"
+            ))
+        })
 }
 
 pub(crate) fn find(name: &str) -> Result<&'static Scenario, Usage> {
