@@ -454,11 +454,18 @@ impl Kernel {
     /// The loop's time: the virtual clock, or in real mode the wall clock read now.
     #[inline]
     pub(crate) fn time_now(&self) -> Instant {
+        self.refresh_clock();
+        self.now()
+    }
+
+    /// Real mode: bring the clock up to the wall clock (it never goes back). The virtual clock
+    /// moves only when the loop jumps to a deadline.
+    #[inline]
+    fn refresh_clock(&self) {
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
             self.clock.set(real.now().max(self.now()));
         }
-        self.now()
     }
 
     /// Whether this loop runs on real sockets and the wall clock (feature `real-net`).
@@ -845,7 +852,7 @@ impl Kernel {
                 self.take_foreign(real);
             }
         }
-        self.clock.set(real.now().max(self.now()));
+        self.refresh_clock();
         self.fire_due();
         self.batch_left.set(self.exec.ready.borrow().len());
     }
@@ -921,10 +928,7 @@ impl Kernel {
         }
         let meta = runnable.metadata();
         let (id, host) = (meta.id, meta.host);
-        #[cfg(feature = "real-net")]
-        if let Some(real) = &self.real {
-            self.clock.set(real.now().max(self.now()));
-        }
+        self.refresh_clock();
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: id });
         }
