@@ -1341,6 +1341,32 @@ impl Fabric {
     // ----- delivery ----------------------------------------------------------------------
 
     /// A packet's timer fired: deliver it (or hold it on a cut link).
+    /// Start loading what three upcoming deliveries will touch: the furthest one's packet,
+    /// the middle one's connection end, the nearest one's reader task. A hint only.
+    pub(crate) fn prefetch_deliveries(&self, [far, middle, near]: [Option<u32>; 3]) {
+        use crate::runtime::prefetch_address;
+        if let Some(id) = far {
+            if let Some(slot) = self.in_flight.get(id as usize) {
+                prefetch_address(std::ptr::from_ref(slot).cast());
+            }
+        }
+        let segment = |id: Option<u32>| match self.in_flight.get(id? as usize)? {
+            Some(InFlight::Segment(segment)) => {
+                let conn = self.conns.get(segment.conn as usize)?.as_ref()?;
+                Some(&conn.ends[segment.to])
+            }
+            _ => None,
+        };
+        if let Some(end) = segment(middle) {
+            prefetch_address(std::ptr::from_ref(end).cast());
+        }
+        if let Some(reader) = segment(near).and_then(|end| end.reader.as_ref()) {
+            let header = reader.data().cast::<u8>();
+            prefetch_address(header);
+            prefetch_address(header.wrapping_add(64));
+        }
+    }
+
     pub(crate) fn deliver(&mut self, id: u32, now: u64) {
         // Only a clogged host or a partition can cut a link: without either, skip the check.
         let faults = self.faulty_hosts > 0 || !self.partitions.is_empty();

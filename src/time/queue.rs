@@ -387,6 +387,13 @@ impl<T: Prefetch> TimerQueue<T> {
     }
 
     /// Remove and return the earliest timer if it is due at `now`.
+    /// The payload `ahead` places behind the front of the sorted `soon` list, if any: what
+    /// is about to fire, for the caller to prefetch (armed or not: a hint only).
+    #[inline]
+    pub(crate) fn soon_ahead(&self, ahead: usize) -> Option<&T> {
+        self.soon.get(ahead).map(|entry| &entry.item)
+    }
+
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, T)> {
         let now = now.as_nanos();
         if self.earliest_hint > now {
