@@ -322,6 +322,9 @@ struct Conn {
     ends: [End; 2],
 }
 
+/// Where a connection's ends start within its slot of `Fabric::conns` (a prefetch hint).
+const END_OFFSET: usize = std::mem::offset_of!(Conn, ends);
+
 impl Conn {
     /// The address of end `side`.
     fn addr(&self, side: usize) -> SocketAddr {
@@ -1345,25 +1348,35 @@ impl Fabric {
     /// the middle one's connection end, the nearest one's reader task. A hint only.
     pub(crate) fn prefetch_deliveries(&self, [far, middle, near]: [Option<u32>; 3]) {
         use crate::runtime::prefetch_address;
+        let segment = |id: Option<u32>| match self.in_flight.get(id? as usize)? {
+            Some(InFlight::Segment(segment)) if (segment.conn as usize) < self.conns.len() => {
+                Some(segment)
+            }
+            _ => None,
+        };
         if let Some(id) = far {
             if let Some(slot) = self.in_flight.get(id as usize) {
                 prefetch_address(std::ptr::from_ref(slot).cast());
             }
         }
-        let segment = |id: Option<u32>| match self.in_flight.get(id? as usize)? {
-            Some(InFlight::Segment(segment)) => {
-                let conn = self.conns.get(segment.conn as usize)?.as_ref()?;
-                Some(&conn.ends[segment.to])
-            }
-            _ => None,
-        };
-        if let Some(end) = segment(middle) {
-            prefetch_address(std::ptr::from_ref(end).cast());
+        if let Some(segment) = segment(middle) {
+            // The connection's address without reading it (that load would wait for the very
+            // line being prefetched): its counters, and both lines of the end.
+            let conn = self.conns.as_ptr().wrapping_add(segment.conn as usize).cast::<u8>();
+            let end = conn.wrapping_add(END_OFFSET + segment.to * std::mem::size_of::<End>());
+            prefetch_address(conn);
+            prefetch_address(end);
+            prefetch_address(end.wrapping_add(64));
         }
-        if let Some(reader) = segment(near).and_then(|end| end.reader.as_ref()) {
-            let header = reader.data().cast::<u8>();
-            prefetch_address(header);
-            prefetch_address(header.wrapping_add(64));
+        if let Some(segment) = segment(near) {
+            let reader = self.conns[segment.conn as usize]
+                .as_ref()
+                .and_then(|conn| conn.ends[segment.to].reader.as_ref());
+            if let Some(reader) = reader {
+                let header = reader.data().cast::<u8>();
+                prefetch_address(header);
+                prefetch_address(header.wrapping_add(64));
+            }
         }
     }
 
