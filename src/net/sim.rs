@@ -1362,7 +1362,11 @@ impl Fabric {
         if let Some(segment) = segment(middle) {
             // The connection's address without reading it (that load would wait for the very
             // line being prefetched): its counters, and both lines of the end.
-            let conn = self.conns.as_ptr().wrapping_add(segment.conn as usize).cast::<u8>();
+            let conn = self
+                .conns
+                .as_ptr()
+                .wrapping_add(segment.conn as usize)
+                .cast::<u8>();
             let end = conn.wrapping_add(END_OFFSET + segment.to * std::mem::size_of::<End>());
             prefetch_address(conn);
             prefetch_address(end);
