@@ -19,6 +19,7 @@
 //! retransmitting it, and is sent again when the link heals. UDP datagrams on such a link are
 //! dropped. A crashed host's connections are reset and its sockets unbound.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::io;
@@ -28,6 +29,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use crate::entropy::{LazyRng, Stream};
+use crate::trace;
 
 /// A host's index in the fabric (0 is the default host, `main`).
 pub(crate) type HostIndex = u32;
@@ -374,9 +376,12 @@ pub(crate) struct Fabric {
     /// `Host` entries of its ends.
     faulty_hosts: u32,
     /// Host names to indices, built once there are more than [`NAMES_INDEXED_ABOVE`] hosts
-    /// (a few hosts are found faster by a scan, and a short run then builds no map); each name
-    /// is allocated once and shared with its `Host`.
-    names: BTreeMap<Rc<str>, HostIndex>,
+    /// (a few hosts are found faster by a scan, and a short run then builds no map). Keyed by
+    /// the name's FNV-1a hash, so that finding one name among thousands compares integers,
+    /// not strings; a name is then checked against its host's.
+    names: BTreeMap<u64, HostIndex>,
+    /// The names whose hash an earlier host's name already holds in `names` (almost never).
+    name_collisions: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
     links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
     /// Directed pairs (from, to) whose traffic is cut.
@@ -414,6 +419,7 @@ impl Fabric {
             hosts: Vec::with_capacity(8),
             faulty_hosts: 0,
             names: BTreeMap::new(),
+            name_collisions: BTreeMap::new(),
             default_link: LinkConfig::default(),
             links: BTreeMap::new(),
             partitions: BTreeSet::new(),
@@ -490,15 +496,27 @@ impl Fabric {
         });
         if self.hosts.len() > NAMES_INDEXED_ABOVE {
             if self.names.is_empty() {
-                for (index, host) in self.hosts.iter().enumerate() {
-                    let index = HostIndex::try_from(index).expect("checked above");
-                    self.names.insert(Rc::clone(&host.name), index);
+                for index in 0..=id {
+                    self.index_name(index);
                 }
             } else {
-                self.names.insert(name, id);
+                self.index_name(id);
             }
         }
         Ok(id)
+    }
+
+    /// Enter host `index`'s name (known to be new) in the index.
+    fn index_name(&mut self, index: HostIndex) {
+        let name = &self.hosts[index as usize].name;
+        match self.names.entry(trace::fnv1a_of(name.as_bytes())) {
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+            Entry::Occupied(_) => {
+                self.name_collisions.insert(Rc::clone(name), index);
+            }
+        }
     }
 
     pub(crate) fn host_by_name(&self, name: &str) -> Option<HostIndex> {
@@ -508,7 +526,13 @@ impl Fabric {
                 HostIndex::try_from(index).expect("fabric invariant: fewer than 2^32 hosts"),
             );
         }
-        self.names.get(name).copied()
+        // A name whose hash is not in `names` is nobody's: the first host with a given hash
+        // is always the one entered there.
+        let index = *self.names.get(&trace::fnv1a_of(name.as_bytes()))?;
+        if *self.hosts[index as usize].name == *name {
+            return Some(index);
+        }
+        self.name_collisions.get(name).copied()
     }
 
     pub(crate) fn host_name(&self, host: HostIndex) -> &str {
@@ -1548,7 +1572,32 @@ fn payload_name(payload: &Payload) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::copy_short;
+    use super::{copy_short, Fabric, NAMES_INDEXED_ABOVE};
+    use crate::trace;
+
+    #[test]
+    fn names_are_found_past_the_scan_and_through_a_hash_collision() {
+        let mut fabric = Fabric::new(0, false);
+        let mut names = vec!["main".to_string()];
+        for index in 1..=NAMES_INDEXED_ABOVE * 3 {
+            let name = format!("host-{index}");
+            fabric.add_host(&name).expect("a new name");
+            names.push(name);
+        }
+        // Make "late" collide: its hash already points at host 3.
+        fabric.names.insert(trace::fnv1a_of(b"late"), 3);
+        let late = fabric.add_host("late").expect("a new name");
+        assert_eq!(fabric.host_by_name("late"), Some(late));
+        for (index, name) in names.iter().enumerate() {
+            assert_eq!(fabric.host_by_name(name), Some(index as u32), "{name}");
+        }
+        assert_eq!(fabric.host_by_name("nobody"), None);
+        assert!(
+            fabric.add_host("late").is_err(),
+            "a collided name is still taken"
+        );
+        assert!(fabric.add_host("host-3").is_err());
+    }
 
     #[test]
     fn copy_short_copies_every_length() {
