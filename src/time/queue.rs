@@ -394,6 +394,7 @@ impl<T: Prefetch> TimerQueue<T> {
         self.soon.get(ahead).map(|entry| &entry.item)
     }
 
+    #[inline(always)]
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, T)> {
         let now = now.as_nanos();
         if self.earliest_hint > now {
