@@ -137,16 +137,58 @@ impl Config {
     }
 }
 
-/// A timer's payload: wake a sleeping task, run a `call_later` callback, or deliver a packet.
+/// What a timer armed through [`Kernel::arm_timer`] does: wake a sleeping task or run a
+/// `call_later` callback. (The network's deliveries arm theirs directly.)
 pub(crate) enum TimerAction {
     Wake(Waker),
     Callback(Box<dyn FnOnce()>),
-    Deliver(u32),
 }
 
-impl crate::time::Prefetch for TimerAction {
+/// A timer's payload as the timer queue holds it: a struct, not an enum, so that arming a
+/// delivery (every packet sent) and firing one move it in registers. As an enum it went
+/// through the stack, where a wide load of narrow fresh stores stalled on store forwarding.
+/// A callback, rare, waits in the kernel's `timer_callbacks` by the timer's slot.
+pub(crate) struct TimerToken {
+    /// The packet id, or `WAKE` or `CALLBACK`.
+    what: u64,
+    /// The task to wake, for `WAKE`.
+    waker: Option<Waker>,
+}
+
+impl TimerToken {
+    const WAKE: u64 = u64::MAX;
+    const CALLBACK: u64 = u64::MAX - 1;
+
+    #[inline(always)]
+    fn deliver(packet: u32) -> TimerToken {
+        TimerToken {
+            what: u64::from(packet),
+            waker: None,
+        }
+    }
+
+    fn wake(waker: Waker) -> TimerToken {
+        TimerToken {
+            what: TimerToken::WAKE,
+            waker: Some(waker),
+        }
+    }
+
+    const CALLBACK_TOKEN: TimerToken = TimerToken {
+        what: TimerToken::CALLBACK,
+        waker: None,
+    };
+
+    /// The packet this timer delivers, if it is a delivery.
+    #[inline(always)]
+    fn packet(&self) -> Option<u32> {
+        (self.what < TimerToken::CALLBACK).then_some(self.what as u32)
+    }
+}
+
+impl crate::time::Prefetch for TimerToken {
     fn prefetch(&self) {
-        if let TimerAction::Wake(waker) = self {
+        if let Some(waker) = &self.waker {
             // The task's header and the first lines of its future, which follows it (a
             // future's state flag often sits at its end).
             let header = waker.data().cast::<u8>();
@@ -179,7 +221,9 @@ pub(crate) struct Kernel {
     pub(crate) config: Config,
     pub(crate) exec: Executor,
     pub(crate) clock: Cell<Instant>,
-    timers: RefCell<TimerQueue<TimerAction>>,
+    timers: RefCell<TimerQueue<TimerToken>>,
+    /// The callbacks of armed `call_later` timers, by timer slot.
+    timer_callbacks: RefCell<Vec<Option<Box<dyn FnOnce()>>>>,
     scheduler: RefCell<Scheduler>,
     pub(crate) trace: Recorder,
     pub(crate) user_rng: RefCell<LazyRng>,
@@ -417,6 +461,7 @@ impl Kernel {
             exec: Executor::new(id),
             clock: Cell::new(Instant::ORIGIN),
             timers: RefCell::new(TimerQueue::default()),
+            timer_callbacks: RefCell::new(Vec::new()),
             scheduler: RefCell::new(scheduler),
             trace: Recorder::new(config.trace),
             user_rng: RefCell::new(LazyRng::new(config.seed, Stream::User)),
@@ -538,7 +583,7 @@ impl Kernel {
         if !net.sends.is_empty() {
             let mut timers = self.timers.borrow_mut();
             for (packet, arrival) in net.sends.drain(..) {
-                timers.insert(Instant::from_nanos(arrival), TimerAction::Deliver(packet));
+                timers.insert(Instant::from_nanos(arrival), TimerToken::deliver(packet));
             }
         }
         if net.log.is_empty() {
@@ -650,7 +695,14 @@ impl Kernel {
     }
 
     pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
-        let key = self.timers.borrow_mut().insert(deadline, action);
+        let (token, callback) = match action {
+            TimerAction::Wake(waker) => (TimerToken::wake(waker), None),
+            TimerAction::Callback(callback) => (TimerToken::CALLBACK_TOKEN, Some(callback)),
+        };
+        let key = self.timers.borrow_mut().insert(deadline, token);
+        if let Some(callback) = callback {
+            self.keep_callback(key, callback);
+        }
         if self.trace.enabled() {
             self.record(EventKind::TimerSet {
                 timer: key.seq,
@@ -661,6 +713,24 @@ impl Kernel {
         key
     }
 
+    /// Keep the callback of the timer armed as `key` until it fires or is cancelled.
+    fn keep_callback(&self, key: TimerKey, callback: Box<dyn FnOnce()>) {
+        let mut callbacks = self.timer_callbacks.borrow_mut();
+        let slot = key.slot() as usize;
+        if callbacks.len() <= slot {
+            callbacks.resize_with(slot + 1, || None);
+        }
+        callbacks[slot] = Some(callback);
+    }
+
+    /// Take the callback of the timer `key` named (it fired or was cancelled), if it has one.
+    fn take_callback(&self, key: TimerKey) -> Option<Box<dyn FnOnce()>> {
+        self.timer_callbacks
+            .borrow_mut()
+            .get_mut(key.slot() as usize)
+            .and_then(Option::take)
+    }
+
     pub(crate) fn disarm_timer(&self, key: TimerKey) {
         let mut timers = self.timers.borrow_mut();
         if !timers.cancel(key) {
@@ -668,10 +738,12 @@ impl Kernel {
         }
         let garbage = timers.take_garbage();
         drop(timers);
+        let callback = self.take_callback(key);
         if self.trace.enabled() {
             self.record(EventKind::TimerCancel { timer: key.seq });
         }
         drop(garbage);
+        drop(callback);
     }
 
     /// Keep the waker of a pending sleep current (a task may be polled with a new waker);
@@ -683,7 +755,7 @@ impl Kernel {
         waker: &Waker,
     ) -> TimerKey {
         let mut timers = self.timers.borrow_mut();
-        let renewed = timers.replace(key, deadline, TimerAction::Wake(waker.clone()));
+        let renewed = timers.replace(key, deadline, TimerToken::wake(waker.clone()));
         let garbage = timers.take_garbage();
         drop(timers);
         drop(garbage);
@@ -874,10 +946,7 @@ impl Kernel {
                 let due = timers.pop_due(now);
                 // Deliveries come in long runs (every connection's packet of a round): start
                 // loading what the ones a few places ahead will touch, in three stages.
-                let packet = |ahead| match timers.soon_ahead(ahead) {
-                    Some(TimerAction::Deliver(packet)) => Some(*packet),
-                    _ => None,
-                };
+                let packet = |ahead| timers.soon_ahead(ahead).and_then(TimerToken::packet);
                 let ahead = [
                     packet(PREFETCH_AHEAD[0]),
                     packet(PREFETCH_AHEAD[1]),
@@ -889,17 +958,24 @@ impl Kernel {
             if ahead.iter().any(Option::is_some) {
                 self.net.borrow().prefetch_deliveries(ahead);
             }
-            let Some((key, action)) = due else { return };
-            // A packet's delivery is traced by the network itself, not as a timer.
-            if self.trace.enabled() && !matches!(action, TimerAction::Deliver(_)) {
+            let Some((key, token)) = due else { return };
+            if let Some(packet) = token.packet() {
+                // A packet's delivery is traced by the network itself, not as a timer.
+                self.net_call(|net, now| net.deliver(packet, now));
+                continue;
+            }
+            // Taken at once: the slot is free for the next timer armed.
+            let callback = match token.what {
+                TimerToken::CALLBACK => self.take_callback(key),
+                _ => None,
+            };
+            if self.trace.enabled() {
                 self.record(EventKind::TimerFire { timer: key.seq });
             }
-            match action {
-                TimerAction::Wake(waker) => waker.wake(),
-                TimerAction::Callback(callback) => {
-                    self.spawn_callback(callback, Some(key.seq)).detach()
-                }
-                TimerAction::Deliver(packet) => self.net_call(|net, now| net.deliver(packet, now)),
+            if let Some(waker) = token.waker {
+                waker.wake();
+            } else if let Some(callback) = callback {
+                self.spawn_callback(callback, Some(key.seq)).detach();
             }
         }
     }
@@ -994,8 +1070,9 @@ impl Kernel {
         self.net.borrow_mut().shut_down = true;
         self.phase.set(Phase::Closed);
         loop {
-            let timers = self.timers.borrow_mut().drain();
-            drop(timers);
+            drop(self.timers.borrow_mut().drain());
+            let callbacks = std::mem::take(&mut *self.timer_callbacks.borrow_mut());
+            drop(callbacks);
             let wakers = self.exec.tasks.borrow().wakers(None);
             for waker in wakers {
                 waker.wake();

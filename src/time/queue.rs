@@ -44,6 +44,14 @@ pub(crate) struct TimerKey {
     pub(crate) seq: u64,
 }
 
+impl TimerKey {
+    /// The timer's slot: unique among armed timers (and those cancelled but not yet retired),
+    /// so a caller can keep data about the timer by it.
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
+}
+
 /// A timer in the heap: its order, its slot (for liveness) and its payload, carried along so
 /// that firing reads nothing but the entry itself.
 struct Entry<T> {
