@@ -128,7 +128,7 @@ struct Host {
 /// A segment's bytes: small ones (most of them) inline, so sending allocates nothing.
 #[derive(Debug)]
 enum Chunk {
-    Inline { len: u8, bytes: [u8; 22] },
+    Inline { len: u8, bytes: [u8; CHUNK_INLINE] },
     Heap(Vec<u8>),
 }
 
@@ -156,21 +156,10 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-impl Chunk {
-    #[inline(always)]
-    fn new(bytes: &[u8]) -> Chunk {
-        if bytes.len() <= 22 {
-            let mut inline = [0u8; 22];
-            copy_short(&mut inline, bytes);
-            Chunk::Inline {
-                len: bytes.len() as u8,
-                bytes: inline,
-            }
-        } else {
-            Chunk::Heap(bytes.to_vec())
-        }
-    }
+/// Bytes a segment carries inline.
+const CHUNK_INLINE: usize = 22;
 
+impl Chunk {
     fn as_slice(&self) -> &[u8] {
         match self {
             Chunk::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -1130,16 +1119,44 @@ impl Fabric {
                 1 - side
             );
         });
-        if !shut_down {
-            self.store(
-                InFlight::Segment(Segment {
-                    conn,
-                    to: 1 - side,
-                    payload: Payload::Data(Chunk::new(piece)),
-                }),
-                arrival,
-            );
+        if shut_down {
+            return;
         }
+        if piece.len() > CHUNK_INLINE {
+            let payload = Payload::Data(Chunk::Heap(piece.to_vec()));
+            let to = 1 - side;
+            self.store(InFlight::Segment(Segment { conn, to, payload }), arrival);
+            return;
+        }
+        // A small piece is written straight into its free slot. Built on the stack and then
+        // moved, its narrow stores were read back at once by the move's wide loads: a
+        // store-forwarding stall on every send.
+        let id = match self.free_in_flight.pop() {
+            Some(id) => id,
+            None => {
+                self.in_flight.push(None);
+                u32::try_from(self.in_flight.len() - 1)
+                    .expect("fabric invariant: fewer than 2^32 packets in flight")
+            }
+        };
+        let packet = self.in_flight[id as usize].get_or_insert_with(|| {
+            InFlight::Segment(Segment {
+                conn,
+                to: 1 - side,
+                payload: Payload::Data(Chunk::Inline {
+                    len: piece.len() as u8,
+                    bytes: [0; CHUNK_INLINE],
+                }),
+            })
+        });
+        if let InFlight::Segment(Segment {
+            payload: Payload::Data(Chunk::Inline { bytes, .. }),
+            ..
+        }) = packet
+        {
+            copy_short(bytes, piece);
+        }
+        self.sends.push((id, arrival));
     }
 
     /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.
@@ -1414,6 +1431,9 @@ impl Fabric {
         if faults && self.hold_if_cut(id) {
             return;
         }
+        if !self.tracing && self.deliver_inline_data(id) {
+            return;
+        }
         let Some(packet) = self.in_flight[id as usize].take() else {
             return;
         };
@@ -1422,6 +1442,40 @@ impl Fabric {
             InFlight::Segment(segment) => self.deliver_segment(segment, now),
             InFlight::Datagram(datagram) => self.deliver_datagram(*datagram),
         }
+    }
+
+    /// The usual packet, a few bytes of data for an open end, delivered from its slot in
+    /// place (as [`deliver_segment`](Fabric::deliver_segment) would, untraced); whether it
+    /// was. Moved out of the slot first, its bytes were read back right after the move's
+    /// narrower stores: a store-forwarding stall on every delivery.
+    #[inline(always)]
+    fn deliver_inline_data(&mut self, id: u32) -> bool {
+        let Some(InFlight::Segment(Segment {
+            conn,
+            to,
+            payload: Payload::Data(Chunk::Inline { len, bytes }),
+        })) = &self.in_flight[id as usize]
+        else {
+            return false;
+        };
+        let (conn, to, len) = (*conn, *to, usize::from(*len));
+        let Some(state) = self.conns[conn as usize].as_mut() else {
+            return false;
+        };
+        let host_up = self.faulty_hosts == 0 || self.hosts[state.hosts[to] as usize].up;
+        let end = &mut state.ends[to];
+        if end.closed || !host_up {
+            return false;
+        }
+        state.pending -= 1;
+        end.in_flight -= len as u32;
+        end.recv.push(&bytes[..len]);
+        let reader = end.reader.take();
+        self.in_flight[id as usize] = None;
+        self.free_in_flight.push(id);
+        self.wake(reader);
+        self.collect(conn);
+        true
     }
 
     /// Hold packet `id` if its link is cut (a datagram is dropped instead); whether it was
