@@ -137,11 +137,14 @@ impl Config {
     }
 }
 
+/// A `call_later` callback.
+pub(crate) type Callback = Box<dyn FnOnce()>;
+
 /// What a timer armed through [`Kernel::arm_timer`] does: wake a sleeping task or run a
 /// `call_later` callback. (The network's deliveries arm theirs directly.)
 pub(crate) enum TimerAction {
     Wake(Waker),
-    Callback(Box<dyn FnOnce()>),
+    Callback(Callback),
 }
 
 /// A timer's payload as the timer queue holds it: a struct, not an enum, so that arming a
@@ -223,7 +226,7 @@ pub(crate) struct Kernel {
     pub(crate) clock: Cell<Instant>,
     timers: RefCell<TimerQueue<TimerToken>>,
     /// The callbacks of armed `call_later` timers, by timer slot.
-    timer_callbacks: RefCell<Vec<Option<Box<dyn FnOnce()>>>>,
+    timer_callbacks: RefCell<Vec<Option<Callback>>>,
     scheduler: RefCell<Scheduler>,
     pub(crate) trace: Recorder,
     pub(crate) user_rng: RefCell<LazyRng>,
@@ -714,7 +717,7 @@ impl Kernel {
     }
 
     /// Keep the callback of the timer armed as `key` until it fires or is cancelled.
-    fn keep_callback(&self, key: TimerKey, callback: Box<dyn FnOnce()>) {
+    fn keep_callback(&self, key: TimerKey, callback: Callback) {
         let mut callbacks = self.timer_callbacks.borrow_mut();
         let slot = key.slot() as usize;
         if callbacks.len() <= slot {
@@ -724,7 +727,7 @@ impl Kernel {
     }
 
     /// Take the callback of the timer `key` named (it fired or was cancelled), if it has one.
-    fn take_callback(&self, key: TimerKey) -> Option<Box<dyn FnOnce()>> {
+    fn take_callback(&self, key: TimerKey) -> Option<Callback> {
         self.timer_callbacks
             .borrow_mut()
             .get_mut(key.slot() as usize)
