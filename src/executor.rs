@@ -101,7 +101,7 @@ const CHUNK: usize = 1024;
 /// The tasks of one loop that have suspended at least once and not yet ended: what the loop
 /// needs to list blocked tasks (deadlock), to cancel everything (close) and to cancel a crashed
 /// host's tasks. A task that finishes in its first poll never touches it. Entries sit in
-/// fixed-size chunks (growing never copies); occupancy is a bitset, so a task's end touches one
+/// fixed-size chunks (growing copies at most the first); occupancy is a bitset, so a task's end touches one
 /// bit of a small array, not its entry. Names live apart, since most tasks have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
@@ -135,7 +135,11 @@ impl TaskTable {
                     .filter(|&slot| slot != UNREGISTERED)
                     .expect("task invariant: fewer than 2^32 - 1 suspended tasks");
                 if self.slots % CHUNK == 0 {
-                    self.chunks.push(Vec::with_capacity(CHUNK));
+                    // The first chunk starts small and grows (a short run has a handful of
+                    // tasks, and a 32 KiB allocation per run cost more than the run's tasks);
+                    // the later ones, for long runs, are allocated whole.
+                    let capacity = if self.chunks.is_empty() { 16 } else { CHUNK };
+                    self.chunks.push(Vec::with_capacity(capacity));
                     self.occupied.resize(self.occupied.len() + CHUNK / 64, 0);
                     if self.chunks.len() == 1 {
                         // Tasks end as they start; a freed slot list grown one push at a time
