@@ -20,7 +20,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::executor::{JoinError, JoinHandle};
+use crate::executor::{JoinError, JoinHandle, TaskName};
 use crate::report::{Failure, Report};
 use crate::runtime::{self, Config, Kernel, TimerAction};
 use crate::time::{Instant, TimerKey};
@@ -105,7 +105,7 @@ impl EventLoop {
         F::Output: 'static,
     {
         let kernel = &self.handle.kernel;
-        let mut main = kernel.spawn(future, Some(Cow::Borrowed("main")));
+        let mut main = kernel.spawn(future, Some(TaskName::Static("main")));
         kernel.run(&|| main.is_finished())?;
         if !main.is_finished() {
             let failure = Failure::Error {
@@ -244,7 +244,7 @@ impl LoopHandle {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.kernel.spawn(future, Some(name.into()))
+        self.kernel.spawn(future, Some(TaskName::from(name.into())))
     }
 
     /// Run `callback` soon, after the tasks already ready.

@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
@@ -77,8 +78,31 @@ impl TaskMeta {
 
 pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 
-/// A task's name: given at spawn, or asyncio's `Task-<id>`.
-pub(crate) type TaskName = Cow<'static, str>;
+/// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
+/// name (no copy per task).
+#[derive(Clone, Debug)]
+pub(crate) enum TaskName {
+    Static(&'static str),
+    Shared(Rc<str>),
+}
+
+impl From<Cow<'static, str>> for TaskName {
+    fn from(name: Cow<'static, str>) -> TaskName {
+        match name {
+            Cow::Borrowed(name) => TaskName::Static(name),
+            Cow::Owned(name) => TaskName::Shared(Rc::from(name)),
+        }
+    }
+}
+
+impl TaskName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TaskName::Static(name) => name,
+            TaskName::Shared(name) => name,
+        }
+    }
+}
 
 /// A suspended task: its id, its host, and its waker, *borrowed* (no reference held here).
 ///
@@ -243,7 +267,7 @@ impl TaskTable {
 
 pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
     match name {
-        Some(name) => name.to_string(),
+        Some(name) => name.as_str().to_string(),
         None => format!("Task-{id}"),
     }
 }
@@ -501,7 +525,7 @@ where
     F::Output: 'static,
 {
     let name = name.into();
-    runtime::with(|kernel| kernel.spawn(future, Some(name)))
+    runtime::with(|kernel| kernel.spawn(future, Some(TaskName::from(name))))
 }
 
 /// The id of the task being polled, if any.

@@ -627,7 +627,8 @@ impl Kernel {
             start: start.clone(),
         });
         if let Some(start) = start {
-            self.spawn_on(host, start(), Some(TaskName::Owned(name.to_string())))
+            let name = self.net.borrow().host_name_shared(host);
+            self.spawn_on(host, start(), Some(TaskName::Shared(name)))
                 .detach();
         }
         Ok(host)
@@ -665,8 +666,8 @@ impl Kernel {
         self.net_call(|net, _| net.restart(host));
         let start = self.hosts.borrow()[host as usize].start.clone();
         if let Some(start) = start {
-            let name = self.net.borrow().host_name(host).to_string();
-            self.spawn_on(host, start(), Some(TaskName::Owned(name)))
+            let name = self.net.borrow().host_name_shared(host);
+            self.spawn_on(host, start(), Some(TaskName::Shared(name)))
                 .detach();
         }
     }
@@ -773,7 +774,7 @@ impl Kernel {
     ) -> JoinHandle<()> {
         let handle = self.spawn(
             async move { callback() },
-            Some(TaskName::Borrowed("callback")),
+            Some(TaskName::Static("callback")),
         );
         if self.trace.enabled() {
             self.record(EventKind::Callback {

@@ -159,7 +159,7 @@ impl LoopHandle {
         self.kernel.spawn_on(
             0,
             nemesis(handle, plan, fired, start),
-            Some("nemesis".into()),
+            Some(crate::executor::TaskName::Static("nemesis")),
         )
     }
 }

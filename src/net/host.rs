@@ -1,13 +1,12 @@
 //! Adding hosts to a simulation, and shaping the links between them.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
 
 use super::{HostId, LinkConfig};
 use crate::event_loop::LoopHandle;
-use crate::executor::JoinHandle;
+use crate::executor::{JoinHandle, TaskName};
 use crate::runtime::HostStart;
 
 impl LoopHandle {
@@ -39,9 +38,10 @@ impl LoopHandle {
         Fut::Output: 'static,
     {
         let host = self.kernel.add_host(name, None)?;
+        let name = self.kernel.net.borrow().host_name_shared(host);
         Ok(self
             .kernel
-            .spawn_on(host, future, Some(Cow::Owned(name.to_string()))))
+            .spawn_on(host, future, Some(TaskName::Shared(name))))
     }
 
     /// The host called `name`.

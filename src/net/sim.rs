@@ -528,6 +528,11 @@ impl Fabric {
         &self.hosts[host as usize].name
     }
 
+    /// The name of `host`, shared (for the task named after it).
+    pub(crate) fn host_name_shared(&self, host: HostIndex) -> Rc<str> {
+        Rc::clone(&self.hosts[host as usize].name)
+    }
+
     pub(crate) fn host_ip(&self, host: HostIndex) -> IpAddr {
         self.hosts[host as usize].ip
     }
