@@ -515,7 +515,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    runtime::with(|kernel| kernel.spawn(future, None))
+    runtime::running().spawn(future, None)
 }
 
 /// Spawn a named task on the running loop; the name shows in traces and reports.
@@ -525,7 +525,7 @@ where
     F::Output: 'static,
 {
     let name = name.into();
-    runtime::with(|kernel| kernel.spawn(future, Some(TaskName::from(name))))
+    runtime::running().spawn(future, Some(TaskName::from(name)))
 }
 
 /// The id of the task being polled, if any.

@@ -277,6 +277,15 @@ pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
     try_with(f).expect("roof: this must be called from inside a running EventLoop (run_until_complete or run_forever)")
 }
 
+/// The running kernel. Panics outside a running loop, naming the rule.
+///
+/// For `spawn`: a future passed through [`with`]'s closures was copied at each level, and a
+/// task's future can be large (a server task's buffer).
+#[inline(always)]
+pub(crate) fn running() -> Rc<Kernel> {
+    with(Rc::clone)
+}
+
 /// Run `f` with the running kernel, if there is one.
 ///
 /// `f` runs while the running-loop slot is borrowed (no reference count is touched on this
