@@ -1000,13 +1000,20 @@ impl Kernel {
             return ready.pop_front();
         }
         // The task that just entered the random window will be picked within the next few
-        // dozen steps: start loading its header and the first lines of its future now. A hint
-        // only; no decision depends on it.
+        // dozen steps: start loading its header, the first lines of its future and the end
+        // of its future now. Reading where its future ends must not wait for memory, so in
+        // a long queue its header was loaded already, when it came within a window's length
+        // of the window (the queue beyond the window is FIFO). Hints only; no decision
+        // depends on them.
+        if len > RANDOM_WINDOW {
+            ready[len.min(2 * RANDOM_WINDOW) - 1]
+                .metadata()
+                .prefetch_head();
+        }
         if let Some(entering) = ready.get(len.min(RANDOM_WINDOW) - 1) {
-            let header = std::ptr::from_ref(entering.metadata()).cast::<u8>();
-            for line in 0..4 {
-                prefetch_address(header.wrapping_add(64 * line));
-            }
+            let meta = entering.metadata();
+            meta.prefetch_head();
+            meta.prefetch_tail();
         }
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
