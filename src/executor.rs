@@ -112,6 +112,19 @@ impl TaskMeta {
 
 pub(crate) type TaskRunnable = Runnable<TaskMeta>;
 
+/// A task in the ready queue, and an address its next poll will likely read first (the
+/// connection a delivery woke it for), to prefetch before it runs: 0 for none. A hint only.
+pub(crate) struct Ready {
+    pub(crate) runnable: TaskRunnable,
+    pub(crate) hint: usize,
+}
+
+impl Ready {
+    pub(crate) fn new(runnable: TaskRunnable) -> Ready {
+        Ready { runnable, hint: 0 }
+    }
+}
+
 /// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
 /// name (no copy per task).
 #[derive(Clone, Debug)]
@@ -309,7 +322,7 @@ pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
 /// The ready queue, oldest first, and the task table: the executor state of one loop.
 pub(crate) struct Executor {
     pub(crate) loop_id: u32,
-    pub(crate) ready: RefCell<VecDeque<TaskRunnable>>,
+    pub(crate) ready: RefCell<VecDeque<Ready>>,
     pub(crate) tasks: RefCell<TaskTable>,
     next_id: Cell<u64>,
     /// The task being polled, if any.
@@ -375,7 +388,7 @@ impl Executor {
                 WithInfo(schedule),
             )
         };
-        self.ready.borrow_mut().push_back(runnable);
+        self.ready.borrow_mut().push_back(Ready::new(runnable));
         (
             id,
             JoinHandle {

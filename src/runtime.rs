@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use crate::entropy::{LazyRng, Stream};
 use crate::executor::{
-    display_name, Executor, JoinHandle, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED, TRACED,
-    UNREGISTERED,
+    display_name, Executor, JoinHandle, Ready, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED,
+    TRACED, UNREGISTERED,
 };
 use crate::net::sim::Fabric;
 use crate::report::{Failure, Report};
@@ -241,6 +241,8 @@ pub(crate) struct Kernel {
     batch_left: Cell<usize>,
     /// The simulated network.
     pub(crate) net: RefCell<Fabric>,
+    /// While the network wakes a task: the address to carry into its ready-queue entry.
+    wake_hint: Cell<usize>,
     /// Per host (by index; 0 is `main`): its incarnation and how to start it again.
     pub(crate) hosts: RefCell<Vec<HostRecord>>,
     /// Crashes so far: while 0, no task can be stale and the check is skipped.
@@ -486,6 +488,7 @@ impl Kernel {
             steps: Cell::new(0),
             batch_left: Cell::new(0),
             net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
+            wake_hint: Cell::new(0),
             hosts: RefCell::new({
                 // Room for a few hosts, so that a small run's setup does not regrow the vector.
                 let mut hosts = Vec::with_capacity(8);
@@ -604,8 +607,12 @@ impl Kernel {
                 // The common case (a delivery wakes its reader): no buffer changes hands.
                 1 => {
                     let waker = net.wakes.pop().expect("one waker");
+                    let hint = std::mem::take(&mut net.wake_hint);
                     drop(net);
+                    self.wake_hint.set(hint);
                     waker.wake();
+                    // Consumed by `wake` if the waker was this loop's task's.
+                    self.wake_hint.set(0);
                     return result;
                 }
                 _ => {}
@@ -613,6 +620,7 @@ impl Kernel {
         }
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);
+        net.wake_hint = 0;
         drop(net);
         for text in log {
             self.record(EventKind::Net { text });
@@ -700,7 +708,11 @@ impl Kernel {
                 by: self.exec.current.get(),
             });
         }
-        self.exec.ready.borrow_mut().push_back(runnable);
+        let hint = self.wake_hint.take();
+        self.exec
+            .ready
+            .borrow_mut()
+            .push_back(Ready { runnable, hint });
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
             real.notify();
@@ -946,7 +958,10 @@ impl Kernel {
     fn take_foreign(&self, real: &crate::net::real::Real) {
         let foreign = real.take_foreign();
         if !foreign.is_empty() {
-            self.exec.ready.borrow_mut().extend(foreign);
+            self.exec
+                .ready
+                .borrow_mut()
+                .extend(foreign.into_iter().map(Ready::new));
         }
     }
 
@@ -997,7 +1012,7 @@ impl Kernel {
         let mut ready = self.exec.ready.borrow_mut();
         let len = ready.len();
         if len <= 1 {
-            return ready.pop_front();
+            return ready.pop_front().map(|ready| ready.runnable);
         }
         // The task that just entered the random window will be picked within the next few
         // dozen steps: start loading its header, the first lines of its future and the end
@@ -1007,35 +1022,46 @@ impl Kernel {
         // depends on them.
         if len > RANDOM_WINDOW {
             ready[len.min(2 * RANDOM_WINDOW) - 1]
+                .runnable
                 .metadata()
                 .prefetch_head();
         }
         if let Some(entering) = ready.get(len.min(RANDOM_WINDOW) - 1) {
-            let meta = entering.metadata();
+            let meta = entering.runnable.metadata();
             meta.prefetch_head();
             meta.prefetch_tail();
+            if entering.hint != 0 {
+                let hint = std::ptr::without_provenance::<u8>(entering.hint);
+                for line in 0..4 {
+                    prefetch_address(hint.wrapping_add(64 * line));
+                }
+            }
         }
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
             len,
-            ready.iter().map(|runnable| runnable.metadata().id),
+            ready.iter().map(|ready| ready.runnable.metadata().id),
             step,
         );
         // The ends, the usual picks among a few ready tasks, without `remove`'s general shift.
-        if choice == 0 {
+        let picked = if choice == 0 {
             ready.pop_front()
         } else if choice == len - 1 {
             ready.pop_back()
         } else {
             ready.remove(choice)
-        }
+        };
+        picked.map(|ready| ready.runnable)
     }
 
     fn step(&self, runnable: TaskRunnable) -> Result<(), Failure> {
         let steps = self.steps.get() + 1;
         self.steps.set(steps);
         if steps > self.config.steps_max {
-            self.exec.ready.borrow_mut().push_front(runnable);
+            self.exec
+                .ready
+                .borrow_mut()
+                .push_front(Ready::new(runnable));
             return Err(self.fail_now(Failure::StepLimit {
                 limit: self.config.steps_max,
                 time: self.now(),
@@ -1102,7 +1128,12 @@ impl Kernel {
                 self.take_foreign(real);
             }
             loop {
-                let next = self.exec.ready.borrow_mut().pop_front();
+                let next = self
+                    .exec
+                    .ready
+                    .borrow_mut()
+                    .pop_front()
+                    .map(|ready| ready.runnable);
                 match next {
                     // Dropping a runnable cancels its task: the future is dropped, not polled.
                     Some(runnable) => drop(runnable),

@@ -61,7 +61,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use async_io::{Async, Timer};
 
-use crate::executor::TaskRunnable;
+use crate::executor::{Ready, TaskRunnable};
 use crate::time::Instant;
 
 /// The real-mode state of a kernel: where its clock starts, and whether it is asleep.
@@ -164,7 +164,7 @@ impl Real {
 
     /// Sleep until a task is queued (on any thread) or `deadline` passes, driving the
     /// reactor meanwhile: ready sockets wake their tasks from inside this call.
-    pub(crate) fn wait(&self, ready: &RefCell<VecDeque<TaskRunnable>>, deadline: Option<Instant>) {
+    pub(crate) fn wait(&self, ready: &RefCell<VecDeque<Ready>>, deadline: Option<Instant>) {
         let timer = deadline
             .map(|deadline| Timer::at(self.origin + Duration::from_nanos(deadline.as_nanos())));
         self.waiting.set(true);
@@ -205,7 +205,7 @@ impl Drop for Real {
 /// The future an idle real loop blocks on.
 struct Wait<'a> {
     real: &'a Real,
-    ready: &'a RefCell<VecDeque<TaskRunnable>>,
+    ready: &'a RefCell<VecDeque<Ready>>,
     timer: Option<Timer>,
 }
 

@@ -393,6 +393,9 @@ pub(crate) struct Fabric {
     pub(crate) sends: Vec<(u32, u64)>,
     /// Effects for the event loop: wakers to wake.
     pub(crate) wakes: Vec<Waker>,
+    /// With a single waker in `wakes`: the connection it was woken for (an address to
+    /// prefetch before the task runs), or 0.
+    pub(crate) wake_hint: usize,
     /// Trace lines, when tracing.
     pub(crate) log: Vec<String>,
     pub(crate) tracing: bool,
@@ -423,6 +426,7 @@ impl Fabric {
             held: BTreeMap::new(),
             sends: Vec::new(),
             wakes: Vec::new(),
+            wake_hint: 0,
             log: Vec::new(),
             tracing,
             shut_down: false,
@@ -1476,6 +1480,9 @@ impl Fabric {
         end.in_flight -= len as u32;
         end.recv.push(&bytes[..len]);
         let reader = end.reader.take();
+        if reader.is_some() {
+            self.wake_hint = std::ptr::from_ref(state).addr();
+        }
         self.in_flight[id as usize] = None;
         self.free_in_flight.push(id);
         self.wake(reader);
