@@ -174,8 +174,9 @@ const CHUNK: usize = 1024;
 /// The tasks of one loop that have suspended at least once and not yet ended: what the loop
 /// needs to list blocked tasks (deadlock), to cancel everything (close) and to cancel a crashed
 /// host's tasks. A task that finishes in its first poll never touches it. Entries sit in
-/// fixed-size chunks (growing copies at most the first); occupancy is a bitset, so a task's end touches one
-/// bit of a small array, not its entry. Names live apart, since most tasks have none.
+/// fixed-size chunks (growing copies at most the first); occupancy is a bitset, so a task's
+/// end touches one bit of a small array, not its entry. Names live apart, since most tasks
+/// have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
     chunks: Vec<Vec<TaskEntry>>,

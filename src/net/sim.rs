@@ -692,18 +692,22 @@ impl Fabric {
     /// Keep a launched packet until its timer fires; the loop arms one at `arrival`.
     #[inline(always)]
     fn store(&mut self, packet: InFlight, arrival: u64) {
-        let id = match self.free_in_flight.pop() {
-            Some(id) => {
-                self.in_flight[id as usize] = Some(packet);
-                id
-            }
+        let id = self.free_slot();
+        self.in_flight[id as usize] = Some(packet);
+        self.sends.push((id, arrival));
+    }
+
+    /// A free in-flight slot (it holds `None`) for a packet about to be stored.
+    #[inline(always)]
+    fn free_slot(&mut self) -> u32 {
+        match self.free_in_flight.pop() {
+            Some(id) => id,
             None => {
-                self.in_flight.push(Some(packet));
+                self.in_flight.push(None);
                 u32::try_from(self.in_flight.len() - 1)
                     .expect("fabric invariant: fewer than 2^32 packets in flight")
             }
-        };
-        self.sends.push((id, arrival));
+        }
     }
 
     #[inline(always)]
@@ -1140,14 +1144,7 @@ impl Fabric {
         // A small piece is written straight into its free slot. Built on the stack and then
         // moved, its narrow stores were read back at once by the move's wide loads: a
         // store-forwarding stall on every send.
-        let id = match self.free_in_flight.pop() {
-            Some(id) => id,
-            None => {
-                self.in_flight.push(None);
-                u32::try_from(self.in_flight.len() - 1)
-                    .expect("fabric invariant: fewer than 2^32 packets in flight")
-            }
-        };
+        let id = self.free_slot();
         let packet = self.in_flight[id as usize].get_or_insert_with(|| {
             InFlight::Segment(Segment {
                 conn,
