@@ -80,6 +80,55 @@ fn a_cancelled_callback_never_runs() {
 }
 
 #[test]
+fn many_cancelled_callbacks_leave_the_others_to_run_by_deadline() {
+    // Enough cancellations to make the timer queue compact itself; each callback's slot must
+    // still hold its own callback afterwards.
+    let log: Log = Log::default();
+    let (result, _) = run_with(quiet(0), |event_loop| {
+        let mut handles = Vec::new();
+        for index in 0..3000u64 {
+            let log = log.clone();
+            let delay = Duration::from_millis(1 + index % 7);
+            handles.push(event_loop.call_later(delay, move || push(&log, index.to_string())));
+        }
+        for (index, handle) in handles.iter().enumerate() {
+            if index % 3 != 0 {
+                handle.cancel();
+            }
+        }
+        // New timers take the slots the cancelled ones free.
+        for index in 3000..3100u64 {
+            let log = log.clone();
+            event_loop.call_later(Duration::from_millis(8), move || {
+                push(&log, index.to_string())
+            });
+        }
+        let stopper = event_loop.handle();
+        event_loop.call_later(Duration::from_secs(1), move || stopper.stop());
+        event_loop.run_forever()
+    });
+    result.unwrap();
+    // Exactly the kept callbacks ran, each once, earlier deadlines first (callbacks due at
+    // the same time run as tasks, in the scheduler's order).
+    let deadline = |index: u64| if index >= 3000 { 8 } else { 1 + index % 7 };
+    let ran: Vec<u64> = log
+        .borrow()
+        .iter()
+        .map(|text| text.parse().unwrap())
+        .collect();
+    let mut sorted = ran.clone();
+    sorted.sort_unstable();
+    let kept: Vec<u64> = (0..3000u64)
+        .filter(|index| index % 3 == 0)
+        .chain(3000..3100)
+        .collect();
+    assert_eq!(sorted, kept);
+    assert!(ran
+        .windows(2)
+        .all(|pair| deadline(pair[0]) <= deadline(pair[1])));
+}
+
+#[test]
 fn call_soon_runs_after_the_ready_tasks() {
     let log: Log = Log::default();
     let (result, _) = run_with(quiet(0).policy(Policy::Fifo), |event_loop| {
