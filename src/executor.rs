@@ -1,24 +1,29 @@
-//! Tasks on `async-task`: spawning, join handles, the ready queue and the table of live tasks.
+//! Tasks: spawning, join handles, the ready queue and the table of live tasks.
 //!
-//! A task is an `async-task` allocation whose metadata (`TaskMeta`) names its loop, its
-//! per-run id and its slot in the task table. The table keeps one waker per live task, so
-//! the loop can list blocked tasks by name (deadlock reports) and cancel every task when it
-//! closes. Waking a task pushes its `Runnable` to the back of the ready queue; the scheduler
-//! ([`crate::sched`]) picks which ready task runs next.
+//! A task is one allocation: a header (`TaskMeta`: its state, its loop, per-run id, host and
+//! slot in the task table, how to poll it) followed by its future, later its output. The loop
+//! owns the future and the join handle shares the allocation; both live on the loop's
+//! thread, so nothing in a task is atomic. A waker names the task's table slot and the slot's
+//! generation instead of pointing to it (`WakeKey`): cloning and dropping one counts nothing,
+//! a stale one wakes nothing, and one woken on another thread (async-io's reactor, for a real
+//! loop) is only posted to the loop's mailbox. Waking a task pushes it to the back of the
+//! ready queue; the scheduler ([`crate::sched`]) picks which ready task runs next. The table
+//! also lists blocked tasks by name (deadlock reports) and lets the loop cancel every task
+//! when it closes, or a crashed host's.
 //!
 //! Dropping a [`JoinHandle`] detaches the task, as asyncio keeps tasks alive; `abort` cancels.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-
-use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
 use crate::runtime;
 
@@ -39,33 +44,64 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// What every task carries in its `async-task` header.
+/// A task's state. Its scheduling bits sit in its task-table entry, where a wakeup finds
+/// them without touching the task; its lifetime bits sit in its header
+/// ([`TaskMeta::state`]), where the join handle finds them after the entry is gone.
+mod state {
+    /// In the ready queue, or to be queued again when its running poll ends (table entry).
+    pub(super) const SCHEDULED: u8 = 1;
+    /// Being polled (table entry).
+    pub(super) const RUNNING: u8 = 2;
+    /// Its future returned; the output waits in the cell until taken or dropped.
+    pub(super) const DONE: u8 = 4;
+    /// Cancelled, or its output taken or dropped: never polled again.
+    pub(super) const CLOSED: u8 = 8;
+    /// A [`JoinHandle`](super::JoinHandle) refers to the task.
+    pub(super) const HANDLE: u8 = 16;
+    /// Its future has been dropped: the loop is done with it.
+    pub(super) const DROPPED: u8 = 32;
+}
+
+use state::{CLOSED, DONE, DROPPED, HANDLE, RUNNING, SCHEDULED};
+
+/// What every task carries at the start of its allocation: its state, how to poll and drop
+/// its future, who awaits it, and which loop, run id, table slot and host it belongs to.
+///
+/// The loop and the join handle share the allocation (a task is one allocation, future and
+/// all); both only ever touch it from the loop's thread. Wakers do not point to it: a waker
+/// names the task's slot in its loop's table (see [`WakeKey`]), so waking, cloning and
+/// dropping a waker count no references.
+#[repr(C)]
 pub(crate) struct TaskMeta {
-    /// The per-run task id.
-    pub(crate) id: u64,
-    /// The loop the task belongs to.
-    pub(crate) loop_id: u32,
-    /// The task's slot in the task table once it has suspended ([`UNREGISTERED`] before).
-    pub(crate) slot: Cell<u32>,
-    /// [`COMPLETED`], [`TRACED`] and [`NAMED`].
+    /// [`DONE`], [`CLOSED`], [`HANDLE`], [`DROPPED`].
+    state: Cell<u8>,
+    /// [`COMPLETED`], [`TRACED`], [`NAMED`] and [`PANICKED`].
     pub(crate) flags: Cell<u8>,
-    /// Where the task's future ends, in 64-byte lines from this metadata, once it has
-    /// suspended (0 if unknown, or within the first four lines): a prefetch hint. A future's
-    /// state flag often sits at its end, past a large buffer. (One byte: it fits the padding.)
+    /// Where the task's future ends, in 64-byte lines from the start of the task (0 when within
+    /// the first four lines): a prefetch hint. A future's state flag often sits at its end,
+    /// past a large buffer.
     pub(crate) tail_lines: Cell<u8>,
-    /// The host the task runs on.
-    pub(crate) host: u32,
     /// The host's incarnation when the task was spawned: a crash starts a new one, and a
     /// task of an older incarnation is cancelled instead of run. (Sixteen bits keep the header
     /// small; it wraps, harmlessly: a crash wakes and drops every task of the old incarnation.)
     pub(crate) incarnation: u16,
-    /// From its first suspension until its future is dropped, a task holds a reference to
-    /// itself: async-task would otherwise free a pending task nobody can wake without
-    /// dropping its future (see `TaskEntry`).
-    pub(crate) self_waker: Cell<Option<Waker>>,
+    /// The loop the task belongs to.
+    pub(crate) loop_id: u32,
+    /// The per-run task id.
+    pub(crate) id: u64,
+    /// The task's slot in the task table while its future lives ([`UNREGISTERED`] after).
+    pub(crate) slot: Cell<u32>,
+    /// The slot's generation when the task took it, truncated: its wakers' key.
+    generation: Cell<u16>,
+    /// The host the task runs on.
+    pub(crate) host: u32,
+    /// How to poll, drop and free this task's future and output.
+    vtable: &'static TaskVTable,
+    /// The waker of whoever awaits the task's [`JoinHandle`].
+    awaiter: Cell<Option<Waker>>,
 }
 
-/// `TaskMeta::slot` of a task that has not suspended yet.
+/// `TaskMeta::slot` of a task whose future was dropped.
 pub(crate) const UNREGISTERED: u32 = u32::MAX;
 /// The task's future returned a value.
 pub(crate) const COMPLETED: u8 = 1;
@@ -73,9 +109,12 @@ pub(crate) const COMPLETED: u8 = 1;
 pub(crate) const TRACED: u8 = 2;
 /// The task has a name in the table's name map.
 pub(crate) const NAMED: u8 = 4;
+/// The task's poll panicked: its end is the loop's failure, not a traced cancellation, and
+/// its name stays for the report.
+pub(crate) const PANICKED: u8 = 8;
 
 impl TaskMeta {
-    /// Record where the task's future ends (its address just past the end).
+    /// Record where the task's allocation ends (its address just past the end).
     fn note_tail(&self, end: usize) {
         let last = end.saturating_sub(std::ptr::from_ref(self).addr() + 1) / 64;
         if let Ok(lines @ 4..) = u8::try_from(last) {
@@ -84,12 +123,10 @@ impl TaskMeta {
     }
 
     /// Start loading the task's header and the first lines of its future, without reading
-    /// them. A hint only. The header's other fields (its state and vtable, read first by
-    /// `Runnable::run`) sit within a line before the metadata.
+    /// them. A hint only.
     #[inline(always)]
     pub(crate) fn prefetch_head(&self) {
         let meta = std::ptr::from_ref(self).cast::<u8>();
-        runtime::prefetch_address(meta.wrapping_sub(64));
         for line in 0..4 {
             runtime::prefetch_address(meta.wrapping_add(64 * line));
         }
@@ -110,22 +147,274 @@ impl TaskMeta {
     pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags.get() & flag != 0
     }
+
+    fn is(&self, bits: u8) -> bool {
+        self.state.get() & bits != 0
+    }
+
+    fn set(&self, bits: u8) {
+        self.state.set(self.state.get() | bits);
+    }
+
+    fn clear(&self, bits: u8) {
+        self.state.set(self.state.get() & !bits);
+    }
+
+    /// Take the awaiter's waker, unless it is `current` (who is polling the handle now).
+    fn take_awaiter(&self, current: Option<&Waker>) -> Option<Waker> {
+        let awaiter = self.awaiter.take()?;
+        match current {
+            Some(current) if awaiter.will_wake(current) => None,
+            _ => Some(awaiter),
+        }
+    }
+
+    /// Wake whoever awaits the task: it finished, or its future was dropped.
+    fn notify_awaiter(&self) {
+        if let Some(awaiter) = self.take_awaiter(None) {
+            awaiter.wake();
+        }
+    }
 }
 
-pub(crate) type TaskRunnable = Runnable<TaskMeta>;
+/// How to reach the parts of one kind of task whose types only its spawn knows.
+struct TaskVTable {
+    /// Poll the future. When it is ready: end the task (`runtime::task_ended`), drop the
+    /// future and keep the output; returns true.
+    poll: unsafe fn(NonNull<TaskMeta>, &mut Context<'_>) -> bool,
+    /// Drop whatever the cell holds (the future or the output).
+    clear: unsafe fn(NonNull<TaskMeta>),
+    /// Move the output into `*out` (an `Option<Output>`).
+    take_output: unsafe fn(NonNull<TaskMeta>, *mut ()),
+    /// Free the allocation.
+    free: unsafe fn(NonNull<TaskMeta>),
+}
+
+/// What a task's allocation holds after its header.
+enum Stage<F: Future> {
+    Running(F),
+    Finished(F::Output),
+    Empty,
+}
+
+/// A task's allocation: the header first, so a pointer to one is a pointer to the other.
+#[repr(C)]
+struct TaskCell<F: Future> {
+    meta: TaskMeta,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+impl<F: Future + 'static> TaskCell<F> {
+    const VTABLE: TaskVTable = TaskVTable {
+        poll: Self::poll,
+        clear: Self::clear,
+        take_output: Self::take_output,
+        free: Self::free,
+    };
+
+    /// # Safety
+    /// `task` is a live `TaskCell<F>`, polled on its loop's thread, not re-entrantly.
+    unsafe fn poll(task: NonNull<TaskMeta>, cx: &mut Context<'_>) -> bool {
+        // SAFETY: the caller's contract; nothing else borrows the stage during a poll.
+        let cell = unsafe { task.cast::<TaskCell<F>>().as_ref() };
+        let Stage::Running(future) = (unsafe { &mut *cell.stage.get() }) else {
+            unreachable!("task invariant: only a running task is polled");
+        };
+        // SAFETY: the future is never moved: it is dropped in place (see `clear`).
+        match unsafe { Pin::new_unchecked(future) }.poll(cx) {
+            Poll::Ready(output) => {
+                let meta = &cell.meta;
+                meta.flags.set(meta.flags.get() | COMPLETED);
+                // The task ends before its future is dropped, as the future's locals may
+                // close sockets: the trace shows the end first.
+                runtime::task_ended(meta);
+                unsafe {
+                    Self::clear(task);
+                    cell.stage.get().write(Stage::Finished(output));
+                }
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// # Safety
+    /// `task` is a live `TaskCell<F>` whose stage nobody borrows.
+    unsafe fn clear(task: NonNull<TaskMeta>) {
+        /// Leaves the stage empty even if dropping what it held panics (what the drop did not
+        /// reach is leaked, never dropped twice).
+        struct Empty<F: Future>(*mut Stage<F>);
+        impl<F: Future> Drop for Empty<F> {
+            fn drop(&mut self) {
+                // SAFETY: the stage's old value was dropped (or abandoned) just before.
+                unsafe { self.0.write(Stage::Empty) }
+            }
+        }
+        let stage = unsafe { task.cast::<TaskCell<F>>().as_ref() }.stage.get();
+        let empty = Empty(stage);
+        // In place: a future is pinned, and its drop may read pointers into itself.
+        unsafe { std::ptr::drop_in_place(stage) };
+        drop(empty);
+    }
+
+    /// # Safety
+    /// `task` is a live `TaskCell<F>` and `out` points to an `Option<F::Output>`.
+    unsafe fn take_output(task: NonNull<TaskMeta>, out: *mut ()) {
+        let cell = unsafe { task.cast::<TaskCell<F>>().as_ref() };
+        if let Stage::Finished(output) =
+            std::mem::replace(unsafe { &mut *cell.stage.get() }, Stage::Empty)
+        {
+            unsafe { *out.cast::<Option<F::Output>>() = Some(output) };
+        }
+    }
+
+    /// # Safety
+    /// `task` came from `Box::into_raw` of a `TaskCell<F>`, and is not used afterwards.
+    unsafe fn free(task: NonNull<TaskMeta>) {
+        drop(unsafe { Box::from_raw(task.cast::<TaskCell<F>>().as_ptr()) });
+    }
+}
+
+/// A task's allocation, as the loop and the join handle see it: a pointer to its header.
+///
+/// The allocation lives while the loop may still drop the future (until [`DROPPED`]) or a
+/// handle refers to it ([`HANDLE`]); the last of the two to let go frees it. A task in the
+/// ready queue has not been dropped: its future is dropped only once it leaves the queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskRef(NonNull<TaskMeta>);
+
+impl TaskRef {
+    pub(crate) fn meta(&self) -> &TaskMeta {
+        // SAFETY: a `TaskRef` is used only while its allocation lives (see the type's docs).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Poll the task (it is `RUNNING`). Returns true when its future finished.
+    ///
+    /// # Safety
+    /// On the loop's thread, not re-entrantly, with the task neither dropped nor done.
+    unsafe fn poll(self, cx: &mut Context<'_>) -> bool {
+        unsafe { (self.meta().vtable.poll)(self.0, cx) }
+    }
+
+    /// Free the allocation if neither the loop nor a handle needs it any more.
+    fn release(self) {
+        let meta = self.meta();
+        if meta.is(DROPPED) && !meta.is(HANDLE) {
+            // SAFETY: nobody refers to the task any more: its future was dropped, so it is in
+            // no queue or table, and no handle is left.
+            unsafe { (meta.vtable.free)(self.0) }
+        }
+    }
+
+    /// Cancel the task: end it, drop its future (the task is neither running nor queued),
+    /// wake its awaiter, and free it if no handle is left.
+    pub(crate) fn cancel(self) {
+        let meta = self.meta();
+        if !meta.is(DROPPED) {
+            meta.set(CLOSED);
+            runtime::task_ended(meta);
+            // SAFETY: the loop owns the future until `DROPPED`; nobody borrows it now.
+            unsafe { (meta.vtable.clear)(self.0) };
+            meta.set(DROPPED);
+        }
+        meta.notify_awaiter();
+        self.release();
+    }
+
+    /// The task's poll panicked: drop its future as a panicking task (no trace, its name
+    /// kept for the report), and wake its awaiter.
+    pub(crate) fn abandon(self) {
+        let meta = self.meta();
+        meta.flags.set(meta.flags.get() | PANICKED);
+        meta.set(CLOSED);
+        runtime::task_ended(meta);
+        // A future that panics again while dropped is left half dropped: the run has failed
+        // already.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (meta.vtable.clear)(self.0) }));
+        meta.set(DROPPED);
+        meta.notify_awaiter();
+        self.release();
+    }
+}
 
 /// A task in the ready queue, and an address its next poll will likely read first (the
 /// connection a delivery woke it for), to prefetch before it runs: 0 for none. A hint only.
 pub(crate) struct Ready {
-    pub(crate) runnable: TaskRunnable,
+    pub(crate) task: TaskRef,
     pub(crate) hint: usize,
 }
 
 impl Ready {
-    pub(crate) fn new(runnable: TaskRunnable) -> Ready {
-        Ready { runnable, hint: 0 }
+    pub(crate) fn new(task: TaskRef) -> Ready {
+        Ready { task, hint: 0 }
     }
 }
+
+/// What a waker of a task names, packed into the waker's data word: the task's slot in its
+/// loop's table, the slot's generation (a slot freed and reused gets a new one, so a waker
+/// outliving its task wakes nothing), and the loop. Clones are copies; nothing is counted.
+///
+/// The generation and the loop are truncated (twelve and twenty-four bits): a waker kept past
+/// 4,096 reuses of its slot, or past sixteen million loops, may wake an unrelated task of its
+/// loop, which a future takes as a spurious wakeup. Never a dangling pointer: the key is only
+/// looked up in the table of a live loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WakeKey(usize);
+
+const SLOT_BITS: u32 = 28;
+const GENERATION_BITS: u32 = 12;
+const LOOP_BITS: u32 = 24;
+const _: () = assert!(
+    usize::BITS == SLOT_BITS + GENERATION_BITS + LOOP_BITS,
+    "roof needs 64-bit pointers: a waker packs its task's key into one"
+);
+
+impl WakeKey {
+    fn new(loop_id: u32, generation: u32, slot: u32) -> WakeKey {
+        let loop_part = (loop_id as usize) & ((1 << LOOP_BITS) - 1);
+        let generation = (generation as usize) & ((1 << GENERATION_BITS) - 1);
+        WakeKey(
+            loop_part << (SLOT_BITS + GENERATION_BITS) | generation << SLOT_BITS | slot as usize,
+        )
+    }
+
+    /// Whether the key belongs to loop `loop_id`.
+    pub(crate) fn is_of(self, loop_id: u32) -> bool {
+        self.0 >> (SLOT_BITS + GENERATION_BITS) == (loop_id as usize) & ((1 << LOOP_BITS) - 1)
+    }
+
+    fn slot(self) -> u32 {
+        (self.0 & ((1 << SLOT_BITS) - 1)) as u32
+    }
+
+    fn generation(self) -> u32 {
+        ((self.0 >> SLOT_BITS) & ((1 << GENERATION_BITS) - 1)) as u32
+    }
+
+    /// The key of one of roof's task wakers; `None` for any other waker.
+    pub(crate) fn of(waker: &Waker) -> Option<WakeKey> {
+        std::ptr::eq(waker.vtable(), &WAKER_VTABLE).then(|| WakeKey(waker.data().addr()))
+    }
+
+    /// The waker that wakes this key's task.
+    pub(crate) fn waker(self) -> Waker {
+        // SAFETY: the vtable's functions treat the data word as a number, never a pointer,
+        // and are safe to call from any thread (see `wake_key`).
+        unsafe { Waker::from_raw(raw_waker(self.0)) }
+    }
+}
+
+fn raw_waker(key: usize) -> RawWaker {
+    RawWaker::new(std::ptr::without_provenance(key), &WAKER_VTABLE)
+}
+
+static WAKER_VTABLE: RawWakerVTable = RawWakerVTable::new(
+    |data| raw_waker(data.addr()),
+    |data| runtime::wake_key(WakeKey(data.addr())),
+    |data| runtime::wake_key(WakeKey(data.addr())),
+    |_| {},
+);
 
 /// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
 /// name (no copy per task).
@@ -153,30 +442,22 @@ impl TaskName {
     }
 }
 
-/// A suspended task: its id, its host, and its waker, *borrowed* (no reference held here).
-///
-/// async-task frees a detached task that went pending with no waker left anywhere, without
-/// dropping its future. So a suspended task holds a reference to itself (its `TaskMeta`'s
-/// `self_waker`) from its first suspension until its future is dropped, and the future's drop
-/// clears this entry's bit *before* releasing that reference: while the bit is set, the task
-/// is alive and the borrowed waker is valid.
-#[derive(Clone, Copy)]
+/// A live task's entry: the task, the slot's generation (a waker's key must match it), and
+/// the task's scheduling bits ([`SCHEDULED`], [`RUNNING`]).
 struct TaskEntry {
-    id: u64,
-    data: *const (),
-    vtable: &'static RawWakerVTable,
-    host: u32,
+    task: TaskRef,
+    generation: u32,
+    schedule: Cell<u8>,
 }
 
 /// How many entries a chunk of the task table holds.
 const CHUNK: usize = 1024;
 
-/// The tasks of one loop that have suspended at least once and not yet ended: what the loop
-/// needs to list blocked tasks (deadlock), to cancel everything (close) and to cancel a crashed
-/// host's tasks. A task that finishes in its first poll never touches it. Entries sit in
-/// fixed-size chunks (growing copies at most the first); occupancy is a bitset, so a task's
-/// end touches one bit of a small array, not its entry. Names live apart, since most tasks
-/// have none.
+/// The tasks of one loop from their first poll until their future is dropped: where a
+/// waker's key leads, and what the loop needs to list blocked tasks (deadlock), to cancel
+/// everything (close) and to cancel a crashed host's tasks. Entries sit in fixed-size chunks
+/// (growing copies at most the first); occupancy is a bitset. Names live apart, since most
+/// tasks have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
     chunks: Vec<Vec<TaskEntry>>,
@@ -189,28 +470,24 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
-    /// Record a suspended task (which already holds a reference to itself); returns its slot.
-    pub(crate) fn register(&mut self, id: u64, host: u32, waker: &Waker) -> u32 {
-        let entry = TaskEntry {
-            id,
-            data: waker.data(),
-            vtable: waker.vtable(),
-            host,
-        };
-        let slot = match self.free.pop() {
+    /// Record a task just spawned (and queued); returns its slot and the slot's generation.
+    pub(crate) fn register(&mut self, task: TaskRef) -> (u32, u32) {
+        let (slot, generation) = match self.free.pop() {
             Some(slot) => {
                 let slot_index = slot as usize;
-                self.chunks[slot_index / CHUNK][slot_index % CHUNK] = entry;
-                slot
+                let entry = &mut self.chunks[slot_index / CHUNK][slot_index % CHUNK];
+                entry.task = task;
+                entry.schedule.set(SCHEDULED);
+                (slot, entry.generation)
             }
             None => {
                 let slot = u32::try_from(self.slots)
                     .ok()
-                    .filter(|&slot| slot != UNREGISTERED)
-                    .expect("task invariant: fewer than 2^32 - 1 suspended tasks");
+                    .filter(|&slot| slot < 1 << SLOT_BITS)
+                    .expect("task invariant: fewer than 2^28 live tasks");
                 if self.slots % CHUNK == 0 {
                     // The first chunk starts small and grows (a short run has a handful of
-                    // tasks, and a 32 KiB allocation per run cost more than the run's tasks);
+                    // tasks, and a large allocation per run cost more than the run's tasks);
                     // the later ones, for long runs, are allocated whole.
                     let capacity = if self.chunks.is_empty() { 16 } else { CHUNK };
                     self.chunks.push(Vec::with_capacity(capacity));
@@ -224,26 +501,61 @@ impl TaskTable {
                 self.chunks
                     .last_mut()
                     .expect("a chunk with room")
-                    .push(entry);
+                    .push(TaskEntry {
+                        task,
+                        generation: 0,
+                        schedule: Cell::new(SCHEDULED),
+                    });
                 self.slots += 1;
-                slot
+                (slot, 0)
             }
         };
         self.occupied[slot as usize / 64] |= 1 << (slot % 64);
         self.live += 1;
-        slot
+        (slot, generation)
     }
 
-    /// Forget a task that ended (before it releases its reference to itself).
+    /// Forget a task whose future is being dropped: its slot gets a new generation, so its
+    /// wakers wake nothing.
     pub(crate) fn unregister(&mut self, slot: u32) {
-        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        let slot_index = slot as usize;
+        let (word, bit) = (slot_index / 64, 1u64 << (slot % 64));
         debug_assert!(
             self.occupied[word] & bit != 0,
             "task invariant: slot {slot} is occupied"
         );
         self.occupied[word] &= !bit;
+        let entry = &mut self.chunks[slot_index / CHUNK][slot_index % CHUNK];
+        entry.generation = entry.generation.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
+    }
+
+    /// The entry of the live task a waker's key names, if it still lives.
+    #[inline]
+    fn lookup(&self, key: WakeKey) -> Option<&TaskEntry> {
+        let slot = key.slot() as usize;
+        let entry = self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?;
+        let live = self.occupied[slot / 64] & (1 << (slot % 64)) != 0;
+        let current = entry.generation & ((1 << GENERATION_BITS) - 1) == key.generation();
+        (live && current).then_some(entry)
+    }
+
+    /// Start loading the entry a waker's key names (a wakeup reads it). A hint only: the
+    /// entry's address is computed, nothing is read but the chunk list.
+    #[inline]
+    pub(crate) fn prefetch(&self, key: WakeKey) {
+        let slot = key.slot() as usize;
+        if let Some(chunk) = self.chunks.get(slot / CHUNK) {
+            runtime::prefetch_address(chunk.as_ptr().wrapping_add(slot % CHUNK).cast());
+        }
+    }
+
+    /// The entry of the live task in `slot`.
+    #[inline]
+    fn entry(&self, slot: u32) -> &TaskEntry {
+        let slot = slot as usize;
+        &self.chunks[slot / CHUNK][slot % CHUNK]
     }
 
     pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
@@ -266,12 +578,13 @@ impl TaskTable {
         display_name(id, name.as_ref())
     }
 
-    /// How many suspended tasks are alive.
+    /// How many tasks are registered (their futures not dropped).
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+    /// The occupied slots, lowest first, with their entries.
+    fn entries(&self) -> impl Iterator<Item = (u32, &TaskEntry)> {
         self.occupied
             .iter()
             .enumerate()
@@ -283,34 +596,30 @@ impl TaskTable {
                 })
                 .map(move |rest| {
                     let slot = word_index * 64 + rest.trailing_zeros() as usize;
-                    &self.chunks[slot / CHUNK][slot % CHUNK]
+                    (slot as u32, &self.chunks[slot / CHUNK][slot % CHUNK])
                 })
             })
     }
 
-    /// (id, name) of every suspended task, by id.
+    /// (id, name) of every registered task, by id.
     pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
         let mut tasks: Vec<_> = self
             .entries()
-            .map(|entry| (TaskId(entry.id), self.name(entry.id)))
+            .map(|(_, entry)| {
+                let id = entry.task.meta().id;
+                (TaskId(id), self.name(id))
+            })
             .collect();
         tasks.sort();
         tasks
     }
 
-    /// An owned waker for every suspended task (to cancel them all when the loop closes), or
-    /// for those of one host (when it crashes).
-    pub(crate) fn wakers(&self, host: Option<u32>) -> Vec<Waker> {
+    /// The keys of every registered task (to cancel them all when the loop closes), or of
+    /// those of one host (when it crashes), by slot.
+    pub(crate) fn keys(&self, loop_id: u32, host: Option<u32>) -> Vec<WakeKey> {
         self.entries()
-            .filter(|entry| host.is_none_or(|host| entry.host == host))
-            .map(|entry| {
-                // SAFETY: an occupied entry's task is alive (see `TaskEntry`); the borrowed
-                // waker is wrapped so it is not dropped, and the clone takes a reference.
-                let borrowed = ManuallyDrop::new(unsafe {
-                    Waker::from_raw(RawWaker::new(entry.data, entry.vtable))
-                });
-                Waker::clone(&borrowed)
-            })
+            .filter(|(_, entry)| host.is_none_or(|host| entry.task.meta().host == host))
+            .map(|(slot, entry)| WakeKey::new(loop_id, entry.generation, slot))
             .collect()
     }
 }
@@ -367,75 +676,135 @@ impl Executor {
             self.tasks.borrow_mut().set_name(id, name);
             flags |= NAMED;
         }
-        let meta = TaskMeta {
-            id,
-            loop_id: self.loop_id,
-            slot: Cell::new(UNREGISTERED),
-            flags: Cell::new(flags),
-            host,
-            incarnation,
-            self_waker: Cell::new(None),
-            tail_lines: Cell::new(0),
-        };
-        let builder = Builder::new().metadata(meta).propagate_panic(false);
-        // SAFETY: the three conditions of `spawn_unchecked`:
-        // - The future may be !Send, so its Runnable must be run and dropped on this thread.
-        //   Runnables only ever sit in this thread's loop (`runtime::deliver` queues a woken
-        //   task only on a loop registered on the waking thread, and leaks it otherwise), and
-        //   loops never leave their thread (they hold `Rc`s).
-        // - The future borrows only its own metadata, which lives as long as the task.
-        // - `schedule` is a plain function: Send, Sync and 'static.
-        let (runnable, task) = unsafe {
-            builder.spawn_unchecked(
-                move |meta: &TaskMeta| TaskFuture { future, meta },
-                WithInfo(schedule),
-            )
-        };
-        self.ready.borrow_mut().push_back(Ready::new(runnable));
+        let cell = Box::new(TaskCell {
+            meta: TaskMeta {
+                state: Cell::new(HANDLE),
+                flags: Cell::new(flags),
+                tail_lines: Cell::new(0),
+                incarnation,
+                loop_id: self.loop_id,
+                generation: Cell::new(0),
+                id,
+                slot: Cell::new(UNREGISTERED),
+                host,
+                vtable: &TaskCell::<F>::VTABLE,
+                awaiter: Cell::new(None),
+            },
+            stage: UnsafeCell::new(Stage::Running(future)),
+        });
+        let cell = Box::into_raw(cell);
+        // SAFETY: `Box::into_raw` never returns null; the header is the cell's first field.
+        let task = TaskRef(unsafe { NonNull::new_unchecked(cell) }.cast::<TaskMeta>());
+        let meta = task.meta();
+        meta.note_tail(cell.addr() + std::mem::size_of::<TaskCell<F>>());
+        let (slot, generation) = self.tasks.borrow_mut().register(task);
+        meta.slot.set(slot);
+        // Truncated as the key truncates it.
+        meta.generation.set(generation as u16);
+        self.ready.borrow_mut().push_back(Ready::new(task));
         (
             id,
             JoinHandle {
-                task: Some(task.fallible()),
+                task: Some(task),
                 id,
+                output: PhantomData,
             },
         )
     }
-}
 
-/// async-task's schedule function: hand the runnable to the loop it belongs to.
-fn schedule(runnable: TaskRunnable, _info: ScheduleInfo) {
-    runtime::deliver(runnable);
-}
+    /// The task a waker's key names was woken: returns it if it must join the ready queue
+    /// now. A task already queued, finished or cancelled stays as it is; a running one is
+    /// queued again when its poll ends.
+    ///
+    /// Reads the task's table entry only, not the task: a task in the table whose future
+    /// lives and that is neither queued nor running can be neither done nor cancelled.
+    #[inline]
+    pub(crate) fn woken(&self, key: WakeKey) -> Option<TaskRef> {
+        let tasks = self.tasks.borrow();
+        let entry = tasks.lookup(key)?;
+        let schedule = entry.schedule.get();
+        if schedule & SCHEDULED != 0 {
+            return None;
+        }
+        entry.schedule.set(schedule | SCHEDULED);
+        if schedule & RUNNING != 0 {
+            return None;
+        }
+        // It will be polled soon: start loading it (the wakeup itself did not touch it).
+        entry.task.meta().prefetch_head();
+        Some(entry.task)
+    }
 
-/// Wraps every task's future so the loop learns when the task ends, however it ends: its
-/// drop (after completion, on cancellation, or while a panic unwinds) tells the loop.
-struct TaskFuture<'meta, F> {
-    future: F,
-    meta: &'meta TaskMeta,
-}
+    /// Queue an idle task one last time, for its future to be dropped (it was aborted).
+    /// Returns false if it is queued or running already.
+    pub(crate) fn schedule_if_idle(&self, task: TaskRef) -> bool {
+        let tasks = self.tasks.borrow();
+        let entry = tasks.entry(task.meta().slot.get());
+        let idle = entry.schedule.get() == 0;
+        if idle {
+            entry.schedule.set(SCHEDULED);
+        }
+        idle
+    }
 
-impl<F> Drop for TaskFuture<'_, F> {
-    fn drop(&mut self) {
-        runtime::task_ended(self.meta);
+    /// Start loading the header of the task a waker's key names, if it lives (reads its
+    /// table entry). A hint only.
+    #[inline]
+    pub(crate) fn prefetch_task(&self, key: WakeKey) {
+        if let Some(entry) = self.tasks.borrow().lookup(key) {
+            entry.task.meta().prefetch_head();
+        }
+    }
+
+    /// Run a task taken from the ready queue: poll it, or drop the future of a task
+    /// cancelled while it waited. Returns true when the task was woken during its poll and
+    /// must join the ready queue again.
+    pub(crate) fn run(&self, task: TaskRef) -> bool {
+        let meta = task.meta();
+        if meta.is(CLOSED) {
+            task.cancel();
+            return false;
+        }
+        let slot = meta.slot.get();
+        self.tasks.borrow().entry(slot).schedule.set(RUNNING);
+        let waker = WakeKey::new(self.loop_id, u32::from(meta.generation.get()), slot).waker();
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: on the loop's thread; the task came out of the ready queue, so it is
+        // neither running nor dropped, and not done (a done task is never queued).
+        let done = unsafe { task.poll(&mut cx) };
+        if done {
+            // Its table entry went with its future.
+            meta.set(DONE | DROPPED);
+            if !meta.is(HANDLE) || meta.is(CLOSED) {
+                // Nobody will take the output.
+                meta.set(CLOSED);
+                // SAFETY: the future is gone; the output is not borrowed.
+                unsafe { (meta.vtable.clear)(task.0) };
+            }
+            meta.notify_awaiter();
+            task.release();
+            return false;
+        }
+        if meta.is(CLOSED) {
+            // Cancelled during its own poll.
+            task.cancel();
+            return false;
+        }
+        let tasks = self.tasks.borrow();
+        let entry = tasks.entry(slot);
+        let schedule = entry.schedule.get();
+        entry.schedule.set(schedule & !RUNNING);
+        schedule & SCHEDULED != 0
     }
 }
 
-impl<F: Future> Future for TaskFuture<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned; `meta` is a shared reference.
-        let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let poll = future.poll(cx);
-        let meta = this.meta;
-        if poll.is_ready() {
-            meta.flags.set(meta.flags.get() | COMPLETED);
-        } else if meta.slot.get() == UNREGISTERED {
-            meta.note_tail(std::ptr::from_ref(this).addr() + std::mem::size_of::<Self>());
-            runtime::task_suspended(meta, cx.waker());
+impl Drop for Executor {
+    fn drop(&mut self) {
+        // A loop dropped without closing: its queued tasks' futures are dropped here, on the
+        // loop's thread, and those tasks freed. Suspended ones are leaked.
+        while let Some(ready) = self.ready.get_mut().pop_front() {
+            ready.task.cancel();
         }
-        poll
     }
 }
 
@@ -474,8 +843,9 @@ impl std::error::Error for JoinError {}
 /// [`abort`]: JoinHandle::abort
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
-    task: Option<FallibleTask<T, TaskMeta>>,
+    task: Option<TaskRef>,
     id: u64,
+    output: PhantomData<fn() -> T>,
 }
 
 impl<T> JoinHandle<T> {
@@ -499,28 +869,50 @@ impl<T> JoinHandle<T> {
     /// assert!(result.unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&mut self) {
-        if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
-            drop(self.task.take());
+        let Some(task) = self.task else {
+            return;
+        };
+        let meta = task.meta();
+        if meta.is(DONE | CLOSED) {
+            return;
         }
+        meta.set(CLOSED);
+        // Queued one last time if idle, for the loop to drop its future.
+        runtime::requeue(task);
+        meta.notify_awaiter();
+        self.task = None;
+        detach(task);
     }
 
     /// Let the task run on with nobody waiting for it.
     pub fn detach(mut self) {
         if let Some(task) = self.task.take() {
-            task.detach();
+            detach(task);
         }
     }
 
     /// Whether the task has finished (or been cancelled).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|task| task.is_finished())
+        self.task.is_none_or(|task| task.meta().is(DONE | CLOSED))
     }
+}
+
+/// The handle lets go of its task: an output nobody took is dropped.
+fn detach(task: TaskRef) {
+    let meta = task.meta();
+    meta.clear(HANDLE);
+    if meta.is(DONE) && !meta.is(CLOSED) {
+        meta.set(CLOSED);
+        // SAFETY: the task is done, so the loop no longer touches its stage.
+        unsafe { (meta.vtable.clear)(task.0) };
+    }
+    task.release();
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.detach();
+            detach(task);
         }
     }
 }
@@ -534,16 +926,37 @@ impl<T> fmt::Debug for JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let id = self.id;
-        let Some(task) = self.task.as_mut() else {
-            return Poll::Ready(Err(JoinError { task: TaskId(id) }));
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cancelled = JoinError {
+            task: TaskId(self.id),
         };
-        match Pin::new(task).poll(cx) {
-            Poll::Ready(Some(value)) => Poll::Ready(Ok(value)),
-            Poll::Ready(None) => Poll::Ready(Err(JoinError { task: TaskId(id) })),
-            Poll::Pending => Poll::Pending,
+        let Some(task) = self.task else {
+            return Poll::Ready(Err(cancelled));
+        };
+        let meta = task.meta();
+        let waiting = if meta.is(CLOSED) {
+            // Cancelled: done once its future is dropped.
+            !meta.is(DROPPED)
+        } else {
+            !meta.is(DONE)
+        };
+        if waiting {
+            match meta.awaiter.take() {
+                Some(awaiter) if awaiter.will_wake(cx.waker()) => meta.awaiter.set(Some(awaiter)),
+                _ => meta.awaiter.set(Some(cx.waker().clone())),
+            }
+            return Poll::Pending;
         }
+        let mut output: Option<T> = None;
+        if !meta.is(CLOSED) {
+            meta.set(CLOSED);
+            // SAFETY: the task is done and its output untaken; `T` is its future's output.
+            unsafe { (meta.vtable.take_output)(task.0, (&raw mut output).cast()) };
+        }
+        if let Some(awaiter) = meta.take_awaiter(Some(cx.waker())) {
+            awaiter.wake();
+        }
+        Poll::Ready(output.ok_or(cancelled))
     }
 }
 
@@ -625,13 +1038,85 @@ impl Future for YieldNow {
 
 #[cfg(test)]
 mod tests {
-    use super::TaskMeta;
+    use super::{TaskMeta, WakeKey};
 
     #[test]
     fn task_metadata_keeps_its_size() {
-        // The header's size decides async-task's allocation size for small tasks; the
-        // prefetch hint fits in padding.
-        assert!(std::mem::size_of::<TaskMeta>() <= 40);
+        // The header comes first in every task's allocation: it stays within one line, and
+        // the prefetch hint and the generation fit in padding.
+        assert!(std::mem::size_of::<TaskMeta>() <= 64);
+    }
+
+    /// A future that records where it was first polled and checks, when dropped, that it
+    /// was never moved since: futures are pinned, and a self-referential one (an async
+    /// block borrowing its own locals) reads through such pointers in its drop.
+    struct Pinned {
+        polled_at: std::rc::Rc<std::cell::Cell<usize>>,
+        dropped_at: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl std::future::Future for Pinned {
+        type Output = ();
+
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            self.polled_at.set(std::ptr::from_ref(&*self).addr());
+            std::task::Poll::Pending
+        }
+    }
+
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            self.dropped_at.set(std::ptr::from_ref(&*self).addr());
+        }
+    }
+
+    #[test]
+    fn a_cancelled_future_is_dropped_where_it_was_polled() {
+        for abort in [true, false] {
+            let polled_at = std::rc::Rc::new(std::cell::Cell::new(0));
+            let dropped_at = std::rc::Rc::new(std::cell::Cell::new(0));
+            let event_loop =
+                crate::EventLoop::with_config(crate::Config::new(0).policy(crate::Policy::Fifo));
+            let future = Pinned {
+                polled_at: polled_at.clone(),
+                dropped_at: dropped_at.clone(),
+            };
+            event_loop
+                .run_until_complete(async move {
+                    let mut task = crate::spawn(future);
+                    crate::yield_now().await;
+                    if abort {
+                        task.abort();
+                        crate::yield_now().await;
+                    } else {
+                        task.detach();
+                    }
+                })
+                .unwrap();
+            // Aborted: dropped by the loop at once. Detached: dropped when the loop closes.
+            drop(event_loop);
+            assert_ne!(polled_at.get(), 0, "polled (abort: {abort})");
+            assert_eq!(dropped_at.get(), polled_at.get(), "abort: {abort}");
+        }
+    }
+
+    #[test]
+    fn a_wake_key_keeps_slot_generation_and_loop_apart() {
+        let key = WakeKey::new(0x0123_4567, 0xabcd, (1 << 28) - 1);
+        assert_eq!(key.slot(), (1 << 28) - 1);
+        assert_eq!(key.generation(), 0xbcd, "twelve bits of generation");
+        assert!(key.is_of(0x0123_4567));
+        assert!(key.is_of(0x8923_4567), "twenty-four bits of loop");
+        assert!(!key.is_of(0x0123_4568));
+        let waker = key.waker();
+        assert!(
+            waker.will_wake(&key.waker()),
+            "the same key makes equal wakers"
+        );
+        assert!(!waker.will_wake(&WakeKey::new(0x0123_4567, 0xabce, 7).waker()));
     }
 
     #[test]
@@ -647,14 +1132,17 @@ mod tests {
         });
         assert_eq!(result.unwrap(), 7 * 2048);
         let meta = TaskMeta {
-            id: 1,
-            loop_id: 1,
-            slot: std::cell::Cell::new(super::UNREGISTERED),
+            state: std::cell::Cell::new(0),
             flags: std::cell::Cell::new(0),
             tail_lines: std::cell::Cell::new(0),
-            host: 0,
             incarnation: 0,
-            self_waker: std::cell::Cell::new(None),
+            loop_id: 1,
+            generation: std::cell::Cell::new(0),
+            id: 1,
+            slot: std::cell::Cell::new(super::UNREGISTERED),
+            host: 0,
+            vtable: &super::TaskCell::<std::future::Ready<()>>::VTABLE,
+            awaiter: std::cell::Cell::new(None),
         };
         let start = std::ptr::from_ref(&meta).addr();
         meta.note_tail(start + 100);

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! ## Module map
-//! - [`executor`]: tasks on `async-task`, [`spawn`], [`JoinHandle`], [`yield_now`].
+//! - [`executor`]: tasks (one allocation each, no atomics), [`spawn`], [`JoinHandle`], [`yield_now`].
 //! - [`sched`]: the scheduling [`Policy`] (`Random`, `Fifo`, `Pct`) and its single choice point.
 //! - [`entropy`]: the seeded ChaCha8 streams, the only randomness; [`random`] for user code.
 //! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).

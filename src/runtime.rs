@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use crate::entropy::{LazyRng, Stream};
 use crate::executor::{
-    display_name, Executor, JoinHandle, Ready, TaskMeta, TaskName, TaskRunnable, COMPLETED, NAMED,
-    TRACED, UNREGISTERED,
+    display_name, Executor, JoinHandle, Ready, TaskMeta, TaskName, TaskRef, WakeKey, COMPLETED,
+    NAMED, PANICKED, TRACED, UNREGISTERED,
 };
 use crate::net::sim::Fabric;
 use crate::report::{Failure, Report};
@@ -192,13 +192,21 @@ impl TimerToken {
 impl crate::time::Prefetch for TimerToken {
     fn prefetch(&self) {
         if let Some(waker) = &self.waker {
-            // The task's header and the first lines of its future, which follows it (a
-            // future's state flag often sits at its end).
-            let header = waker.data().cast::<u8>();
-            for line in 0..4 {
-                prefetch_address(header.wrapping_add(64 * line));
-            }
+            prefetch_waker(waker);
         }
+    }
+}
+
+/// Start loading the task-table entry that waking `waker` will read, if it is a task waker
+/// of the running loop. A hint only.
+#[inline]
+pub(crate) fn prefetch_waker(waker: &Waker) {
+    if let Some(key) = WakeKey::of(waker) {
+        try_with(|kernel| {
+            if key.is_of(kernel.id) {
+                kernel.exec.tasks.borrow().prefetch(key);
+            }
+        });
     }
 }
 
@@ -347,35 +355,52 @@ fn find(loop_id: u32) -> Option<Rc<Kernel>> {
         .flatten()
 }
 
-/// A task was woken: queue it on its loop.
+/// A task's waker was woken: queue the task on its loop.
 ///
-/// No loop of this thread owning the task means the waker was used on a foreign thread (a
-/// closed loop has no task left to wake): the runnable is then leaked, never dropped, since
-/// its future may not be dropped away from its own thread.
-pub(crate) fn deliver(runnable: TaskRunnable) {
-    let loop_id = runnable.metadata().loop_id;
-    let running = RUNNING
+/// The running loop is the usual owner; then another loop of this thread. No loop of this
+/// thread owning the task means the waker was used on a foreign thread: a real loop's task
+/// woken by async-io's reactor goes to that loop's mailbox; otherwise (a closed loop, whose
+/// tasks are all gone) the wakeup is dropped.
+pub(crate) fn wake_key(key: WakeKey) {
+    let woken = RUNNING
         .try_with(|running| {
-            running
+            let running = running.borrow();
+            let kernel = running.as_deref().filter(|kernel| key.is_of(kernel.id))?;
+            kernel.wake_key(key);
+            Some(())
+        })
+        .ok()
+        .flatten();
+    if woken.is_some() {
+        return;
+    }
+    let owner = KERNELS
+        .try_with(|kernels| {
+            kernels
                 .borrow()
-                .as_ref()
-                .filter(|kernel| kernel.id == loop_id)
+                .iter()
+                .find(|kernel| key.is_of(kernel.id))
                 .cloned()
         })
         .ok()
         .flatten();
-    match running.or_else(|| find(loop_id)) {
-        Some(kernel) => kernel.wake(runnable),
-        // A real loop's task woken by another thread (async-io's reactor): its mailbox.
+    match owner {
+        Some(kernel) => kernel.wake_key(key),
         #[cfg(feature = "real-net")]
-        None => {
-            if let Err(runnable) = crate::net::real::deliver_foreign(runnable) {
-                std::mem::forget(runnable);
-            }
-        }
+        None => crate::net::real::deliver_foreign(key),
         #[cfg(not(feature = "real-net"))]
-        None => std::mem::forget(runnable),
+        None => {}
     }
+}
+
+/// An aborted task: if idle, queue it on its loop one last time, for the loop to drop its
+/// future.
+pub(crate) fn requeue(task: TaskRef) {
+    with_loop(task.meta().loop_id, |kernel| {
+        if kernel.exec.schedule_if_idle(task) {
+            kernel.wake(task);
+        }
+    });
 }
 
 /// Run `f` with the kernel of loop `loop_id` (the running one, without touching a reference
@@ -397,27 +422,13 @@ fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
     }
 }
 
-/// A task returned `Pending` for the first time: record it in the task table.
-pub(crate) fn task_suspended(meta: &TaskMeta, waker: &Waker) {
-    // The task's reference to itself, released when its future is dropped (see `TaskEntry`).
-    meta.self_waker.set(Some(waker.clone()));
-    with_loop(meta.loop_id, |kernel| {
-        let slot = kernel
-            .exec
-            .tasks
-            .borrow_mut()
-            .register(meta.id, meta.host, waker);
-        meta.slot.set(slot);
-    });
-}
-
 /// A task's future was dropped (it finished or was cancelled): forget it.
 pub(crate) fn task_ended(meta: &TaskMeta) {
     let registered = meta.slot.get() != UNREGISTERED;
     if !registered && !meta.has(TRACED | NAMED) {
         return;
     }
-    let panicking = std::thread::panicking();
+    let panicking = meta.has(PANICKED);
     with_loop(meta.loop_id, |kernel| {
         let mut tasks = kernel.exec.tasks.borrow_mut();
         if registered {
@@ -436,10 +447,6 @@ pub(crate) fn task_ended(meta: &TaskMeta) {
             kernel.trace.record(kernel.clock.get(), kind);
         }
     });
-    // Only now, with the table entry gone, may the task let go of itself. Whoever is dropping
-    // the future (a running or dropped runnable) still holds a reference, so this never frees
-    // the task under our feet.
-    drop(meta.self_waker.take());
 }
 
 impl Kernel {
@@ -666,9 +673,9 @@ impl Kernel {
         record.incarnation = record.incarnation.wrapping_add(1);
         drop(hosts);
         self.crashes.set(self.crashes.get() + 1);
-        let wakers = self.exec.tasks.borrow().wakers(Some(host));
-        for waker in wakers {
-            waker.wake();
+        let keys = self.exec.tasks.borrow().keys(self.id, Some(host));
+        for key in keys {
+            self.wake_key(key);
         }
     }
 
@@ -689,9 +696,9 @@ impl Kernel {
         }
     }
 
-    /// Whether `runnable` belongs to an incarnation of its host that crashed.
-    fn is_stale(&self, runnable: &TaskRunnable) -> bool {
-        let meta = runnable.metadata();
+    /// Whether `task` belongs to an incarnation of its host that crashed.
+    fn is_stale(&self, task: TaskRef) -> bool {
+        let meta = task.meta();
         self.hosts.borrow()[meta.host as usize].incarnation != meta.incarnation
     }
 
@@ -701,18 +708,24 @@ impl Kernel {
         }
     }
 
-    fn wake(&self, runnable: TaskRunnable) {
+    /// A waker of this loop was woken.
+    #[inline]
+    fn wake_key(&self, key: WakeKey) {
+        if let Some(task) = self.exec.woken(key) {
+            self.wake(task);
+        }
+    }
+
+    /// Queue a woken task.
+    fn wake(&self, task: TaskRef) {
         if self.trace.enabled() {
             self.record(EventKind::Wake {
-                task: runnable.metadata().id,
+                task: task.meta().id,
                 by: self.exec.current.get(),
             });
         }
         let hint = self.wake_hint.take();
-        self.exec
-            .ready
-            .borrow_mut()
-            .push_back(Ready { runnable, hint });
+        self.exec.ready.borrow_mut().push_back(Ready { task, hint });
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
             real.notify();
@@ -890,16 +903,16 @@ impl Kernel {
                 }
             }
             self.batch_left.set(self.batch_left.get() - 1);
-            let Some(runnable) = self.pick() else {
+            let Some(task) = self.pick() else {
                 self.batch_left.set(0);
                 continue;
             };
-            if self.crashes.get() > 0 && self.is_stale(&runnable) {
-                // Its host crashed: dropping the runnable cancels the task.
-                drop(runnable);
+            if self.crashes.get() > 0 && self.is_stale(task) {
+                // Its host crashed: the task is cancelled, its future dropped unpolled.
+                task.cancel();
                 continue;
             }
-            self.step(runnable)?;
+            self.step(task)?;
             if !main_done && done() {
                 main_done = true;
                 if self.stop.get() == Stop::No {
@@ -956,12 +969,8 @@ impl Kernel {
 
     #[cfg(feature = "real-net")]
     fn take_foreign(&self, real: &crate::net::real::Real) {
-        let foreign = real.take_foreign();
-        if !foreign.is_empty() {
-            self.exec
-                .ready
-                .borrow_mut()
-                .extend(foreign.into_iter().map(Ready::new));
+        for key in real.take_foreign() {
+            self.wake_key(key);
         }
     }
 
@@ -980,11 +989,21 @@ impl Kernel {
                     packet(PREFETCH_AHEAD[1]),
                     packet(PREFETCH_AHEAD[2]),
                 ];
-                (due, timers.take_garbage(), ahead)
+                // A task woken a few timers ahead: its table entry was prefetched when its
+                // timer came near; now its header, which its poll reads first.
+                let wake_ahead = timers
+                    .soon_ahead(PREFETCH_AHEAD[2])
+                    .and_then(|token| token.waker.as_ref())
+                    .and_then(WakeKey::of);
+                (due, timers.take_garbage(), (ahead, wake_ahead))
             };
             drop(garbage);
+            let (ahead, wake_ahead) = ahead;
             if ahead.iter().any(Option::is_some) {
                 self.net.borrow().prefetch_deliveries(ahead);
+            }
+            if let Some(key) = wake_ahead {
+                self.exec.prefetch_task(key);
             }
             let Some((key, token)) = due else { return };
             if let Some(packet) = token.packet() {
@@ -1008,11 +1027,11 @@ impl Kernel {
         }
     }
 
-    fn pick(&self) -> Option<TaskRunnable> {
+    fn pick(&self) -> Option<TaskRef> {
         let mut ready = self.exec.ready.borrow_mut();
         let len = ready.len();
         if len <= 1 {
-            return ready.pop_front().map(|ready| ready.runnable);
+            return ready.pop_front().map(|ready| ready.task);
         }
         // The task that just entered the random window will be picked within the next few
         // dozen steps: start loading its header, the first lines of its future and the end
@@ -1022,12 +1041,12 @@ impl Kernel {
         // depends on them.
         if len > RANDOM_WINDOW {
             ready[len.min(2 * RANDOM_WINDOW) - 1]
-                .runnable
-                .metadata()
+                .task
+                .meta()
                 .prefetch_head();
         }
         if let Some(entering) = ready.get(len.min(RANDOM_WINDOW) - 1) {
-            let meta = entering.runnable.metadata();
+            let meta = entering.task.meta();
             meta.prefetch_head();
             meta.prefetch_tail();
             if entering.hint != 0 {
@@ -1040,7 +1059,7 @@ impl Kernel {
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
             len,
-            ready.iter().map(|ready| ready.runnable.metadata().id),
+            ready.iter().map(|ready| ready.task.meta().id),
             step,
         );
         // The ends, the usual picks among a few ready tasks, without `remove`'s general shift.
@@ -1051,23 +1070,20 @@ impl Kernel {
         } else {
             ready.remove(choice)
         };
-        picked.map(|ready| ready.runnable)
+        picked.map(|ready| ready.task)
     }
 
-    fn step(&self, runnable: TaskRunnable) -> Result<(), Failure> {
+    fn step(&self, task: TaskRef) -> Result<(), Failure> {
         let steps = self.steps.get() + 1;
         self.steps.set(steps);
         if steps > self.config.steps_max {
-            self.exec
-                .ready
-                .borrow_mut()
-                .push_front(Ready::new(runnable));
+            self.exec.ready.borrow_mut().push_front(Ready::new(task));
             return Err(self.fail_now(Failure::StepLimit {
                 limit: self.config.steps_max,
                 time: self.now(),
             }));
         }
-        let meta = runnable.metadata();
+        let meta = task.meta();
         let (id, host) = (meta.id, meta.host);
         self.refresh_clock();
         if self.trace.enabled() {
@@ -1075,7 +1091,15 @@ impl Kernel {
         }
         self.exec.current.set(Some(id));
         self.exec.current_host.set(meta.host);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            if self.exec.run(task) {
+                // Woken during its poll: back to the queue, as the task itself woke it.
+                self.wake(task);
+            }
+        }));
+        if result.is_err() {
+            task.abandon();
+        }
         self.exec.current.set(None);
         self.exec.current_host.set(0);
         if let Err(payload) = result {
@@ -1119,9 +1143,9 @@ impl Kernel {
             drop(self.timers.borrow_mut().drain());
             let callbacks = std::mem::take(&mut *self.timer_callbacks.borrow_mut());
             drop(callbacks);
-            let wakers = self.exec.tasks.borrow().wakers(None);
-            for waker in wakers {
-                waker.wake();
+            let keys = self.exec.tasks.borrow().keys(self.id, None);
+            for key in keys {
+                self.wake_key(key);
             }
             #[cfg(feature = "real-net")]
             if let Some(real) = &self.real {
@@ -1133,10 +1157,10 @@ impl Kernel {
                     .ready
                     .borrow_mut()
                     .pop_front()
-                    .map(|ready| ready.runnable);
+                    .map(|ready| ready.task);
                 match next {
-                    // Dropping a runnable cancels its task: the future is dropped, not polled.
-                    Some(runnable) => drop(runnable),
+                    // Cancelled: the future is dropped, not polled.
+                    Some(task) => task.cancel(),
                     None => break,
                 }
             }
@@ -1147,7 +1171,7 @@ impl Kernel {
         // No other thread may post to this loop any more; what it posted is dropped here.
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
-            drop(real.unregister());
+            real.unregister();
         }
     }
 

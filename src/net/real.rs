@@ -61,7 +61,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use async_io::{Async, Timer};
 
-use crate::executor::{Ready, TaskRunnable};
+use crate::executor::{Ready, WakeKey};
 use crate::time::Instant;
 
 /// The real-mode state of a kernel: where its clock starts, and whether it is asleep.
@@ -72,19 +72,11 @@ pub(crate) struct Real {
     waiting: Cell<bool>,
 }
 
-/// A runnable woken on a foreign thread, waiting for its loop's thread.
-struct Foreign(TaskRunnable);
-
-// SAFETY: a `Foreign` only crosses threads to sit in a mailbox. Mailboxes are emptied only by
-// their loop's thread (`Real::take_foreign`, `Real::unregister`), which then runs or drops the
-// runnable there, and a runnable that finds no mailbox is leaked, never dropped (see
-// `deliver_foreign`). So no task's future is ever polled or dropped off its own thread.
-unsafe impl Send for Foreign {}
-
 /// Where foreign threads leave wakeups for one real loop.
 struct Mailbox {
     loop_id: u32,
-    runnables: Vec<Foreign>,
+    /// The tasks woken, oldest first.
+    woken: Vec<WakeKey>,
     /// The sleeping loop's `block_on` waker.
     waker: Option<Waker>,
 }
@@ -97,30 +89,27 @@ fn mailboxes() -> MutexGuard<'static, Vec<Mailbox>> {
     MAILBOXES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A task of loop `loop_id` was woken on a thread that does not own the loop: post it to the
-/// loop's mailbox and wake the loop. Gives the runnable back when the loop has no mailbox
-/// (a simulated loop, or a real one already closed).
-pub(crate) fn deliver_foreign(runnable: TaskRunnable) -> Result<(), TaskRunnable> {
-    // `loop_id` is written once, before the task first runs, and never again.
-    let loop_id = runnable.metadata().loop_id;
+/// A task was woken on a thread that owns no loop of its: post it to its loop's mailbox and
+/// wake the loop. A key whose loop has no mailbox (a simulated loop, or a real one already
+/// closed) wakes nothing.
+pub(crate) fn deliver_foreign(key: WakeKey) {
     let mut boxes = mailboxes();
-    let Some(mailbox) = boxes.iter_mut().find(|mailbox| mailbox.loop_id == loop_id) else {
-        return Err(runnable);
+    let Some(mailbox) = boxes.iter_mut().find(|mailbox| key.is_of(mailbox.loop_id)) else {
+        return;
     };
-    mailbox.runnables.push(Foreign(runnable));
+    mailbox.woken.push(key);
     let waker = mailbox.waker.take();
     drop(boxes);
     if let Some(waker) = waker {
         waker.wake();
     }
-    Ok(())
 }
 
 impl Real {
     pub(crate) fn new(loop_id: u32) -> Real {
         mailboxes().push(Mailbox {
             loop_id,
-            runnables: Vec::new(),
+            woken: Vec::new(),
             waker: None,
         });
         Real {
@@ -136,16 +125,16 @@ impl Real {
         Instant::from_nanos(nanos)
     }
 
-    /// Runnables woken on other threads since the last call, oldest first.
-    pub(crate) fn take_foreign(&self) -> Vec<TaskRunnable> {
+    /// Tasks woken on other threads since the last call, oldest first.
+    pub(crate) fn take_foreign(&self) -> Vec<WakeKey> {
         let mut boxes = mailboxes();
         let taken = boxes
             .iter_mut()
             .find(|mailbox| mailbox.loop_id == self.loop_id)
-            .map(|mailbox| std::mem::take(&mut mailbox.runnables))
+            .map(|mailbox| std::mem::take(&mut mailbox.woken))
             .unwrap_or_default();
         drop(boxes);
-        taken.into_iter().map(|foreign| foreign.0).collect()
+        taken
     }
 
     /// A task was queued on the loop's own thread: if the loop sleeps, wake it.
@@ -176,29 +165,22 @@ impl Real {
         self.waiting.set(false);
     }
 
-    /// The loop is closing: no foreign wakeup may reach it any more. Returns the runnables
-    /// posted so far, for the loop to drop on its own thread.
-    pub(crate) fn unregister(&self) -> Vec<TaskRunnable> {
+    /// The loop is closing: no foreign wakeup may reach it any more. Wakeups posted since
+    /// the last [`take_foreign`](Real::take_foreign) are dropped: their tasks are cancelled.
+    pub(crate) fn unregister(&self) {
         let mut boxes = mailboxes();
-        let taken = match boxes
+        if let Some(index) = boxes
             .iter()
             .position(|mailbox| mailbox.loop_id == self.loop_id)
         {
-            Some(index) => boxes.swap_remove(index).runnables,
-            None => Vec::new(),
-        };
-        drop(boxes);
-        taken.into_iter().map(|foreign| foreign.0).collect()
+            boxes.swap_remove(index);
+        }
     }
 }
 
 impl Drop for Real {
     fn drop(&mut self) {
-        // A loop dropped without closing: leak what is left rather than drop tasks while
-        // the kernel itself is being torn down.
-        for runnable in self.unregister() {
-            std::mem::forget(runnable);
-        }
+        self.unregister();
     }
 }
 
@@ -226,7 +208,7 @@ impl Future for Wait<'_> {
         let Some(mailbox) = boxes.iter_mut().find(|mailbox| mailbox.loop_id == loop_id) else {
             return Poll::Ready(());
         };
-        if !mailbox.runnables.is_empty() {
+        if !mailbox.woken.is_empty() {
             return Poll::Ready(());
         }
         mailbox.waker = Some(cx.waker().clone());

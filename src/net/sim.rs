@@ -1424,9 +1424,7 @@ impl Fabric {
                 .as_ref()
                 .and_then(|conn| conn.ends[segment.to].reader.as_ref());
             if let Some(reader) = reader {
-                let header = reader.data().cast::<u8>();
-                prefetch_address(header);
-                prefetch_address(header.wrapping_add(64));
+                crate::runtime::prefetch_waker(reader);
             }
         }
     }
