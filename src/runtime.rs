@@ -201,13 +201,20 @@ impl crate::time::Prefetch for TimerToken {
 /// of the running loop. A hint only.
 #[inline]
 pub(crate) fn prefetch_waker(waker: &Waker) {
-    if let Some(key) = WakeKey::of(waker) {
-        try_with(|kernel| {
-            if key.is_of(kernel.id) {
-                kernel.exec.tasks.borrow().prefetch(key);
+    let Some(key) = WakeKey::of(waker) else {
+        return;
+    };
+    // Never in the way: a borrowed slot or table just skips the hint.
+    let _ = RUNNING.try_with(|running| {
+        let Ok(running) = running.try_borrow() else {
+            return;
+        };
+        if let Some(kernel) = running.as_deref().filter(|kernel| key.is_of(kernel.id)) {
+            if let Ok(tasks) = kernel.exec.tasks.try_borrow() {
+                tasks.prefetch(key);
             }
-        });
-    }
+        }
+    });
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
