@@ -350,12 +350,17 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
 }
 
 fn find(loop_id: u32) -> Option<Rc<Kernel>> {
+    find_where(|id| id == loop_id)
+}
+
+/// The first kernel of this thread whose loop id satisfies `is_it`.
+fn find_where(is_it: impl Fn(u32) -> bool) -> Option<Rc<Kernel>> {
     KERNELS
         .try_with(|kernels| {
             kernels
                 .borrow()
                 .iter()
-                .find(|kernel| kernel.id == loop_id)
+                .find(|kernel| is_it(kernel.id))
                 .cloned()
         })
         .ok()
@@ -381,17 +386,7 @@ pub(crate) fn wake_key(key: WakeKey) {
     if woken.is_some() {
         return;
     }
-    let owner = KERNELS
-        .try_with(|kernels| {
-            kernels
-                .borrow()
-                .iter()
-                .find(|kernel| key.is_of(kernel.id))
-                .cloned()
-        })
-        .ok()
-        .flatten();
-    match owner {
+    match find_where(|id| key.is_of(id)) {
         Some(kernel) => kernel.wake_key(key),
         #[cfg(feature = "real-net")]
         None => crate::net::real::deliver_foreign(key),
