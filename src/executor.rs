@@ -13,6 +13,7 @@
 //!
 //! Dropping a [`JoinHandle`] detaches the task, as asyncio keeps tasks alive; `abort` cancels.
 
+use std::alloc::Layout;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -25,7 +26,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::runtime;
+use crate::{pool, runtime};
 
 /// A task's id, unique within one run and numbered from 1 in spawn order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -269,9 +270,21 @@ impl<F: Future + 'static> TaskCell<F> {
     }
 
     /// # Safety
-    /// `task` came from `Box::into_raw` of a `TaskCell<F>`, and is not used afterwards.
+    /// `task` came from [`TaskCell::allocate`] with this `F`, and is not used afterwards.
     unsafe fn free(task: NonNull<TaskMeta>) {
-        drop(unsafe { Box::from_raw(task.cast::<TaskCell<F>>().as_ptr()) });
+        let cell = task.cast::<TaskCell<F>>();
+        unsafe {
+            std::ptr::drop_in_place(cell.as_ptr());
+            pool::dealloc(cell.cast(), Layout::new::<TaskCell<F>>());
+        }
+    }
+
+    /// Move a new task into a cell from the task pool.
+    fn allocate(cell: TaskCell<F>) -> NonNull<TaskCell<F>> {
+        let memory = pool::alloc(Layout::new::<TaskCell<F>>()).cast::<TaskCell<F>>();
+        // SAFETY: fresh memory with the cell's layout.
+        unsafe { memory.as_ptr().write(cell) };
+        memory
     }
 }
 
@@ -676,7 +689,7 @@ impl Executor {
             self.tasks.borrow_mut().set_name(id, name);
             flags |= NAMED;
         }
-        let cell = Box::new(TaskCell {
+        let cell = TaskCell::allocate(TaskCell {
             meta: TaskMeta {
                 state: Cell::new(HANDLE),
                 flags: Cell::new(flags),
@@ -692,11 +705,10 @@ impl Executor {
             },
             stage: UnsafeCell::new(Stage::Running(future)),
         });
-        let cell = Box::into_raw(cell);
-        // SAFETY: `Box::into_raw` never returns null; the header is the cell's first field.
-        let task = TaskRef(unsafe { NonNull::new_unchecked(cell) }.cast::<TaskMeta>());
+        // The header is the cell's first field.
+        let task = TaskRef(cell.cast::<TaskMeta>());
         let meta = task.meta();
-        meta.note_tail(cell.addr() + std::mem::size_of::<TaskCell<F>>());
+        meta.note_tail(cell.as_ptr().addr() + std::mem::size_of::<TaskCell<F>>());
         let (slot, generation) = self.tasks.borrow_mut().register(task);
         meta.slot.set(slot);
         // Truncated as the key truncates it.

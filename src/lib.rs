@@ -67,6 +67,7 @@ pub mod executor;
 pub mod fault;
 pub mod harness;
 pub mod net;
+mod pool;
 pub mod protocol;
 pub mod random;
 pub mod report;
