@@ -17,6 +17,7 @@ mod real_net;
 mod scenarios;
 mod shrink;
 mod snapshots;
+mod stream;
 mod tasks;
 mod time;
 mod trace;

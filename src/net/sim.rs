@@ -8,16 +8,26 @@
 //!
 //! # TCP
 //! A connection has two ends. A write becomes one or more segments of random size, each
-//! delivered after the link's latency plus jitter, never before the previous segment toward
-//! the same end: bytes arrive in order. The sender may only have as many bytes in flight or
-//! unread as the receiving end's buffer holds (its window); past that the writer waits, so
-//! memory stays bounded with a reader that never reads. FIN gives the reader EOF; RST (an
-//! abort, a crashed peer, data sent to a closed socket) gives `ConnectionReset`.
+//! delivered after the link's latency plus jitter, normally never before the previous segment
+//! toward the same end. The sender may only have as many bytes in flight or unread as the
+//! receiving end's buffer holds (its window); past that the writer waits, so memory stays
+//! bounded with a reader that never reads. FIN gives the reader EOF; RST (an abort, a crashed
+//! peer, data sent to a closed socket) gives `ConnectionReset`.
+//!
+//! A stream is never reordered, duplicated or holed, whatever the faults: every segment toward
+//! an end (data, FIN, RST) carries the end's next sequence number, and the end takes segments
+//! only in that order. One that arrives early (a segment before it is held by a partition, or
+//! was lost and is being retransmitted) is *parked*, as a real receiver keeps out-of-order
+//! segments, and taken as soon as the gap before it fills. A held connection therefore holds
+//! everything behind it.
 //!
 //! # Faults
 //! A segment that arrives on a partitioned or clogged link is held, as TCP would keep
-//! retransmitting it, and is sent again when the link heals. UDP datagrams on such a link are
-//! dropped. A crashed host's connections are reset and its sockets unbound.
+//! retransmitting it, and is sent again when the link heals. On a lossy link
+//! ([`LinkConfig::loss`]) a TCP segment is retransmitted after [`TCP_RTO`] (doubling each time
+//! it is lost again), so it arrives late and the segments behind it wait. UDP datagrams on a
+//! cut link are dropped, and lost on a lossy one. A crashed host's connections are reset and
+//! its sockets unbound.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -51,7 +61,9 @@ pub struct LinkConfig {
     pub latency: Duration,
     /// Extra delay drawn uniformly from `0..=jitter` for every segment or datagram.
     pub jitter: Duration,
-    /// Probability that a UDP datagram is lost.
+    /// Probability that a UDP datagram is lost, or that a TCP segment is lost and has to be
+    /// retransmitted (it arrives [`TCP_RTO`] later, doubling with each further loss; the
+    /// segments behind it wait for it, as TCP's receiver does).
     pub loss: f64,
     /// Probability that a UDP datagram is delivered twice.
     pub duplicate: f64,
@@ -116,6 +128,15 @@ impl LinkConfig {
     }
 }
 
+/// What a TCP segment's arrival time is drawn from: a link's latency and jitter, in
+/// nanoseconds, and its loss probability.
+#[derive(Clone, Copy)]
+struct Timing {
+    latency: u64,
+    jitter: u64,
+    loss: f64,
+}
+
 /// A host as the network sees it.
 struct Host {
     name: Rc<str>,
@@ -178,9 +199,11 @@ enum Payload {
     Rst,
 }
 
-/// A TCP segment on its way to end `to` of connection `conn`.
+/// A TCP segment on its way to end `to` of connection `conn`, the `seq`-th sent toward that
+/// end: the end takes its segments in that order, whatever order they arrive in.
 struct Segment {
     conn: u32,
+    seq: u32,
     to: usize,
     payload: Payload,
 }
@@ -287,6 +310,11 @@ struct End {
     last_arrival: u64,
     /// Bytes sent toward this end and not yet delivered (at most [`TCP_BUFFER`]).
     in_flight: u32,
+    /// The sequence number of the next segment sent toward this end.
+    sent: u32,
+    /// The sequence number of the next segment this end takes: one that arrives before it
+    /// (its predecessor held by a fault, or retransmitted) is parked until the gap fills.
+    next: u32,
     /// A FIN arrived: after `recv` drains, reads return 0.
     eof: bool,
     /// A RST arrived, or this end aborted.
@@ -352,6 +380,14 @@ struct UdpBox {
 /// Up to this many hosts, a name is found by scanning the hosts; past it, through a map.
 const NAMES_INDEXED_ABOVE: usize = 16;
 
+/// How long a lost TCP segment takes to be sent again (Linux's minimum retransmission
+/// timeout); each further loss of the same segment doubles it.
+pub const TCP_RTO: Duration = Duration::from_millis(200);
+
+/// Times one TCP segment can be lost in a row before it gets through regardless (RFC 6298's
+/// backoff would give up on the connection later; the simulation delivers instead).
+const TCP_LOSSES_MAX: u32 = 6;
+
 /// The receive buffer of every TCP end, in bytes.
 pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 /// Datagrams a UDP socket queues before it drops new ones.
@@ -389,6 +425,9 @@ pub(crate) struct Fabric {
     free_in_flight: Vec<u32>,
     /// In-flight ids held on a cut link, by (from, to).
     held: BTreeMap<(HostIndex, HostIndex), Vec<u32>>,
+    /// Segments that arrived ahead of an earlier one toward the same end, by (connection,
+    /// end, sequence number): each waits for the end's `next` to reach it.
+    parked: BTreeMap<(u32, usize, u32), u32>,
     /// Effects for the event loop: (in-flight id, arrival time in ns).
     pub(crate) sends: Vec<(u32, u64)>,
     /// Effects for the event loop: wakers to wake.
@@ -424,6 +463,7 @@ impl Fabric {
             in_flight: Vec::new(),
             free_in_flight: Vec::new(),
             held: BTreeMap::new(),
+            parked: BTreeMap::new(),
             sends: Vec::new(),
             wakes: Vec::new(),
             wake_hint: 0,
@@ -993,15 +1033,50 @@ impl Fabric {
     }
 
     fn send_control(&mut self, conn: u32, to: usize, payload: Payload, now: u64) {
+        if self.shut_down {
+            return;
+        }
         let Some(state) = self.conns[conn as usize].as_ref() else {
             return;
         };
         let (from_host, to_host) = (state.hosts[1 - to], state.hosts[to]);
         let delay = self.delay(from_host, to_host);
+        let retransmit = self.retransmit_delay(self.link(from_host, to_host).loss);
         let state = self.conns[conn as usize].as_mut().expect("checked above");
-        let arrival = (now + delay).max(state.ends[to].last_arrival);
-        state.ends[to].last_arrival = arrival;
-        self.launch(InFlight::Segment(Segment { conn, to, payload }), arrival);
+        let end = &mut state.ends[to];
+        let arrival = (now + delay).max(end.last_arrival);
+        end.last_arrival = arrival;
+        let seq = end.sent;
+        end.sent = seq.wrapping_add(1);
+        let segment = Segment {
+            conn,
+            seq,
+            to,
+            payload,
+        };
+        self.launch(InFlight::Segment(segment), arrival + retransmit);
+    }
+
+    /// How much later than planned a TCP segment arrives on a link that loses with
+    /// probability `loss`: [`TCP_RTO`] for its first loss, doubling for each further one.
+    /// Nothing is drawn on a lossless link (the usual case). The arrival planned without the
+    /// losses stays the end's `last_arrival`: the segments sent after it arrive on time and
+    /// are parked until it gets through.
+    #[inline(always)]
+    fn retransmit_delay(&mut self, loss: f64) -> u64 {
+        if loss <= 0.0 {
+            return 0;
+        }
+        let mut extra = 0;
+        let mut timeout = TCP_RTO.as_nanos() as u64;
+        for _ in 0..TCP_LOSSES_MAX {
+            if self.rng.get().unit_f64() >= loss {
+                break;
+            }
+            extra += timeout;
+            timeout *= 2;
+        }
+        extra
     }
 
     /// Write from end `side`: as many bytes as the peer's window takes, or remember `waker`.
@@ -1057,17 +1132,18 @@ impl Fabric {
         let (from, to) = (state.hosts[side], state.hosts[1 - side]);
         let link = self.link(from, to);
         let (split, mss) = (link.split, link.mss.max(1));
-        let (latency, jitter) = (
-            link.latency.as_nanos() as u64,
-            link.jitter.as_nanos() as u64,
-        );
+        let timing = Timing {
+            latency: link.latency.as_nanos() as u64,
+            jitter: link.jitter.as_nanos() as u64,
+            loss: link.loss,
+        };
         // Cut points: the MSS always, and a few random ones for a split write. A write that
         // fits one segment and is not split (the common case) needs no list.
         let split_this = bytes.len() > 1 && split > 0.0 && self.rng.get().unit_f64() < split;
         if bytes.len() <= mss && !split_this {
-            self.send_piece(conn, side, (latency, jitter), bytes, now);
+            self.send_piece(conn, side, timing, bytes, now);
         } else {
-            self.send_pieces(conn, side, (latency, jitter), mss, split_this, bytes, now);
+            self.send_pieces(conn, side, timing, mss, split_this, bytes, now);
         }
     }
 
@@ -1079,7 +1155,7 @@ impl Fabric {
         &mut self,
         conn: u32,
         side: usize,
-        link_delay: (u64, u64),
+        timing: Timing,
         mss: usize,
         split_this: bool,
         bytes: &[u8],
@@ -1097,31 +1173,28 @@ impl Fabric {
         }
         let mut start = 0;
         for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
-            self.send_piece(conn, side, link_delay, &bytes[start..cut], now);
+            self.send_piece(conn, side, timing, &bytes[start..cut], now);
             start = cut;
         }
     }
 
     /// Send one segment of data from end `side` toward the other end, on a link of the given
-    /// (latency, jitter) in nanoseconds.
+    /// timing.
     #[inline(always)]
-    fn send_piece(
-        &mut self,
-        conn: u32,
-        side: usize,
-        (latency, jitter): (u64, u64),
-        piece: &[u8],
-        now: u64,
-    ) {
-        let delay = self.draw_delay(latency, jitter);
+    fn send_piece(&mut self, conn: u32, side: usize, timing: Timing, piece: &[u8], now: u64) {
+        let delay = self.draw_delay(timing.latency, timing.jitter);
+        let retransmit = self.retransmit_delay(timing.loss);
         let shut_down = self.shut_down;
         let state = self.conns[conn as usize].as_mut().expect("caller checked");
         let end = &mut state.ends[1 - side];
-        let arrival = (now + delay).max(end.last_arrival);
-        end.last_arrival = arrival;
+        let planned = (now + delay).max(end.last_arrival);
+        end.last_arrival = planned;
+        let arrival = planned + retransmit;
         // At most the window, which is at most `TCP_BUFFER`: it fits.
         end.in_flight += piece.len() as u32;
+        let seq = end.sent;
         if !shut_down {
+            end.sent = seq.wrapping_add(1);
             state.pending += 1;
         }
         self.note(|line| {
@@ -1138,7 +1211,13 @@ impl Fabric {
         if piece.len() > CHUNK_INLINE {
             let payload = Payload::Data(Chunk::Heap(piece.to_vec()));
             let to = 1 - side;
-            self.store(InFlight::Segment(Segment { conn, to, payload }), arrival);
+            let segment = Segment {
+                conn,
+                seq,
+                to,
+                payload,
+            };
+            self.store(InFlight::Segment(segment), arrival);
             return;
         }
         // A small piece is written straight into its free slot. Built on the stack and then
@@ -1148,6 +1227,7 @@ impl Fabric {
         let packet = self.in_flight[id as usize].get_or_insert_with(|| {
             InFlight::Segment(Segment {
                 conn,
+                seq,
                 to: 1 - side,
                 payload: Payload::Data(Chunk::Inline {
                     len: piece.len() as u8,
@@ -1390,7 +1470,6 @@ impl Fabric {
 
     // ----- delivery ----------------------------------------------------------------------
 
-    /// A packet's timer fired: deliver it (or hold it on a cut link).
     /// Start loading what three upcoming deliveries will touch: the furthest one's packet,
     /// the middle one's connection end, the nearest one's reader task. A hint only.
     pub(crate) fn prefetch_deliveries(&self, [far, middle, near]: [Option<u32>; 3]) {
@@ -1429,48 +1508,120 @@ impl Fabric {
         }
     }
 
+    /// A packet's timer fired: deliver it, hold it on a cut link, or park it behind an
+    /// earlier segment of its connection; then take what was parked behind it.
     pub(crate) fn deliver(&mut self, id: u32, now: u64) {
         // Only a clogged host or a partition can cut a link: without either, skip the check.
         let faults = self.faulty_hosts > 0 || !self.partitions.is_empty();
         if faults && self.hold_if_cut(id) {
             return;
         }
-        if !self.tracing && self.deliver_inline_data(id) {
-            return;
-        }
-        let Some(packet) = self.in_flight[id as usize].take() else {
-            return;
-        };
-        self.free_in_flight.push(id);
-        match packet {
-            InFlight::Segment(segment) => self.deliver_segment(segment, now),
-            InFlight::Datagram(datagram) => self.deliver_datagram(*datagram),
+        if let Some((conn, to)) = self.deliver_arrived(id, now) {
+            if !self.parked.is_empty() {
+                self.take_parked(conn, to, now);
+            }
         }
     }
 
-    /// The usual packet, a few bytes of data for an open end, delivered from its slot in
-    /// place (as [`deliver_segment`](Fabric::deliver_segment) would, untraced); whether it
-    /// was. Moved out of the slot first, its bytes were read back right after the move's
-    /// narrower stores: a store-forwarding stall on every delivery.
+    /// Deliver packet `id`, which arrived on an open link, unless it is a segment ahead of
+    /// its end's next one (then it is parked). Returns the connection and end a segment was
+    /// delivered to, whose parked successors may now follow.
     #[inline(always)]
-    fn deliver_inline_data(&mut self, id: u32) -> bool {
+    fn deliver_arrived(&mut self, id: u32, now: u64) -> Option<(u32, usize)> {
+        if !self.tracing {
+            if let Some(delivered) = self.deliver_inline_data(id) {
+                return Some(delivered);
+            }
+        }
+        if self.park_if_early(id) {
+            return None;
+        }
+        let packet = self.in_flight[id as usize].take()?;
+        self.free_in_flight.push(id);
+        match packet {
+            InFlight::Segment(segment) => {
+                let target = (segment.conn, segment.to);
+                self.deliver_segment(segment, now);
+                Some(target)
+            }
+            InFlight::Datagram(datagram) => {
+                self.deliver_datagram(*datagram);
+                None
+            }
+        }
+    }
+
+    /// Park segment `id` if an earlier segment toward its end has not been delivered yet;
+    /// whether it was parked.
+    fn park_if_early(&mut self, id: u32) -> bool {
+        let Some(InFlight::Segment(segment)) = &self.in_flight[id as usize] else {
+            return false;
+        };
+        let (conn, to, seq) = (segment.conn, segment.to, segment.seq);
+        let Some(state) = self.conns[conn as usize].as_ref() else {
+            return false;
+        };
+        let next = state.ends[to].next;
+        if seq == next {
+            return false;
+        }
+        debug_assert!(
+            seq.wrapping_sub(next) < 1 << 31,
+            "stream invariant: segment {seq} of c{conn} end {to} arrived twice (next {next})"
+        );
+        self.note(|line| {
+            let _ = write!(
+                line,
+                "park packet {id} c{conn} end {to}: segment {seq} waits for {next}"
+            );
+        });
+        self.parked.insert((conn, to, seq), id);
+        true
+    }
+
+    /// Deliver the segments parked behind end `to` of `conn`, in order, as long as the next
+    /// one is there.
+    fn take_parked(&mut self, conn: u32, to: usize, now: u64) {
+        loop {
+            let Some(state) = self.conns[conn as usize].as_ref() else {
+                return;
+            };
+            let next = state.ends[to].next;
+            let Some(id) = self.parked.remove(&(conn, to, next)) else {
+                return;
+            };
+            let delivered = self.deliver_arrived(id, now);
+            debug_assert!(
+                delivered.is_some(),
+                "stream invariant: a parked segment is next"
+            );
+        }
+    }
+
+    /// The usual packet, a few bytes of data for an open end and the next it expects,
+    /// delivered from its slot in place (as [`deliver_segment`](Fabric::deliver_segment)
+    /// would, untraced); the connection and end, if it was. Moved out of the slot first, its
+    /// bytes were read back right after the move's narrower stores: a store-forwarding stall
+    /// on every delivery.
+    #[inline(always)]
+    fn deliver_inline_data(&mut self, id: u32) -> Option<(u32, usize)> {
         let Some(InFlight::Segment(Segment {
             conn,
+            seq,
             to,
             payload: Payload::Data(Chunk::Inline { len, bytes }),
         })) = &self.in_flight[id as usize]
         else {
-            return false;
+            return None;
         };
-        let (conn, to, len) = (*conn, *to, usize::from(*len));
-        let Some(state) = self.conns[conn as usize].as_mut() else {
-            return false;
-        };
+        let (conn, seq, to, len) = (*conn, *seq, *to, usize::from(*len));
+        let state = self.conns[conn as usize].as_mut()?;
         let host_up = self.faulty_hosts == 0 || self.hosts[state.hosts[to] as usize].up;
         let end = &mut state.ends[to];
-        if end.closed || !host_up {
-            return false;
+        if end.closed || !host_up || end.next != seq {
+            return None;
         }
+        end.next = seq.wrapping_add(1);
         state.pending -= 1;
         end.in_flight -= len as u32;
         end.recv.push(&bytes[..len]);
@@ -1482,7 +1633,7 @@ impl Fabric {
         self.free_in_flight.push(id);
         self.wake(reader);
         self.collect(conn);
-        true
+        Some((conn, to))
     }
 
     /// Hold packet `id` if its link is cut (a datagram is dropped instead); whether it was
@@ -1547,10 +1698,20 @@ impl Fabric {
     }
 
     fn deliver_segment(&mut self, segment: Segment, now: u64) {
-        let Segment { conn, to, payload } = segment;
+        let Segment {
+            conn,
+            seq,
+            to,
+            payload,
+        } = segment;
         let Some(state) = self.conns[conn as usize].as_mut() else {
             return;
         };
+        debug_assert_eq!(
+            state.ends[to].next, seq,
+            "stream invariant: c{conn} end {to} takes its segments in order"
+        );
+        state.ends[to].next = seq.wrapping_add(1);
         state.pending -= 1;
         let host_up = self.faulty_hosts == 0 || self.hosts[state.hosts[to] as usize].up;
         let trace = self.tracing;
