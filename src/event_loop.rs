@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crate::executor::{JoinError, JoinHandle, TaskName};
 use crate::report::{Failure, Report};
-use crate::runtime::{self, Config, Kernel, TimerAction};
-use crate::time::{Instant, TimerKey};
+use crate::runtime::{self, CallbackTimer, Config, Kernel};
+use crate::time::Instant;
 
 /// An asyncio-style event loop running a deterministic simulation.
 ///
@@ -248,14 +248,31 @@ impl LoopHandle {
     }
 
     /// Run `callback` soon, after the tasks already ready.
+    ///
+    /// The callback runs as a small task named `callback` on the host of the task that
+    /// scheduled it (`main` outside a task), so what it spawns belongs to that host too, and a
+    /// crash of the host cancels it.
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
+        let host = self.kernel.exec.current_host.get();
         Handle {
-            task: Some(self.kernel.spawn_callback(Box::new(callback), None)),
+            task: Some(self.kernel.spawn_callback(host, Box::new(callback), None)),
+            cancelled: false,
         }
     }
 
-    /// Run `callback` once `delay` has passed; callbacks due at the same instant run in the
-    /// order they were scheduled.
+    /// Run `callback` once `delay` has passed.
+    ///
+    /// The callback belongs to the host of the task that scheduled it (`main` outside a
+    /// task): it runs as that host, as a small task named `callback`, and a crash of the host
+    /// cancels it, so it never runs after the crash nor in the restarted incarnation.
+    ///
+    /// # Equal deadlines
+    /// Callbacks (and sleeps) due at the same instant fall due in the order they were
+    /// scheduled. What runs them first is the policy's choice among the ready tasks:
+    /// [`Policy::Fifo`](crate::Policy::Fifo) runs them in scheduling order, as asyncio does;
+    /// [`Policy::Random`](crate::Policy::Random) in an order drawn from the seed (and replayed
+    /// by it), which is what finds the bugs that depend on a tie's order;
+    /// [`Policy::Pct`](crate::Policy::Pct) by its task priorities.
     ///
     /// ```
     /// use std::time::Duration;
@@ -269,14 +286,12 @@ impl LoopHandle {
         self.call_at(self.now() + delay, callback)
     }
 
-    /// Run `callback` when the clock reads `when`.
+    /// Run `callback` when the clock reads `when`; as [`call_later`](LoopHandle::call_later)
+    /// otherwise.
     pub fn call_at(&self, when: Instant, callback: impl FnOnce() + 'static) -> TimerHandle {
-        let key = self
-            .kernel
-            .arm_timer(when, TimerAction::Callback(Box::new(callback)));
         TimerHandle {
             kernel: Rc::downgrade(&self.kernel),
-            key,
+            timer: self.kernel.call_at(when, Box::new(callback)),
             when,
         }
     }
@@ -297,14 +312,21 @@ impl fmt::Debug for LoopHandle {
 #[derive(Debug)]
 pub struct Handle {
     task: Option<JoinHandle<()>>,
+    cancelled: bool,
 }
 
 impl Handle {
     /// Cancel the callback if it has not run yet.
     pub fn cancel(&mut self) {
+        self.cancelled = true;
         if let Some(task) = self.task.as_mut() {
             task.abort();
         }
+    }
+
+    /// Whether [`cancel`](Handle::cancel) was called (asyncio's `Handle.cancelled()`).
+    pub fn cancelled(&self) -> bool {
+        self.cancelled
     }
 }
 
@@ -318,19 +340,34 @@ impl Drop for Handle {
 
 /// A callback scheduled with [`call_later`](LoopHandle::call_later) or
 /// [`call_at`](LoopHandle::call_at).
-#[derive(Debug)]
 pub struct TimerHandle {
     kernel: Weak<Kernel>,
-    key: TimerKey,
+    timer: Rc<CallbackTimer>,
     when: Instant,
 }
 
+impl fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerHandle")
+            .field("when", &self.when)
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}
+
 impl TimerHandle {
-    /// Cancel the callback if it has not fired yet.
+    /// Cancel the callback if it has not run yet: before its deadline, or after it, while
+    /// it waits its turn among the ready tasks (asyncio skips a cancelled handle in its ready
+    /// queue). A callback that ran already stays run.
     pub fn cancel(&self) {
-        if let Some(kernel) = self.kernel.upgrade() {
-            kernel.disarm_timer(self.key);
-        }
+        let kernel = self.kernel.upgrade();
+        self.timer.cancel(kernel.as_deref());
+    }
+
+    /// Whether [`cancel`](TimerHandle::cancel) was called, or the host that scheduled the
+    /// callback crashed first (asyncio's `TimerHandle.cancelled()`).
+    pub fn cancelled(&self) -> bool {
+        self.timer.cancelled.get()
     }
 
     /// When the callback is due, in loop seconds (asyncio's `TimerHandle.when()`).

@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::Duration;
@@ -137,14 +137,54 @@ impl Config {
     }
 }
 
-/// A `call_later` callback.
+/// A `call_soon`/`call_later` callback.
 pub(crate) type Callback = Box<dyn FnOnce()>;
 
-/// What a timer armed through [`Kernel::arm_timer`] does: wake a sleeping task or run a
-/// `call_later` callback. (The network's deliveries arm theirs directly.)
+/// What a timer armed through [`Kernel::arm_timer`] does: wake a sleeping task. (The
+/// network's deliveries arm theirs directly; `call_later` callbacks go through
+/// [`Kernel::call_at`].)
 pub(crate) enum TimerAction {
     Wake(Waker),
-    Callback(Callback),
+}
+
+/// A `call_later`/`call_at` callback waiting for its timer. It belongs to the host (and the
+/// incarnation of it) that scheduled it: it runs as that host, and a crash of the host
+/// cancels it.
+struct TimedCallback {
+    callback: Callback,
+    host: u32,
+    incarnation: u16,
+    key: TimerKey,
+    /// The timer's handle, if one is still held: told the task that runs the callback, so
+    /// that cancelling after the timer fell due still stops it.
+    handle: Weak<CallbackTimer>,
+}
+
+/// What a [`TimerHandle`](crate::TimerHandle) shares with the loop about its callback.
+pub(crate) struct CallbackTimer {
+    pub(crate) key: TimerKey,
+    /// `cancel()` was called (or the host crashed): the callback will not run.
+    pub(crate) cancelled: Cell<bool>,
+    /// Once the timer fell due: the task that runs the callback.
+    pub(crate) task: RefCell<Option<JoinHandle<()>>>,
+}
+
+impl CallbackTimer {
+    /// Cancel the callback: disarm its timer, or stop the task that was about to run it
+    /// (asyncio skips a cancelled handle that is already in its ready queue). Returns
+    /// whether this call cancelled it.
+    pub(crate) fn cancel(&self, kernel: Option<&Kernel>) -> bool {
+        if self.cancelled.replace(true) {
+            return false;
+        }
+        let task = self.task.borrow_mut().take();
+        match (task, kernel) {
+            (Some(mut task), _) => task.abort(),
+            (None, Some(kernel)) => kernel.disarm_timer(self.key),
+            (None, None) => {}
+        }
+        true
+    }
 }
 
 /// A timer's payload as the timer queue holds it: a struct, not an enum, so that arming a
@@ -241,7 +281,7 @@ pub(crate) struct Kernel {
     pub(crate) clock: Cell<Instant>,
     timers: RefCell<TimerQueue<TimerToken>>,
     /// The callbacks of armed `call_later` timers, by timer slot.
-    timer_callbacks: RefCell<Vec<Option<Callback>>>,
+    timer_callbacks: RefCell<Vec<Option<TimedCallback>>>,
     scheduler: RefCell<Scheduler>,
     pub(crate) trace: Recorder,
     pub(crate) user_rng: RefCell<LazyRng>,
@@ -679,6 +719,21 @@ impl Kernel {
         for key in keys {
             self.wake_key(key);
         }
+        // What the host scheduled dies with it: its pending callbacks never fire.
+        let timers: Vec<(TimerKey, Weak<CallbackTimer>)> = self
+            .timer_callbacks
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|entry| entry.host == host)
+            .map(|entry| (entry.key, entry.handle.clone()))
+            .collect();
+        for (key, handle) in timers {
+            if let Some(handle) = handle.upgrade() {
+                handle.cancelled.set(true);
+            }
+            self.disarm_timer(key);
+        }
     }
 
     /// Bring a crashed host back with fresh state: its start function runs again.
@@ -735,14 +790,12 @@ impl Kernel {
     }
 
     pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
-        let (token, callback) = match action {
-            TimerAction::Wake(waker) => (TimerToken::wake(waker), None),
-            TimerAction::Callback(callback) => (TimerToken::CALLBACK_TOKEN, Some(callback)),
-        };
+        let TimerAction::Wake(waker) = action;
+        self.insert_timer(deadline, TimerToken::wake(waker))
+    }
+
+    fn insert_timer(&self, deadline: Instant, token: TimerToken) -> TimerKey {
         let key = self.timers.borrow_mut().insert(deadline, token);
-        if let Some(callback) = callback {
-            self.keep_callback(key, callback);
-        }
         if self.trace.enabled() {
             self.record(EventKind::TimerSet {
                 timer: key.seq,
@@ -753,18 +806,34 @@ impl Kernel {
         key
     }
 
-    /// Keep the callback of the timer armed as `key` until it fires or is cancelled.
-    fn keep_callback(&self, key: TimerKey, callback: Callback) {
+    /// Run `callback` when the clock reads `deadline`, as the host of the running task (or
+    /// `main`, outside a task): asyncio's `call_at`.
+    pub(crate) fn call_at(&self, deadline: Instant, callback: Callback) -> Rc<CallbackTimer> {
+        let key = self.insert_timer(deadline, TimerToken::CALLBACK_TOKEN);
+        let host = self.exec.current_host.get();
+        let timer = Rc::new(CallbackTimer {
+            key,
+            cancelled: Cell::new(false),
+            task: RefCell::new(None),
+        });
+        let entry = TimedCallback {
+            callback,
+            host,
+            incarnation: self.hosts.borrow()[host as usize].incarnation,
+            key,
+            handle: Rc::downgrade(&timer),
+        };
         let mut callbacks = self.timer_callbacks.borrow_mut();
         let slot = key.slot() as usize;
         if callbacks.len() <= slot {
             callbacks.resize_with(slot + 1, || None);
         }
-        callbacks[slot] = Some(callback);
+        callbacks[slot] = Some(entry);
+        timer
     }
 
     /// Take the callback of the timer `key` named (it fired or was cancelled), if it has one.
-    fn take_callback(&self, key: TimerKey) -> Option<Callback> {
+    fn take_callback(&self, key: TimerKey) -> Option<TimedCallback> {
         self.timer_callbacks
             .borrow_mut()
             .get_mut(key.slot() as usize)
@@ -802,13 +871,15 @@ impl Kernel {
         renewed.unwrap_or(key)
     }
 
-    /// Queue `callback` to run as its own small task (asyncio's `Handle`).
+    /// Queue `callback` to run as its own small task on `host` (asyncio's `Handle`).
     pub(crate) fn spawn_callback(
         &self,
-        callback: Box<dyn FnOnce()>,
+        host: u32,
+        callback: Callback,
         timer: Option<u64>,
     ) -> JoinHandle<()> {
-        let handle = self.spawn(
+        let handle = self.spawn_on(
+            host,
             async move { callback() },
             Some(TaskName::Static("callback")),
         );
@@ -1023,9 +1094,29 @@ impl Kernel {
             }
             if let Some(waker) = token.waker {
                 waker.wake();
-            } else if let Some(callback) = callback {
-                self.spawn_callback(callback, Some(key.seq)).detach();
+            } else if let Some(entry) = callback {
+                self.run_timed_callback(entry);
             }
+        }
+    }
+
+    /// A callback's timer fell due: queue its task on the host that scheduled it, unless
+    /// that incarnation of the host is gone (a crash disarms its timers, so this is a guard).
+    fn run_timed_callback(&self, entry: TimedCallback) {
+        let TimedCallback {
+            callback,
+            host,
+            incarnation,
+            key,
+            handle,
+        } = entry;
+        if self.hosts.borrow()[host as usize].incarnation != incarnation {
+            return;
+        }
+        let task = self.spawn_callback(host, callback, Some(key.seq));
+        match handle.upgrade() {
+            Some(handle) => *handle.task.borrow_mut() = Some(task),
+            None => task.detach(),
         }
     }
 

@@ -5,7 +5,7 @@
 //! addresses to use as arguments, so the same bodies can run against real loopback sockets
 //! (the `real-net` backend); the `sim` module runs them on the simulated fabric, over seeds.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
@@ -396,6 +396,97 @@ mod sim {
             })
             .unwrap();
         assert!(!ran_after_crash.get(), "a task of a crashed host ran on");
+    }
+
+    /// A `call_later` callback scheduled by a host runs as that host: a panic in it names the
+    /// host (it was reported as host `main`).
+    #[test]
+    fn a_callback_runs_as_the_host_that_scheduled_it() {
+        let event_loop = EventLoop::with_config(quiet(0));
+        event_loop
+            .host("server", || async {
+                let handle = roof::get_running_loop();
+                handle.call_later(Duration::from_millis(5), || {
+                    assert_eq!(roof::net::current_host_name(), "server");
+                    panic!("the durability check failed");
+                });
+            })
+            .unwrap();
+        let failure = event_loop
+            .run_until_complete(roof::sleep(Duration::from_secs(1)))
+            .unwrap_err();
+        match failure {
+            roof::Failure::Panic {
+                host,
+                name,
+                message,
+                ..
+            } => {
+                assert_eq!(host, "server");
+                assert_eq!(name, "callback");
+                assert_eq!(message, "the durability check failed");
+            }
+            other => panic!("expected the callback's panic, got {other}"),
+        }
+    }
+
+    /// A crash cancels the host's pending callbacks and what they would spawn: none of them
+    /// runs after the crash, nor in the restarted incarnation (a crashed server's pending
+    /// `call_later` used to fire and write its buffer).
+    #[test]
+    fn a_crash_cancels_the_hosts_callbacks_and_what_they_spawned() {
+        let fired: Rc<RefCell<Vec<String>>> = Rc::default();
+        let log = fired.clone();
+        let incarnation = Rc::new(Cell::new(0));
+        let event_loop = EventLoop::with_config(quiet(4).trace(TraceMode::Record));
+        event_loop
+            .host("server", move || {
+                let (log, incarnation) = (log.clone(), incarnation.clone());
+                incarnation.set(incarnation.get() + 1);
+                let life = incarnation.get();
+                async move {
+                    let handle = roof::get_running_loop();
+                    // A late flush, a soon one, and a callback that spawns a task.
+                    let late = log.clone();
+                    handle.call_later(Duration::from_secs(3), move || {
+                        late.borrow_mut().push(format!("flush of life {life}"))
+                    });
+                    let soon = log.clone();
+                    handle.call_later(Duration::from_millis(10), move || {
+                        let soon = soon.clone();
+                        roof::spawn(async move {
+                            roof::sleep(Duration::from_secs(2)).await;
+                            soon.borrow_mut().push(format!("spawned of life {life}"));
+                        })
+                        .detach();
+                    });
+                    let at = log.clone();
+                    handle.call_at(handle.now() + Duration::from_secs(4), move || {
+                        at.borrow_mut().push(format!("call_at of life {life}"))
+                    });
+                }
+            })
+            .unwrap();
+        let handle = event_loop.handle();
+        event_loop
+            .run_until_complete(async move {
+                roof::sleep(Duration::from_secs(1)).await;
+                handle.crash("server").unwrap();
+                roof::sleep(Duration::from_secs(1)).await;
+                handle.restart("server").unwrap();
+                roof::sleep(Duration::from_secs(10)).await;
+            })
+            .unwrap();
+        assert_eq!(
+            *fired.borrow(),
+            ["spawned of life 2", "flush of life 2", "call_at of life 2"],
+            "only the restarted incarnation's callbacks ran"
+        );
+        let trace = event_loop.report().trace.unwrap().render();
+        assert!(
+            trace.contains("timer-cancel"),
+            "the crash cancels the pending timers in the trace:\n{trace}"
+        );
     }
 
     /// Send `count` datagrams from a client host to a server host over `link`; returns how
