@@ -866,9 +866,14 @@ impl<T> JoinHandle<T> {
         TaskId(self.id)
     }
 
-    /// Cancel the task: its future is dropped the next time the loop gets to it, and
-    /// awaiting this handle yields a [`JoinError`]. A task that already finished keeps its
-    /// result.
+    /// Cancel the task: its future is dropped (never polled again) the next time the loop
+    /// gets to it, and awaiting this handle then yields a [`JoinError`]. A task that already
+    /// finished keeps its result.
+    ///
+    /// As with asyncio's `Task.cancel()`, the task is not finished at once:
+    /// [`is_finished`](JoinHandle::is_finished) turns true, and `.await` resolves, only once
+    /// the future has been dropped and its drop guards have run (asyncio: once its `finally`
+    /// ran). Unlike asyncio's, the cancellation cannot be observed or refused by the task.
     ///
     /// ```
     /// use std::time::Duration;
@@ -876,7 +881,8 @@ impl<T> JoinHandle<T> {
     /// let result = lp.run_until_complete(async {
     ///     let mut handle = roof::spawn(roof::sleep(Duration::from_secs(10)));
     ///     handle.abort();
-    ///     handle.await
+    ///     assert!(!handle.is_finished(), "its future is dropped when the loop gets to it");
+    ///     (&mut handle).await
     /// }).unwrap();
     /// assert!(result.unwrap_err().is_cancelled());
     /// ```
@@ -889,11 +895,9 @@ impl<T> JoinHandle<T> {
             return;
         }
         meta.set(CLOSED);
-        // Queued one last time if idle, for the loop to drop its future.
+        // Queued one last time if idle, for the loop to drop its future; dropping it wakes
+        // whoever awaits this handle.
         runtime::requeue(task);
-        meta.notify_awaiter();
-        self.task = None;
-        detach(task);
     }
 
     /// Let the task run on with nobody waiting for it.
@@ -903,9 +907,11 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// Whether the task has finished (or been cancelled).
+    /// Whether the task has finished: it returned, or it was cancelled and its future has
+    /// been dropped.
     pub fn is_finished(&self) -> bool {
-        self.task.is_none_or(|task| task.meta().is(DONE | CLOSED))
+        // A future is dropped when it returns too: this is either.
+        self.task.is_none_or(|task| task.meta().is(DROPPED))
     }
 }
 

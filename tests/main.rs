@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod sim;
 
+mod asyncio;
 mod cli;
 mod event_loop;
 mod faults;

@@ -117,7 +117,9 @@ pub fn now() -> Instant {
 
 /// Wait until `duration` of virtual time has passed.
 ///
-/// Like `asyncio.sleep`, it always yields to the loop at least once, even for zero.
+/// Like `asyncio.sleep`, it always yields to the loop at least once. `sleep(Duration::ZERO)`
+/// is asyncio's `sleep(0)`: a bare yield, with no timer; the task goes to the back of the
+/// ready queue, behind what is queued already, and runs again in the loop's next iteration.
 ///
 /// ```
 /// use std::time::Duration;
@@ -137,7 +139,8 @@ pub fn sleep(duration: Duration) -> Sleep {
     }
 }
 
-/// Wait until the clock reads `deadline` (at least one yield, even if it has passed).
+/// Wait until the clock reads `deadline`. A deadline that has passed is a bare yield, as
+/// [`sleep`] of zero is.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline: Deadline::At(deadline),
@@ -151,6 +154,9 @@ enum Deadline {
     /// Relative to the time of the first poll, so a `Sleep` built early waits its full span.
     After(Duration),
     At(Instant),
+    /// The deadline had passed at the first poll: the sleep yielded once, without a timer,
+    /// and is done at the next poll.
+    Yielded(Instant),
 }
 
 /// The future returned by [`sleep`] and [`sleep_until`].
@@ -174,7 +180,7 @@ impl Sleep {
     /// The deadline, once the sleep has been polled (a relative sleep starts on first poll).
     pub fn deadline(&self) -> Option<Instant> {
         match self.deadline {
-            Deadline::At(at) => Some(at),
+            Deadline::At(at) | Deadline::Yielded(at) => Some(at),
             Deadline::After(_) => None,
         }
     }
@@ -191,7 +197,14 @@ impl Future for Sleep {
                     let deadline = match self.deadline {
                         Deadline::At(at) => at,
                         Deadline::After(span) => now + span,
+                        Deadline::Yielded(_) => return Poll::Ready(()),
                     };
+                    if deadline <= now {
+                        // asyncio's `sleep(0)`: one bare yield, no timer.
+                        self.deadline = Deadline::Yielded(deadline);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     self.deadline = Deadline::At(deadline);
                     self.key =
                         Some(kernel.arm_timer(deadline, TimerAction::Wake(cx.waker().clone())));
