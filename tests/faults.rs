@@ -106,16 +106,13 @@ fn a_resilient_system_survives_every_seed_of_faults_and_makes_progress_after() {
 #[test]
 fn faults_fire_and_show_in_the_trace() {
     // Find a seed whose plan crashes the server, and watch it happen.
+    let hosts = ["server", "c1", "c2", "tripwire"].map(String::from);
     let seed = (0..200)
         .find(|&seed| {
-            FaultPlan::draw(
-                seed,
-                &["server".to_string(), "c1".to_string(), "c2".to_string()],
-                Duration::from_secs(1),
-            )
-            .faults
-            .iter()
-            .any(|fault| fault.kind == FaultKind::Crash && fault.host == "server")
+            FaultPlan::draw_among(seed, &hosts, &hosts[..1], Duration::from_secs(1))
+                .faults
+                .iter()
+                .any(|fault| fault.kind == FaultKind::Crash && fault.host == "server")
         })
         .unwrap();
     let failure = Builder::new()
@@ -216,4 +213,123 @@ fn buggify_is_per_seed_per_site_and_replays() {
         "an active site fires about a quarter of the time: {per_active}"
     );
     assert!(!roof::buggify!(), "never outside a simulation");
+}
+
+/// The harness draws crashes only among the hosts that restart: a client runs once, so
+/// crashing it would fail the seed for nothing the system did (and half the drawn crashes
+/// used to be spent that way, discarded).
+#[test]
+fn the_harness_crashes_only_hosts_that_restart() {
+    let mut server_crashes = 0;
+    for seed in 0..100 {
+        let failure = Builder::new()
+            .seed(seed)
+            .faults(Duration::from_secs(1))
+            .try_run(|sim| {
+                resilient_world(sim);
+                sim.client("tripwire", async {
+                    roof::sleep(Duration::from_secs(10)).await;
+                    Err::<(), _>("stop here to see the plan")
+                });
+            })
+            .unwrap_err();
+        assert!(
+            failure.failure.to_string().contains("stop here"),
+            "seed {seed}: {failure}"
+        );
+        let (plan, fired) = failure.faults.unwrap();
+        for client in ["c1", "c2", "tripwire"] {
+            assert!(
+                !plan.contains(&format!("Crash {client} ")),
+                "seed {seed}: {plan}"
+            );
+        }
+        server_crashes += fired
+            .iter()
+            .filter(|line| line.contains("Crash server"))
+            .count();
+    }
+    assert!(
+        server_crashes > 20,
+        "crashes land on the server: {server_crashes}"
+    );
+}
+
+/// A latency spike and a loss burst add to the test's own link settings (set before or
+/// during the fault) and leave them as they were when they end; they used to overwrite them
+/// with the defaults.
+#[test]
+fn link_faults_compose_with_the_tests_link_settings_and_restore_them() {
+    use roof::fault::{PlannedFault, BURST_LOSS, SPIKE_LATENCY};
+    use roof::net::{LinkConfig, UdpSocket};
+
+    let event_loop = roof::EventLoop::with_config(crate::quiet(0));
+    event_loop
+        .host("db", || async {
+            let socket = UdpSocket::bind("0.0.0.0:53").await.unwrap();
+            let mut buf = [0u8; 16];
+            loop {
+                let (count, from) = socket.recv_from(&mut buf).await.unwrap();
+                socket.send_to(&buf[..count], from).await.unwrap();
+            }
+        })
+        .unwrap();
+    let own = LinkConfig::default()
+        .latency(Duration::from_millis(10))
+        .jitter(Duration::ZERO)
+        .loss(0.1);
+    event_loop.set_link("main", "db", own.clone()).unwrap();
+    let fault = |kind, at: u64| PlannedFault {
+        kind,
+        host: "main".to_string(),
+        peer: Some("db".to_string()),
+        at: Duration::from_millis(at),
+        lasts: Duration::from_millis(100),
+    };
+    let plan = FaultPlan {
+        kinds: vec![FaultKind::LatencySpike, FaultKind::LossBurst],
+        faults: vec![
+            fault(FaultKind::LatencySpike, 100),
+            fault(FaultKind::LossBurst, 150),
+        ],
+    };
+    let nemesis = event_loop.start_nemesis(plan, Rc::default());
+    let handle = event_loop.handle();
+    let moved = own.clone().latency(Duration::from_millis(20));
+    let (during, after, round_trip) = event_loop
+        .run_until_complete(async move {
+            roof::sleep(Duration::from_millis(120)).await;
+            // The test reconfigures the link in the middle of the spike.
+            handle.set_link("main", "db", moved).unwrap();
+            roof::sleep(Duration::from_millis(60)).await;
+            let during = handle.link("main", "db").unwrap();
+            nemesis.await.unwrap();
+            let after = handle.link("main", "db").unwrap();
+            // The link behaves as configured again: a round trip takes 2 x 20 ms exactly
+            // (retrying the pings its own 10% loss drops).
+            let socket = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+            let round_trip = loop {
+                let sent = roof::time::now();
+                socket.send_to(b"ping", "db:53").await.unwrap();
+                let mut buf = [0u8; 16];
+                let reply = roof::timeout(Duration::from_millis(100), socket.recv_from(&mut buf));
+                if reply.await.is_ok() {
+                    break roof::time::now() - sent;
+                }
+            };
+            (during, after, round_trip)
+        })
+        .unwrap();
+    assert_eq!(during.latency, Duration::from_millis(20) + SPIKE_LATENCY);
+    assert_eq!(during.jitter, SPIKE_LATENCY);
+    assert!(
+        (during.loss - (1.0 - 0.9 * (1.0 - BURST_LOSS))).abs() < 1e-12,
+        "{during:?}"
+    );
+    assert_eq!(
+        after,
+        own.latency(Duration::from_millis(20)),
+        "the test's settings, restored"
+    );
+    assert_eq!(round_trip, Duration::from_millis(40));
 }

@@ -23,6 +23,11 @@
 use std::io;
 
 use crate::event_loop::LoopHandle;
+use crate::net::LinkFault;
+
+/// A link fault in force, from [`LoopHandle::degrade_link`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkFaultId(u64);
 
 impl LoopHandle {
     /// Cut the link between `a` and `b`, both ways.
@@ -52,10 +57,49 @@ impl LoopHandle {
         Ok(())
     }
 
-    /// Restore every link and unclog every host.
+    /// Restore every link (partitions healed, link faults ended) and unclog every host.
     pub fn heal_all(&self) {
         self.kernel.record_fault(|| "heal all".to_string());
         self.kernel.net_call(|net, now| net.heal_all(now));
+    }
+
+    /// Degrade the link between `a` and `b`, both ways, until [`restore_link`] with the
+    /// returned id: a latency spike, a loss burst. The fault composes with the link's own
+    /// configuration ([`set_link`](Self::set_link), before or during the fault) and with
+    /// other faults on the link; restoring it leaves the configuration as it is.
+    ///
+    /// ```
+    /// use roof::net::{LinkConfig, LinkFault};
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    /// lp.host("db", || async {}).unwrap();
+    /// lp.set_link("main", "db", LinkConfig::default().latency(Duration::from_millis(10))).unwrap();
+    /// let spike = lp.degrade_link("main", "db", LinkFault::default().latency(Duration::from_millis(50))).unwrap();
+    /// assert_eq!(lp.link("main", "db").unwrap().latency, Duration::from_millis(60));
+    /// lp.restore_link(spike);
+    /// assert_eq!(lp.link("main", "db").unwrap().latency, Duration::from_millis(10));
+    /// ```
+    ///
+    /// [`restore_link`]: Self::restore_link
+    pub fn degrade_link(&self, a: &str, b: &str, fault: LinkFault) -> io::Result<LinkFaultId> {
+        let (a_host, b_host) = (self.host_index(a)?, self.host_index(b)?);
+        self.kernel
+            .record_fault(|| format!("degrade {a} <-> {b}: {fault:?}"));
+        let id = self
+            .kernel
+            .net_call(|net, _| net.degrade_link(a_host, b_host, fault));
+        Ok(LinkFaultId(id))
+    }
+
+    /// End a link fault of [`degrade_link`](Self::degrade_link); nothing if it ended already.
+    pub fn restore_link(&self, fault: LinkFaultId) {
+        let restored = self.kernel.net_call(|net, _| net.restore_link(fault.0));
+        if let Some((a, b)) = restored {
+            self.kernel.record_fault(|| {
+                let net = self.kernel.net.borrow();
+                format!("restore {} <-> {}", net.host_name(a), net.host_name(b))
+            });
+        }
     }
 
     /// Clog `host`: nothing it sends or is sent gets through until [`unclog`](Self::unclog).
@@ -165,4 +209,4 @@ pub fn buggify_at(site: &'static str) -> bool {
 
 pub(crate) mod plan;
 
-pub use plan::{FaultKind, FaultPlan, FiredFaults, PlannedFault};
+pub use plan::{FaultKind, FaultPlan, FiredFaults, PlannedFault, BURST_LOSS, SPIKE_LATENCY};

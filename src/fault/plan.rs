@@ -8,6 +8,7 @@
 //! does not); after the last one everything is healed and every crashed host restarted.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use std::time::Duration;
 use crate::entropy::{Rng, Stream};
 use crate::event_loop::LoopHandle;
 use crate::executor::JoinHandle;
-use crate::net::LinkConfig;
+use crate::fault::LinkFaultId;
+use crate::net::LinkFault;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,11 +30,19 @@ pub enum FaultKind {
     Clog,
     /// Crash a host (restarted when the fault ends).
     Crash,
-    /// Make a link 50x slower for a while.
+    /// Add [`SPIKE_LATENCY`] of latency and as much jitter to a link for a while, on top
+    /// of its own configuration.
     LatencySpike,
-    /// Lose a third of a link's datagrams for a while.
+    /// Lose a third of a link's packets for a while, on top of its own loss: datagrams are
+    /// lost, TCP segments retransmitted (late, with the segments behind them waiting).
     LossBurst,
 }
+
+/// The latency (and the jitter) a [`FaultKind::LatencySpike`] adds to a link.
+pub const SPIKE_LATENCY: Duration = Duration::from_millis(50);
+
+/// The loss probability a [`FaultKind::LossBurst`] adds to a link.
+pub const BURST_LOSS: f64 = 1.0 / 3.0;
 
 const KINDS: [FaultKind; 6] = [
     FaultKind::Partition,
@@ -97,7 +107,9 @@ impl FaultPlan {
         FaultPlan::default()
     }
 
-    /// Draw the plan of `seed` for `hosts`, with faults starting within `window`.
+    /// Draw the plan of `seed` for `hosts`, with faults starting within `window`; any of
+    /// the hosts may be crashed (and restarted). See [`draw_among`](FaultPlan::draw_among)
+    /// when only some of them can restart.
     ///
     /// ```
     /// use roof::fault::FaultPlan;
@@ -108,6 +120,30 @@ impl FaultPlan {
     /// assert!(plan.faults.iter().all(|fault| fault.at < Duration::from_secs(1)));
     /// ```
     pub fn draw(seed: u64, hosts: &[String], window: Duration) -> FaultPlan {
+        FaultPlan::draw_among(seed, hosts, hosts, window)
+    }
+
+    /// Draw the plan of `seed`: link faults and clogs among `hosts`, crashes only among
+    /// `restartable` (hosts whose start function brings them back; a client that runs once
+    /// cannot come back, so crashing it would only fail the seed). The harness draws its
+    /// plans this way.
+    ///
+    /// ```
+    /// use roof::fault::{FaultKind, FaultPlan};
+    /// use std::time::Duration;
+    /// let hosts = ["server".to_string(), "client".to_string()];
+    /// let servers = ["server".to_string()];
+    /// for seed in 0..100 {
+    ///     let plan = FaultPlan::draw_among(seed, &hosts, &servers, Duration::from_secs(1));
+    ///     assert!(plan.faults.iter().all(|f| f.kind != FaultKind::Crash || f.host == "server"));
+    /// }
+    /// ```
+    pub fn draw_among(
+        seed: u64,
+        hosts: &[String],
+        restartable: &[String],
+        window: Duration,
+    ) -> FaultPlan {
         let mut rng = Rng::new(seed, Stream::Faults);
         let kinds: Vec<FaultKind> = KINDS.into_iter().filter(|_| rng.chance(1, 2)).collect();
         if hosts.is_empty() || window.is_zero() {
@@ -123,8 +159,16 @@ impl FaultPlan {
             if needs_pair && hosts.len() < 2 {
                 continue;
             }
+            let targets = if kind == FaultKind::Crash {
+                restartable
+            } else {
+                hosts
+            };
+            if targets.is_empty() {
+                continue;
+            }
             for _ in 0..=rng.below(2) {
-                let host = hosts[rng.below(hosts.len() as u64) as usize].clone();
+                let host = targets[rng.below(targets.len() as u64) as usize].clone();
                 let peer = needs_pair.then(|| {
                     let others: Vec<&String> =
                         hosts.iter().filter(|&other| *other != host).collect();
@@ -183,15 +227,20 @@ async fn nemesis(
     }
     steps.sort_by_key(|(at, index, step)| (*at, matches!(step, Step::Start(_)), *index));
     let note = |line: String| fired.borrow_mut().push(line);
-    for (at, _, step) in steps {
+    // The link faults in force, by the index of the planned fault that started them.
+    let mut degraded: BTreeMap<usize, LinkFaultId> = BTreeMap::new();
+    for (at, index, step) in steps {
         crate::time::sleep_until(start + at).await;
         match step {
             Step::Start(fault) => {
-                if let Some(line) = apply(&handle, &fault) {
+                if let Some((line, link_fault)) = apply(&handle, &fault) {
                     note(format!("{} {line}", handle.now()));
+                    if let Some(id) = link_fault {
+                        degraded.insert(index, id);
+                    }
                 }
             }
-            Step::End(fault) => undo(&handle, &fault),
+            Step::End(fault) => undo(&handle, &fault, degraded.remove(&index)),
         }
     }
     handle.heal_all();
@@ -202,28 +251,34 @@ async fn nemesis(
     }
 }
 
-fn apply(handle: &LoopHandle, fault: &PlannedFault) -> Option<String> {
+/// Start `fault`; the line saying what fired (nothing if it could not, such as a crash of a
+/// host that is down), and the id of a link fault to restore at its end.
+fn apply(handle: &LoopHandle, fault: &PlannedFault) -> Option<(String, Option<LinkFaultId>)> {
     let peer = fault.peer.as_deref().unwrap_or(&fault.host);
     let host = fault.host.as_str();
+    let mut link_fault = None;
     let done = match fault.kind {
         FaultKind::Partition => handle.partition(host, peer).is_ok(),
         FaultKind::OneWayPartition => handle.partition_oneway(host, peer).is_ok(),
         FaultKind::Clog => handle.clog(host).is_ok(),
         FaultKind::Crash => handle.crash(host).is_ok(),
-        FaultKind::LatencySpike => {
-            let slow = LinkConfig::default()
-                .latency(Duration::from_millis(50))
-                .jitter(Duration::from_millis(50));
-            handle.set_link(host, peer, slow).is_ok()
+        FaultKind::LatencySpike | FaultKind::LossBurst => {
+            let degradation = if fault.kind == FaultKind::LatencySpike {
+                LinkFault::default()
+                    .latency(SPIKE_LATENCY)
+                    .jitter(SPIKE_LATENCY)
+            } else {
+                LinkFault::default().loss(BURST_LOSS)
+            };
+            link_fault = handle.degrade_link(host, peer, degradation).ok();
+            link_fault.is_some()
         }
-        FaultKind::LossBurst => handle
-            .set_link(host, peer, LinkConfig::default().loss(1.0 / 3.0))
-            .is_ok(),
     };
-    done.then(|| fault.to_string())
+    done.then(|| (fault.to_string(), link_fault))
 }
 
-fn undo(handle: &LoopHandle, fault: &PlannedFault) {
+/// End `fault`: heal, unclog, restart, or restore the link it degraded.
+fn undo(handle: &LoopHandle, fault: &PlannedFault, link_fault: Option<LinkFaultId>) {
     let peer = fault.peer.as_deref().unwrap_or(&fault.host);
     let host = fault.host.as_str();
     let _ = match fault.kind {
@@ -237,7 +292,10 @@ fn undo(handle: &LoopHandle, fault: &PlannedFault) {
             }
         }
         FaultKind::LatencySpike | FaultKind::LossBurst => {
-            handle.set_link(host, peer, LinkConfig::default())
+            if let Some(id) = link_fault {
+                handle.restore_link(id);
+            }
+            Ok(())
         }
     };
 }

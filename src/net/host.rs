@@ -62,6 +62,13 @@ impl LoopHandle {
         Ok(())
     }
 
+    /// How the link from `from` to `to` behaves now: its configuration (its own, or the
+    /// default), with the link faults in force on it.
+    pub fn link(&self, from: &str, to: &str) -> io::Result<LinkConfig> {
+        let (from, to) = (self.host_index(from)?, self.host_index(to)?);
+        Ok(self.kernel.net.borrow().link(from, to).clone())
+    }
+
     /// Shape every link without a configuration of its own.
     pub fn set_default_link(&self, config: LinkConfig) {
         self.kernel.net.borrow_mut().set_default_link(config);
@@ -71,6 +78,18 @@ impl LoopHandle {
     pub fn host_addr(&self, name: &str) -> io::Result<std::net::IpAddr> {
         let index = self.host_index(name)?;
         Ok(self.kernel.net.borrow().host_ip(index))
+    }
+
+    /// The hosts added with [`host`](LoopHandle::host), in creation order: those a crash
+    /// can hit, since a restart brings them back (a [`client`](LoopHandle::client) runs
+    /// once).
+    pub fn restartable_hosts(&self) -> Vec<String> {
+        let records = self.kernel.hosts.borrow();
+        let net = self.kernel.net.borrow();
+        (0..net.host_count() as u32)
+            .filter(|&host| records[host as usize].start.is_some())
+            .map(|host| net.host_name(host).to_string())
+            .collect()
     }
 
     /// The names of the hosts, in creation order (`main` first).

@@ -47,7 +47,7 @@ pub(crate) mod sim;
 mod tcp;
 mod udp;
 
-pub use sim::LinkConfig;
+pub use sim::{LinkConfig, LinkFault};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 

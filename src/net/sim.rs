@@ -128,6 +128,62 @@ impl LinkConfig {
     }
 }
 
+/// A fault on a link, on top of what the link does: extra latency and jitter (a latency
+/// spike), extra loss (a loss burst). It composes with the link's own configuration, and
+/// ending it leaves that configuration as it is.
+///
+/// ```
+/// use roof::net::{LinkConfig, LinkFault};
+/// use std::time::Duration;
+/// let spike = LinkFault::default().latency(Duration::from_millis(50));
+/// let link = spike.apply(LinkConfig::default().latency(Duration::from_millis(10)));
+/// assert_eq!(link.latency, Duration::from_millis(60));
+/// let burst = LinkFault::default().loss(0.5).apply(LinkConfig::default().loss(0.5));
+/// assert_eq!(burst.loss, 0.75);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LinkFault {
+    /// Latency added to the link's own.
+    pub extra_latency: Duration,
+    /// Jitter added to the link's own.
+    pub extra_jitter: Duration,
+    /// A loss probability on top of the link's own: a packet gets through only if neither
+    /// loses it.
+    pub extra_loss: f64,
+}
+
+impl LinkFault {
+    /// Add `latency` to the link's latency.
+    pub fn latency(mut self, latency: Duration) -> LinkFault {
+        self.extra_latency = latency;
+        self
+    }
+
+    /// Add `jitter` to the link's jitter.
+    pub fn jitter(mut self, jitter: Duration) -> LinkFault {
+        self.extra_jitter = jitter;
+        self
+    }
+
+    /// Lose packets with probability `probability` on top of the link's own loss.
+    pub fn loss(mut self, probability: f64) -> LinkFault {
+        self.extra_loss = probability;
+        self
+    }
+
+    /// `link` with this fault on it.
+    pub fn apply(&self, link: LinkConfig) -> LinkConfig {
+        let extra_loss = self.extra_loss.clamp(0.0, 1.0);
+        LinkConfig {
+            latency: link.latency.saturating_add(self.extra_latency),
+            jitter: link.jitter.saturating_add(self.extra_jitter),
+            loss: 1.0 - (1.0 - link.loss.clamp(0.0, 1.0)) * (1.0 - extra_loss),
+            ..link
+        }
+    }
+}
+
 /// What a TCP segment's arrival time is drawn from: a link's latency and jitter, in
 /// nanoseconds, and its loss probability.
 #[derive(Clone, Copy)]
@@ -408,7 +464,14 @@ pub(crate) struct Fabric {
     /// The names whose hash an earlier host's name already holds in `names` (almost never).
     name_collisions: BTreeMap<Rc<str>, HostIndex>,
     default_link: LinkConfig,
+    /// The links as they behave now, by (from, to): a link without an entry behaves as the
+    /// default. Computed from `own_links` and `link_faults` whenever one changes.
     links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
+    /// The links configured with `set_link`, by (from, to).
+    own_links: BTreeMap<(HostIndex, HostIndex), LinkConfig>,
+    /// Link faults in force (latency spikes, loss bursts), by id: the two hosts and the fault.
+    link_faults: BTreeMap<u64, (HostIndex, HostIndex, LinkFault)>,
+    next_link_fault: u64,
     /// Directed pairs (from, to) whose traffic is cut.
     partitions: BTreeSet<(HostIndex, HostIndex)>,
     listeners: BTreeMap<SocketAddr, Listener>,
@@ -453,6 +516,9 @@ impl Fabric {
             name_collisions: BTreeMap::new(),
             default_link: LinkConfig::default(),
             links: BTreeMap::new(),
+            own_links: BTreeMap::new(),
+            link_faults: BTreeMap::new(),
+            next_link_fault: 1,
             partitions: BTreeSet::new(),
             listeners: BTreeMap::new(),
             udp: BTreeMap::new(),
@@ -668,17 +734,74 @@ impl Fabric {
         ))
     }
 
-    fn link(&self, from: HostIndex, to: HostIndex) -> &LinkConfig {
+    /// The link `from -> to` as it behaves now: its own configuration (or the default), with
+    /// the link faults on it.
+    pub(crate) fn link(&self, from: HostIndex, to: HostIndex) -> &LinkConfig {
         self.links.get(&(from, to)).unwrap_or(&self.default_link)
     }
 
+    /// Configure the link between `a` and `b`, both ways. Link faults on it stay, on top of
+    /// the new configuration.
     pub(crate) fn set_link(&mut self, a: HostIndex, b: HostIndex, config: LinkConfig) {
-        self.links.insert((a, b), config.clone());
-        self.links.insert((b, a), config);
+        self.own_links.insert((a, b), config.clone());
+        self.own_links.insert((b, a), config);
+        self.refresh_link((a, b));
+        self.refresh_link((b, a));
     }
 
     pub(crate) fn set_default_link(&mut self, config: LinkConfig) {
         self.default_link = config;
+        let faulty: BTreeSet<(HostIndex, HostIndex)> = self
+            .link_faults
+            .values()
+            .flat_map(|(a, b, _)| [(*a, *b), (*b, *a)])
+            .collect();
+        for pair in faulty {
+            self.refresh_link(pair);
+        }
+    }
+
+    /// Degrade the link between `a` and `b` (both ways) until [`restore_link`] with the
+    /// returned id; it composes with the link's own configuration and with other faults.
+    ///
+    /// [`restore_link`]: Fabric::restore_link
+    pub(crate) fn degrade_link(&mut self, a: HostIndex, b: HostIndex, fault: LinkFault) -> u64 {
+        let id = self.next_link_fault;
+        self.next_link_fault += 1;
+        self.link_faults.insert(id, (a, b, fault));
+        self.refresh_link((a, b));
+        self.refresh_link((b, a));
+        id
+    }
+
+    /// End the link fault `id` (nothing if it ended already): the link behaves as configured
+    /// again, with whatever other faults remain. Returns the hosts it was on.
+    pub(crate) fn restore_link(&mut self, id: u64) -> Option<(HostIndex, HostIndex)> {
+        let (a, b, _) = self.link_faults.remove(&id)?;
+        self.refresh_link((a, b));
+        self.refresh_link((b, a));
+        Some((a, b))
+    }
+
+    /// Recompute what link `pair` does: its own configuration or the default, then each
+    /// fault on it, oldest first.
+    fn refresh_link(&mut self, pair: (HostIndex, HostIndex)) {
+        let own = self.own_links.get(&pair);
+        let mut faults = self
+            .link_faults
+            .values()
+            .filter(|(a, b, _)| (*a, *b) == pair || (*b, *a) == pair)
+            .map(|(_, _, fault)| fault)
+            .peekable();
+        if own.is_none() && faults.peek().is_none() {
+            self.links.remove(&pair);
+            return;
+        }
+        let mut link = own.unwrap_or(&self.default_link).clone();
+        for fault in faults {
+            link = fault.apply(link);
+        }
+        self.links.insert(pair, link);
     }
 
     fn blocked(&self, from: HostIndex, to: HostIndex) -> bool {
@@ -770,6 +893,10 @@ impl Fabric {
     }
 
     pub(crate) fn heal_all(&mut self, now: u64) {
+        let degraded: Vec<u64> = self.link_faults.keys().copied().collect();
+        for id in degraded {
+            self.restore_link(id);
+        }
         self.partitions.clear();
         for host in &mut self.hosts {
             host.clogged = false;
