@@ -74,20 +74,19 @@ use crate::trace::TraceMode;
 /// enough to keep `cargo test` quick.
 pub const SEEDS_DEFAULT: u64 = 32;
 
-/// What went wrong in a client: its name, when, and its error.
-#[derive(Clone, Debug)]
-struct ClientFailure {
-    client: String,
-    message: String,
+/// The clients of one run: their tasks, and which have finished.
+#[derive(Default)]
+struct Clients {
+    /// Name and task of each client, in the order they were added.
+    tasks: Vec<(String, JoinHandle<Result<(), ()>>)>,
+    /// Which clients returned `Ok`, by index.
+    finished: Rc<RefCell<Vec<bool>>>,
 }
-
-/// A client's name and its task.
-type ClientTask = (String, JoinHandle<Result<(), ClientFailure>>);
 
 /// The simulation a test body sets up: hosts (servers) and clients.
 pub struct Sim {
     event_loop: EventLoop,
-    clients: RefCell<Vec<ClientTask>>,
+    clients: RefCell<Clients>,
 }
 
 impl Sim {
@@ -105,21 +104,33 @@ impl Sim {
     }
 
     /// Add a client host running `future` once. The seed passes when every client returns
-    /// `Ok`; an `Err` fails it with the error's message.
+    /// `Ok`; an `Err` fails it with the error's message, at the virtual time it was returned
+    /// (the failure reported is the earliest of the run, whichever client it came from).
     pub fn client<Fut, E>(&self, name: &str, future: Fut) -> &Sim
     where
         Fut: Future<Output = Result<(), E>> + 'static,
         E: fmt::Display + 'static,
     {
         let client = name.to_string();
+        let mut clients = self.clients.borrow_mut();
+        let index = clients.tasks.len();
+        let finished = clients.finished.clone();
+        finished.borrow_mut().push(false);
         let wrapped = async move {
-            future.await.map_err(|error| ClientFailure {
-                client,
-                message: error.to_string(),
-            })
+            match future.await {
+                Ok(()) => {
+                    finished.borrow_mut()[index] = true;
+                    Ok(())
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    crate::runtime::with(|kernel| kernel.client_failed(&client, &message));
+                    Err(())
+                }
+            }
         };
         match self.event_loop.client(name, wrapped) {
-            Ok(handle) => self.clients.borrow_mut().push((name.to_string(), handle)),
+            Ok(handle) => clients.tasks.push((name.to_string(), handle)),
             Err(error) => panic!("roof: sim.client({name:?}): {error}"),
         }
         self
@@ -157,17 +168,18 @@ struct SeedRun {
     fired: Vec<String>,
 }
 
-/// Run one seed: build the sim, let `body` fill it, run until every client is done (with the
-/// seed's fault plan and the liveness deadline, when asked for).
+/// Run one seed: build the sim, let `body` fill it, run until every client is done or one
+/// failed (with the seed's fault plan and the liveness deadline, when asked for).
 fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
     let seed = config.seed;
     let sim = Sim {
         event_loop: EventLoop::with_config(config),
-        clients: RefCell::new(Vec::new()),
+        clients: RefCell::new(Clients::default()),
     };
     body(&sim);
-    let clients = std::mem::take(&mut *sim.clients.borrow_mut());
-    let client_names: Vec<String> = clients.iter().map(|(name, _)| name.clone()).collect();
+    let Clients { tasks, finished } = std::mem::take(&mut *sim.clients.borrow_mut());
+    let client_names: Vec<String> = tasks.iter().map(|(name, _)| name.clone()).collect();
+    let restartable = sim.restartable_hosts();
     let mut plan = match (&stress.plan, stress.faults) {
         (Some(plan), _) => plan.clone(),
         (None, None) => FaultPlan::none(),
@@ -177,33 +189,43 @@ fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
                 .into_iter()
                 .filter(|host| host != "main")
                 .collect();
-            FaultPlan::draw(seed, &hosts, window)
+            // Clients run once: a crash is drawn among the hosts that restart.
+            FaultPlan::draw_among(seed, &hosts, &restartable, window)
         }
     };
-    // Clients run once: crashing one would fail the seed for nothing the system did.
+    // The same for a given plan: crashing a client would fail the seed for nothing the
+    // system did.
     plan.faults
-        .retain(|fault| !(fault.kind == FaultKind::Crash && client_names.contains(&fault.host)));
+        .retain(|fault| fault.kind != FaultKind::Crash || restartable.contains(&fault.host));
     let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
-    let nemesis = stress
-        .faults
-        .map(|_| sim.start_nemesis(plan.clone(), fired.clone()));
-    let finished = Rc::new(RefCell::new(vec![false; clients.len()]));
-    let progress = finished.clone();
-    let all_clients = async move {
-        for (index, (name, handle)) in clients.into_iter().enumerate() {
-            match handle.await {
-                Ok(Ok(())) => progress.borrow_mut()[index] = true,
-                Ok(Err(failure)) => return Err(failure),
-                Err(_) => {
-                    return Err(ClientFailure {
-                        client: name,
-                        message: "the client was cancelled (its host crashed?)".into(),
-                    })
+    let nemesis = (stress.faults.is_some() || stress.plan.is_some())
+        .then(|| sim.start_nemesis(plan.clone(), fired.clone()));
+    // Done when every client is, or as soon as one fails (its error is the run's failure
+    // already, recorded when it happened).
+    let mut waiting = tasks;
+    let all_clients = std::future::poll_fn(move |cx| {
+        let mut index = 0;
+        while index < waiting.len() {
+            match std::pin::Pin::new(&mut waiting[index].1).poll(cx) {
+                std::task::Poll::Pending => index += 1,
+                std::task::Poll::Ready(Ok(Ok(()))) => {
+                    waiting.remove(index).1.detach();
+                }
+                std::task::Poll::Ready(Ok(Err(()))) => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Ready(Err(_)) => {
+                    let name = waiting.remove(index).0;
+                    return std::task::Poll::Ready(Err(format!(
+                        "client {name:?} failed: the client was cancelled"
+                    )));
                 }
             }
         }
-        Ok(())
-    };
+        if waiting.is_empty() {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    });
     let watchdog = async move {
         if let Some(nemesis) = nemesis {
             let _ = nemesis.await;
@@ -220,23 +242,15 @@ fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
             .filter(|(done, _)| !**done)
             .map(|(_, name)| name.as_str())
             .collect();
-        Err(ClientFailure {
-            client: stuck.join(", "),
-            message: format!(
-                "liveness: no progress within {deadline:?} after the faults stopped at {stopped}: still running: {}",
-                stuck.join(", ")
-            ),
-        })
+        Err(format!(
+            "liveness: no progress within {deadline:?} after the faults stopped at {stopped}: still running: {}",
+            stuck.join(", ")
+        ))
     };
     let outcome = sim
         .event_loop
         .run_until_complete(first_of(all_clients, watchdog));
-    if let Ok(Err(failure)) = outcome {
-        let message = if failure.message.starts_with("liveness:") {
-            failure.message
-        } else {
-            format!("client {:?} failed: {}", failure.client, failure.message)
-        };
+    if let Ok(Err(message)) = outcome {
         sim.event_loop.fail(message);
     }
     let fired = fired.borrow().clone();
@@ -318,6 +332,9 @@ fn flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str) -> Result
 #[derive(Clone, Debug)]
 pub struct Builder {
     seeds: Seeds,
+    /// `ROOF_SEED`, when [`from_env`](Builder::from_env) found it: it wins over `seed` and
+    /// `seeds`, so a printed replay line always replays.
+    replay_seed: Option<u64>,
     policy: Policy,
     time_max: Duration,
     steps_max: u64,
@@ -341,6 +358,7 @@ impl Builder {
         let defaults = Config::new(0);
         Builder {
             seeds: Seeds::Range(0..SEEDS_DEFAULT),
+            replay_seed: None,
             policy: Policy::Random,
             time_max: defaults.time_max,
             steps_max: defaults.steps_max,
@@ -380,21 +398,28 @@ impl Builder {
                 expected: "a whole number (the seed to replay)",
             })?;
             builder.seeds = Seeds::One(seed);
+            builder.replay_seed = Some(seed);
         }
         builder.check_determinism = flag(&get, "ROOF_CHECK_DETERMINISM")?;
         builder.print_trace = flag(&get, "ROOF_TRACE")?;
         Ok(builder)
     }
 
-    /// Run exactly `seed`.
+    /// Run exactly `seed`, unless `ROOF_SEED` names one (in a builder made by
+    /// [`from_env`](Builder::from_env)): an explicit `ROOF_SEED` always wins, so the printed
+    /// replay line replays whatever the test asks for.
     pub fn seed(mut self, seed: u64) -> Builder {
-        self.seeds = Seeds::One(seed);
+        if self.replay_seed.is_none() {
+            self.seeds = Seeds::One(seed);
+        }
         self
     }
 
-    /// Run the seeds in `range`.
+    /// Run the seeds in `range`, unless `ROOF_SEED` names one (see [`seed`](Builder::seed)).
     pub fn seeds(mut self, range: Range<u64>) -> Builder {
-        self.seeds = Seeds::Range(range);
+        if self.replay_seed.is_none() {
+            self.seeds = Seeds::Range(range);
+        }
         self
     }
 

@@ -97,7 +97,14 @@ struct TransportState {
     eof_requested: Cell<bool>,
     /// The task driving the connection, to wake when there is something to write.
     driver: RefCell<Option<Waker>>,
+    /// Writes dropped because the transport was closing, closed or half-closed.
+    dropped_writes: Cell<u32>,
 }
+
+/// Writes a closing or lost transport drops with only a trace event; from the next one on,
+/// each also logs asyncio's warning, `socket.send() raised exception.` (CPython warns from
+/// the fifth: its `LOG_THRESHOLD_FOR_CONNLOST_WRITES`).
+pub const DROPPED_WRITES_QUIET: u32 = 4;
 
 /// The writing side of a connection, handed to [`Protocol::connection_made`]; cheap to clone.
 #[derive(Clone)]
@@ -146,6 +153,7 @@ impl Transport {
                 closing: Cell::new(Closing::Open),
                 eof_requested: Cell::new(false),
                 driver: RefCell::new(None),
+                dropped_writes: Cell::new(0),
             }),
         })
     }
@@ -157,15 +165,41 @@ impl Transport {
         }
     }
 
-    /// Queue `data` to be sent; never blocks. Ignored once the transport is closing.
+    /// Queue `data` to be sent; never blocks.
+    ///
+    /// Once the transport is closing (`close`, `abort`), half-closed (`write_eof`) or its
+    /// connection is lost, the data is dropped, as asyncio drops it, but not silently: each
+    /// dropped write is in the trace, and past the first [`DROPPED_WRITES_QUIET`] each one
+    /// also logs asyncio's warning (a trace warning; on a real loop, a line on stderr). asyncio raises `RuntimeError` for a write
+    /// after `write_eof`; a Rust callback cannot be interrupted that way, so roof drops and
+    /// warns there too.
     pub fn write(&self, data: &[u8]) {
-        if self.state.closing.get() != Closing::Open
-            || self.state.eof_requested.get()
-            || data.is_empty()
-        {
+        if data.is_empty() {
             return;
         }
-        self.state.buffer.borrow_mut().extend_from_slice(data);
+        let state = &self.state;
+        if state.closing.get() != Closing::Open || state.eof_requested.get() {
+            let dropped = state.dropped_writes.get() + 1;
+            state.dropped_writes.set(dropped);
+            let why = if state.eof_requested.get() && state.closing.get() == Closing::Open {
+                "after write_eof"
+            } else {
+                "the transport is closing or its connection lost"
+            };
+            let (peer, bytes) = (state.peer, data.len());
+            crate::runtime::try_with(|kernel| {
+                kernel.log(format!(
+                    "transport to {peer}: write of {bytes} bytes dropped ({why})"
+                ));
+                if dropped > DROPPED_WRITES_QUIET {
+                    kernel.warn(format!(
+                        "socket.send() raised exception. (transport to {peer}: {dropped} writes dropped)"
+                    ));
+                }
+            });
+            return;
+        }
+        state.buffer.borrow_mut().extend_from_slice(data);
         self.poke();
     }
 

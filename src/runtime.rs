@@ -920,6 +920,36 @@ impl Kernel {
         }
     }
 
+    /// Something worth a warning that does not end the run (asyncio would log it): in the
+    /// trace, and on stderr on a real loop.
+    pub(crate) fn warn(&self, text: String) {
+        if self.is_real() {
+            eprintln!("roof: warning: {text}");
+        }
+        if self.trace.enabled() {
+            self.record(EventKind::Warning {
+                task: self.exec.current.get(),
+                text,
+            });
+        }
+    }
+
+    /// A client of the test harness returned an error, now: a trace event, and the run's
+    /// failure unless an earlier one came first (so the failure reported is the earliest).
+    pub(crate) fn client_failed(&self, client: &str, message: &str) {
+        if self.trace.enabled() {
+            self.record(EventKind::ClientError {
+                task: self.exec.current.get(),
+                client: client.to_string(),
+                message: message.to_string(),
+            });
+        }
+        self.fail(Failure::Error {
+            message: format!("client {client:?} failed: {message}"),
+            time: self.now(),
+        });
+    }
+
     pub(crate) fn request_stop(&self) {
         if self.trace.enabled() {
             self.record(EventKind::Stop);

@@ -99,7 +99,8 @@ pub enum EventKind {
         /// The timer it came from, for `call_later`/`call_at`.
         timer: Option<u64>,
     },
-    /// A line logged by user code with [`log!`](crate::log).
+    /// A line logged by user code with [`log!`](crate::log), or by roof's facades (a write a
+    /// closed transport dropped).
     Log {
         /// The logging task.
         task: Option<u64>,
@@ -120,10 +121,27 @@ pub enum EventKind {
         /// What happened.
         text: String,
     },
-    /// A fault was injected (partition, heal, clog, crash, restart).
+    /// A fault was injected (partition, heal, clog, crash, restart, link fault).
     Fault {
         /// Which.
         text: String,
+    },
+    /// Something went wrong that does not end the run by itself, as asyncio would log a
+    /// warning: writes to a closed transport, an `accept` error a server retries.
+    Warning {
+        /// The running task, if any.
+        task: Option<u64>,
+        /// What happened.
+        text: String,
+    },
+    /// A client of the test harness returned an error: the seed fails.
+    ClientError {
+        /// The client's task.
+        task: Option<u64>,
+        /// The client's name.
+        client: String,
+        /// Its error.
+        message: String,
     },
 }
 
@@ -203,6 +221,18 @@ impl fmt::Display for Event {
             EventKind::Stop => f.write_str("stop"),
             EventKind::Net { text } => write!(f, "net {text}"),
             EventKind::Fault { text } => write!(f, "fault {text}"),
+            EventKind::Warning { task, text } => {
+                write!(f, "warning{} {text:?}", Optional(" ", *task))
+            }
+            EventKind::ClientError {
+                task,
+                client,
+                message,
+            } => write!(
+                f,
+                "client-error{} {client:?} {message:?}",
+                Optional(" ", *task)
+            ),
         }
     }
 }

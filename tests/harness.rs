@@ -228,3 +228,103 @@ fn check_runs_from_the_environment() {
     }
     roof::check(yell_echo_sim);
 }
+
+/// The failure reported is the earliest in virtual time, whichever client was added first
+/// (a later timeout of the first client used to mask the second's earlier assertion), and
+/// each client's error is an event in the trace.
+#[test]
+fn the_earliest_failure_is_reported_whatever_the_order_of_the_clients() {
+    let failure = Builder::new()
+        .seeds(0..1)
+        .print_trace(true)
+        .try_run(|sim| {
+            sim.client("slow", async {
+                roof::sleep(Duration::from_secs(10)).await;
+                Err::<(), _>("timed out waiting for the leader")
+            });
+            sim.client("fast", async {
+                roof::sleep(Duration::from_secs(2)).await;
+                Err::<(), _>("read a stale value")
+            });
+        })
+        .unwrap_err();
+    match &failure.failure {
+        Failure::Error { message, time } => {
+            assert_eq!(message, "client \"fast\" failed: read a stale value");
+            assert_eq!(time.as_nanos(), 2_000_000_000);
+        }
+        other => panic!("expected the fast client's error, got {other:?}"),
+    }
+    assert!(
+        failure.to_string().contains(
+            "seed 0 failed at 2.000000000s (task \"fast\" on host fast): read a stale value"
+        ),
+        "{failure}"
+    );
+    let trace = failure.trace.unwrap();
+    assert!(
+        trace.contains("client-error #2 \"fast\" \"read a stale value\""),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("\"slow\" \"timed out"),
+        "the run ended at the first failure"
+    );
+}
+
+/// A task's panic earlier than a client's error is the failure reported, and the other way
+/// round.
+#[test]
+fn a_panic_and_a_client_error_compete_on_time() {
+    let run = |panic_at: u64, error_at: u64| {
+        Builder::new()
+            .seeds(0..1)
+            .try_run(move |sim| {
+                sim.host("server", move || async move {
+                    roof::sleep(Duration::from_millis(panic_at)).await;
+                    panic!("server bug");
+                });
+                sim.client("nc", async move {
+                    roof::sleep(Duration::from_millis(error_at)).await;
+                    Err::<(), _>("wrong answer")
+                });
+            })
+            .unwrap_err()
+            .failure
+    };
+    assert_eq!(run(10, 20).kind(), "panic");
+    assert!(
+        matches!(run(20, 10), Failure::Error { message, .. } if message.contains("wrong answer"))
+    );
+}
+
+/// An explicit ROOF_SEED always wins over the seeds a test's builder sets, so the printed
+/// replay line replays.
+#[test]
+fn an_explicit_roof_seed_wins_over_the_builders_seeds() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    for narrow in [true, false] {
+        seen.borrow_mut().clear();
+        let builder = Builder::from_vars(vars(&[("ROOF_SEED", "7")])).unwrap();
+        let builder = if narrow {
+            builder.seeds(0..3)
+        } else {
+            builder.seed(2)
+        };
+        let log = seen.clone();
+        let ran = builder
+            .try_run(move |sim| log.borrow_mut().push(sim.seed()))
+            .unwrap();
+        assert_eq!(ran, 1);
+        assert_eq!(*seen.borrow(), [7]);
+    }
+    // Without ROOF_SEED, the builder's own seeds run.
+    let log = seen.clone();
+    seen.borrow_mut().clear();
+    Builder::from_vars(vars(&[]))
+        .unwrap()
+        .seeds(4..6)
+        .try_run(move |sim| log.borrow_mut().push(sim.seed()))
+        .unwrap();
+    assert_eq!(*seen.borrow(), [4, 5]);
+}

@@ -325,3 +325,43 @@ fn create_connection_to_nothing_is_refused() {
         .unwrap();
     assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
 }
+
+/// A write to a transport that is closing is dropped, as asyncio drops it, but visibly: each
+/// one is in the trace, and from the fifth on each also logs asyncio's warning (CPython does
+/// the same with its `LOG_THRESHOLD_FOR_CONNLOST_WRITES`).
+#[test]
+fn writes_after_close_are_dropped_visibly() {
+    struct ClosesThenWrites;
+    impl Protocol for ClosesThenWrites {
+        fn connection_made(&mut self, transport: Transport) {
+            transport.write(b"last words");
+            transport.close();
+            for _ in 0..7 {
+                transport.write(b"lost");
+            }
+        }
+    }
+    let event_loop = EventLoop::with_config(quiet(0).trace(roof::TraceMode::Record));
+    let received = event_loop
+        .run_until_complete(async {
+            let server = create_server(|| ClosesThenWrites, "127.0.0.1:7000")
+                .await
+                .unwrap();
+            let mut stream = TcpStream::connect("127.0.0.1:7000").await.unwrap();
+            let mut received = Vec::new();
+            stream.read_to_end(&mut received).await.unwrap();
+            server.close();
+            received
+        })
+        .unwrap();
+    assert_eq!(
+        received, b"last words",
+        "what was written before close() is sent"
+    );
+    let trace = event_loop.report().trace.unwrap().render();
+    let dropped = trace.matches("write of 4 bytes dropped").count();
+    let warnings = trace.matches("warning #").count();
+    assert_eq!((dropped, warnings), (7, 3), "{trace}");
+    assert!(trace.contains("socket.send() raised exception."), "{trace}");
+    assert_eq!(roof::protocol::DROPPED_WRITES_QUIET, 4);
+}
