@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use std::time::Duration;
 
 use roof::protocol::{create_connection, Protocol, Transport};
 use roof::{EventLoop, LoopHandle};
@@ -55,6 +56,8 @@ struct Outcome {
     ended: bool,
     /// The error the connection was lost with, if any.
     lost: Option<io::Error>,
+    /// The time allowed ran out first.
+    timed_out: bool,
 }
 
 impl EchoClientProtocol {
@@ -103,15 +106,45 @@ impl Protocol for EchoClientProtocol {
 
 /// Talk to the yell server at `addr`: send `message`, wait for it upper-cased, `exchanges`
 /// times, then close. Runs until the connection is lost, as the notes' client does
-/// (`run_forever`, stopped by `connection_lost`). The same code runs on a simulated loop
-/// and, for `roof client`, on a real one.
+/// (`run_forever`, stopped by `connection_lost`), or until `timeout` has passed (an error:
+/// a server that accepts and never answers must not hang the client). The same code runs on
+/// a simulated loop and, for `roof client`, on a real one.
 pub fn talk(
     event_loop: &EventLoop,
     addr: &str,
     message: &[u8],
     exchanges: u32,
+    timeout: Option<Duration>,
 ) -> Result<(), String> {
     let outcome = Rc::new(RefCell::new(Outcome::default()));
+    let deadline = timeout.map(|timeout| {
+        let (handle, outcome) = (event_loop.handle(), outcome.clone());
+        event_loop.call_later(timeout, move || {
+            outcome.borrow_mut().timed_out = true;
+            handle.stop();
+        })
+    });
+    let result = exchange(event_loop, addr, message, exchanges, &outcome);
+    if let Some(deadline) = deadline {
+        deadline.cancel();
+    }
+    let outcome = outcome.borrow();
+    match (timeout, outcome.timed_out) {
+        (Some(timeout), true) => Err(format!(
+            "no answer from {addr} within {timeout:?}: {} of {exchanges} exchanges done",
+            outcome.exchanges
+        )),
+        _ => result,
+    }
+}
+
+fn exchange(
+    event_loop: &EventLoop,
+    addr: &str,
+    message: &[u8],
+    exchanges: u32,
+    outcome: &Rc<RefCell<Outcome>>,
+) -> Result<(), String> {
     let protocol = EchoClientProtocol {
         message: message.to_vec(),
         limit: exchanges,
@@ -160,5 +193,6 @@ pub fn run(event_loop: &EventLoop) -> Result<(), String> {
         &format!("server:{}", yell_echo::PORT),
         MESSAGE,
         EXCHANGES,
+        None,
     )
 }

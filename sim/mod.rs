@@ -17,6 +17,7 @@ pub mod kv_store;
 pub mod yell_echo;
 
 /// One named system under simulation.
+#[derive(Debug)]
 pub struct Scenario {
     /// The name used on the command line (`roof run <name>`).
     pub name: &'static str,

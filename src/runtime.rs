@@ -900,7 +900,10 @@ impl Kernel {
             });
         }
         if self.config.echo {
-            println!("{text}");
+            // Never a panic: a closed stdout must not fail the simulated task that printed
+            // (the report keeps the text either way).
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
         if self.is_real() {
             // A server runs for days: its output is not kept.
@@ -924,7 +927,8 @@ impl Kernel {
     /// trace, and on stderr on a real loop.
     pub(crate) fn warn(&self, text: String) {
         if self.is_real() {
-            eprintln!("roof: warning: {text}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "roof: warning: {text}");
         }
         if self.trace.enabled() {
             self.record(EventKind::Warning {

@@ -20,6 +20,11 @@ pub const RANDOM_WINDOW: usize = 64;
 /// The default number of steps over which [`Policy::Pct`] spreads its priority change points.
 pub const PCT_HORIZON: u64 = 10_000;
 
+/// The deepest bug [`Policy::Pct`] targets: a deeper depth is treated as this one (each
+/// level of depth is a change point the scheduler keeps, and PCT's guarantee fades fast with
+/// depth anyway).
+pub const PCT_DEPTH_MAX: u32 = 1_000;
+
 /// A scheduling policy, chosen per run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,10 +46,11 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// PCT with the given depth and the default horizon [`PCT_HORIZON`].
+    /// PCT with the given depth (from 1 to [`PCT_DEPTH_MAX`]; clamped into that range) and
+    /// the default horizon [`PCT_HORIZON`].
     pub fn pct(depth: u32) -> Policy {
         Policy::Pct {
-            depth: depth.max(1),
+            depth: depth.clamp(1, PCT_DEPTH_MAX),
             horizon: PCT_HORIZON,
         }
     }
@@ -86,12 +92,11 @@ impl Scheduler {
         let mut rng = Rng::new(seed, Stream::Scheduler);
         let mut pct = PctState::default();
         if let Policy::Pct { depth, horizon } = policy {
-            let mut points: Vec<u64> = (1..depth.max(1))
-                .map(|_| rng.below(horizon.max(1)))
-                .collect();
+            let depth = depth.clamp(1, PCT_DEPTH_MAX);
+            let mut points: Vec<u64> = (1..depth).map(|_| rng.below(horizon.max(1))).collect();
             points.sort_unstable();
             pct.change_points = points.into();
-            pct.next_low = u64::from(depth.max(1));
+            pct.next_low = u64::from(depth);
         }
         Scheduler {
             policy,

@@ -113,17 +113,36 @@ pub fn deviations(choices: &[u32]) -> usize {
 /// run of N zeros written `Nz` (`3z,2,1` is `0,0,0,2,1`); `-` is the empty sequence (FIFO).
 pub struct Token;
 
+/// The most choices a token may hold: a run makes at most one choice per step, and this is
+/// the default step limit ([`STEPS_MAX_DEFAULT`](crate::STEPS_MAX_DEFAULT)).
+pub const CHOICES_MAX: usize = 10_000_000;
+
 /// A malformed choice token.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenError(String);
+pub struct TokenError {
+    token: String,
+    too_long: bool,
+}
 
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid choice token {:?}: expected comma-separated numbers, Nz for N zeros, or -",
-            self.0
-        )
+        let token: String = self.token.chars().take(64).collect();
+        let more = if token.len() < self.token.len() {
+            "..."
+        } else {
+            ""
+        };
+        if self.too_long {
+            write!(
+                f,
+                "invalid choice token {token:?}{more}: it holds more than {CHOICES_MAX} choices"
+            )
+        } else {
+            write!(
+                f,
+                "invalid choice token {token:?}{more}: expected comma-separated numbers, Nz for N zeros, or -"
+            )
+        }
     }
 }
 
@@ -154,21 +173,27 @@ impl Token {
         parts.join(",")
     }
 
-    /// Decode a token made by [`encode`](Token::encode).
+    /// Decode a token made by [`encode`](Token::encode); at most [`CHOICES_MAX`] choices.
     pub fn decode(token: &str) -> Result<Vec<u32>, TokenError> {
         let token = token.trim();
         if token == "-" || token.is_empty() {
             return Ok(Vec::new());
         }
+        let error = |too_long| TokenError {
+            token: token.to_string(),
+            too_long,
+        };
         let mut choices = Vec::new();
         for part in token.split(',') {
             let part = part.trim();
-            if let Some(count) = part.strip_suffix('z') {
-                let count: usize = count.parse().map_err(|_| TokenError(token.to_string()))?;
-                choices.extend(std::iter::repeat_n(0, count));
-            } else {
-                choices.push(part.parse().map_err(|_| TokenError(token.to_string()))?);
+            let (choice, count) = match part.strip_suffix('z') {
+                Some(count) => (0, count.parse::<usize>().map_err(|_| error(false))?),
+                None => (part.parse().map_err(|_| error(false))?, 1),
+            };
+            if count > CHOICES_MAX - choices.len() {
+                return Err(error(true));
             }
+            choices.extend(std::iter::repeat_n(choice, count));
         }
         Ok(choices)
     }
@@ -194,6 +219,12 @@ mod tests {
         }
         assert!(Token::decode("1,x").is_err());
         assert!(Token::decode("qz").is_err());
+        // Sizes from the user are bounded before anything is allocated.
+        for huge in ["18446744073709551615z", "1000000000000z", "9999999z,2z"] {
+            let error = Token::decode(huge).unwrap_err().to_string();
+            assert!(error.contains("more than 10000000 choices"), "{error}");
+        }
+        assert_eq!(Token::decode("9999999z,1").unwrap().len(), CHOICES_MAX);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `roof` command line. Arguments are parsed into plain structs before anything runs;
 //! all simulation logic lives in the library and in `sim/`.
 //!
-//! Exit status: 0 every run passed, 1 a scenario failed, 2 bad usage (one line on stderr).
+//! Exit status: 0 every run passed, 1 a scenario failed, 2 bad usage (clap's whole message
+//! on stderr), 130 a sweep interrupted by Ctrl-C (after its summary), 141 stdout closed (as
+//! a process SIGPIPE ended: `roof sweep kv-store | head`).
 
 // The wall clock measures sweep speed and `--seed random` reads the OS; neither reaches a
 // simulated path.
@@ -9,14 +11,18 @@
 
 use std::io::Read as _;
 use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
 
+mod args;
+mod out;
 #[cfg(feature = "real-net")]
 mod real;
 mod shrink;
 mod sweep;
 
+use args::{SeedArg, Shard};
 use clap::{Parser, Subcommand};
-use roof::shrink::Token;
 use roof::{Choices, Config, Policy, Report, TraceMode};
 
 use crate::sim::{self, Scenario};
@@ -36,15 +42,16 @@ enum Command {
     /// Run one scenario with one seed.
     Run {
         /// The scenario (see `roof list`).
-        scenario: String,
+        #[arg(value_parser = args::scenario())]
+        scenario: &'static Scenario,
         /// The seed: a number, or `random` to draw one from the OS (printed first).
-        #[arg(long, default_value = "0")]
-        seed: String,
+        #[arg(long, default_value = "0", value_parser = args::seed)]
+        seed: SeedArg,
         /// Schedule in FIFO order (asyncio's), instead of the seeded random policy.
         #[arg(long, conflicts_with = "pct")]
         fifo: bool,
-        /// Schedule with PCT at this bug depth.
-        #[arg(long, value_name = "DEPTH")]
+        /// Schedule with PCT at this bug depth (1 to 1000).
+        #[arg(long, value_name = "DEPTH", value_parser = args::pct_depth)]
         pct: Option<u32>,
         /// Print the trace, one event per line.
         #[arg(long)]
@@ -53,42 +60,47 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Replay a choice sequence (from `roof shrink`) instead of the policy's draws.
-        #[arg(long, value_name = "TOKEN")]
-        choices: Option<String>,
+        #[arg(long, value_name = "TOKEN", value_parser = args::choices)]
+        choices: Option<args::ChoiceList>,
     },
     /// Run one scenario over a range of seeds and summarise.
     Sweep {
         /// The scenario (see `roof list`).
-        scenario: String,
+        #[arg(value_parser = args::scenario())]
+        scenario: &'static Scenario,
         /// Seeds to run: a range `A..B` (B excluded) or a count `N` (meaning 0..N).
-        #[arg(long, default_value = "0..1000")]
-        seeds: String,
+        #[arg(long, default_value = "0..1000", value_parser = args::seed_range)]
+        seeds: Range<u64>,
         /// Schedule in FIFO order instead of the seeded random policy.
         #[arg(long, conflicts_with = "pct")]
         fifo: bool,
-        /// Schedule with PCT at this bug depth.
-        #[arg(long, value_name = "DEPTH")]
+        /// Schedule with PCT at this bug depth (1 to 1000).
+        #[arg(long, value_name = "DEPTH", value_parser = args::pct_depth)]
         pct: Option<u32>,
         /// Run the I-th of N disjoint slices of the seeds (1-based): `--shard 2/4`.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
-        /// Seeds run in parallel, each simulation on its own thread.
-        #[arg(long, value_name = "J", default_value = "1")]
-        jobs: String,
+        #[arg(long, value_name = "I/N", value_parser = args::shard)]
+        shard: Option<Shard>,
+        /// Seeds run in parallel, each simulation on its own thread (1 to 1024).
+        #[arg(long, value_name = "J", default_value = "1", value_parser = args::jobs)]
+        jobs: usize,
         /// Run each seed twice and fail on the first event where the traces differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Write every failing seed, as it is found, to this file (one line each).
+        #[arg(long, value_name = "FILE")]
+        failures: Option<PathBuf>,
     },
     /// Shrink a failing seed's scheduler choices toward FIFO, and print a replayable token.
     Shrink {
         /// The scenario (see `roof list`).
-        scenario: String,
+        #[arg(value_parser = args::scenario())]
+        scenario: &'static Scenario,
         /// The failing seed.
-        #[arg(long)]
-        seed: String,
-        /// Candidate runs to try at most.
-        #[arg(long, default_value = "5000")]
-        budget: String,
+        #[arg(long, value_parser = args::seed)]
+        seed: SeedArg,
+        /// Candidate runs to try at most (1 to 10000000).
+        #[arg(long, default_value = "5000", value_parser = args::budget)]
+        budget: usize,
     },
     /// The yell-echo server on real sockets (`nc 127.0.0.1 1234`); needs the real-net feature.
     Serve {
@@ -101,12 +113,15 @@ enum Command {
         /// The server's address.
         #[arg(long, default_value = "127.0.0.1:1234")]
         addr: String,
-        /// What to send each time.
-        #[arg(long, default_value = "Hello World!")]
+        /// What to send each time (at most 64 KiB).
+        #[arg(long, default_value = "Hello World!", value_parser = args::message)]
         message: String,
-        /// How many times to send it and wait for it upper-cased.
-        #[arg(long, default_value = "5")]
-        count: String,
+        /// How many times to send it and wait for it upper-cased (1 to 1000000).
+        #[arg(long, default_value = "5", value_parser = args::count)]
+        count: u32,
+        /// Give up (exit 1) when the whole exchange takes longer than this: 10s, 500ms, 1m.
+        #[arg(long, default_value = "10s", value_parser = args::timeout)]
+        timeout: Duration,
     },
 }
 
@@ -119,7 +134,7 @@ fn needs_real_net(command: &str) -> Usage {
     ))
 }
 
-/// A usage error: one line on stderr, exit status 2.
+/// A usage error found after parsing: one line on stderr, exit status 2.
 pub(crate) struct Usage(pub(crate) String);
 
 pub fn main() -> i32 {
@@ -133,30 +148,29 @@ pub fn main() -> i32 {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                error.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = error.print();
-                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    2
-                } else {
-                    0
-                };
-            }
-            let rendered = error.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: bad usage"));
-            return 2;
-        }
+        Err(error) => return clap_error(&error),
     };
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(Usage(message)) => {
-            eprintln!("error: {message}");
+            out::error_line(format_args!("error: {message}"));
+            2
+        }
+    }
+}
+
+/// Print clap's whole message (the error, the usage, a "did you mean" tip): help and the
+/// version on stdout with status 0, errors on stderr with status 2.
+fn clap_error(error: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let rendered = error.render().to_string();
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            out::text(&rendered);
+            0
+        }
+        _ => {
+            out::error_line(rendered.trim_end());
             2
         }
     }
@@ -176,7 +190,10 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 } else {
                     ""
                 };
-                println!("{:width$}  {}{marker}", scenario.name, scenario.description);
+                out::line(format_args!(
+                    "{:width$}  {}{marker}",
+                    scenario.name, scenario.description
+                ));
             }
             Ok(0)
         }
@@ -189,21 +206,19 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             json,
             choices,
         } => {
-            let scenario = find(&scenario)?;
-            let seed = parse_seed(&seed)?;
+            // With --json, stdout holds the JSON object alone.
+            let seed = draw_seed(seed, json)?;
             let mode = if trace {
                 TraceMode::Record
             } else {
                 TraceMode::Hash
             };
             let mut config = Config::new(seed)
-                .policy(policy(fifo, pct)?)
+                .policy(policy(fifo, pct))
                 .trace(mode)
                 .echo(!json);
-            if let Some(token) = choices {
-                let choices =
-                    Token::decode(&token).map_err(|error| Usage(format!("--choices: {error}")))?;
-                config = config.choices(Choices(choices));
+            if let Some(choices) = choices {
+                config = config.choices(Choices(choices.0));
             }
             Ok(run(scenario, config, trace, json))
         }
@@ -215,29 +230,25 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             shard,
             jobs,
             check_determinism,
+            failures,
         } => {
             let plan = sweep::Plan {
-                scenario: find(&scenario)?,
-                seeds: parse_seeds(&seeds)?,
-                shard: shard
-                    .as_deref()
-                    .map(sweep::parse_shard)
-                    .transpose()?
-                    .unwrap_or((1, 1)),
-                jobs: sweep::parse_jobs(&jobs)?,
-                policy: policy(fifo, pct)?,
+                scenario,
+                seeds,
+                shard: shard.unwrap_or(Shard::ALL),
+                jobs,
+                policy: policy(fifo, pct),
                 check_determinism,
+                failures,
             };
-            Ok(sweep::sweep(&plan))
+            sweep::sweep(&plan)
         }
         Command::Shrink {
             scenario,
             seed,
             budget,
         } => {
-            let scenario = find(&scenario)?;
-            let seed = parse_seed(&seed)?;
-            let budget: usize = positive("budget", &budget)?;
+            let seed = draw_seed(seed, false)?;
             Ok(shrink::shrink(scenario, seed, budget))
         }
         #[cfg(feature = "real-net")]
@@ -247,14 +258,8 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             addr,
             message,
             count,
-        } => {
-            let addr = real::parse_addr(&addr)?;
-            if message.is_empty() {
-                return Err(Usage("invalid --message '': say something".into()));
-            }
-            let count: u32 = positive("count", &count)?;
-            real::client(addr, &message, count)
-        }
+            timeout,
+        } => real::client(real::parse_addr(&addr)?, &message, count, timeout),
         #[cfg(not(feature = "real-net"))]
         Command::Serve { .. } => Err(needs_real_net("serve")),
         #[cfg(not(feature = "real-net"))]
@@ -262,58 +267,32 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
     }
 }
 
-/// The value of `--flag`: a whole number above 0.
-fn positive<T>(flag: &str, text: &str) -> Result<T, Usage>
-where
-    T: std::str::FromStr + PartialEq + Default,
-{
-    text.parse()
-        .ok()
-        .filter(|value: &T| *value != T::default())
-        .ok_or_else(|| {
-            Usage(format!(
-                "invalid --{flag} '{text}': expected a whole number above 0"
-            ))
-        })
-}
-
-pub(crate) fn find(name: &str) -> Result<&'static Scenario, Usage> {
-    sim::find(name).ok_or_else(|| {
-        let names: Vec<&str> = sim::SCENARIOS.iter().map(|s| s.name).collect();
-        Usage(format!(
-            "unknown scenario '{name}' (known: {})",
-            names.join(", ")
-        ))
-    })
-}
-
-fn policy(fifo: bool, pct: Option<u32>) -> Result<Policy, Usage> {
+fn policy(fifo: bool, pct: Option<u32>) -> Policy {
     match (fifo, pct) {
-        (true, _) => Ok(Policy::Fifo),
-        (false, Some(0)) => Err(Usage(
-            "invalid --pct '0': the depth must be at least 1".into(),
-        )),
-        (false, Some(depth)) => Ok(Policy::pct(depth)),
-        (false, None) => Ok(Policy::Random),
+        (true, _) => Policy::Fifo,
+        (false, Some(depth)) => Policy::pct(depth),
+        (false, None) => Policy::Random,
     }
 }
 
-pub(crate) fn parse_seed(text: &str) -> Result<u64, Usage> {
-    if text == "random" {
-        let seed = os_random_seed().map_err(|error| {
-            Usage(format!(
-                "--seed random: cannot read the OS's randomness: {error}"
-            ))
-        })?;
-        println!("seed: {seed} (drawn with --seed random)");
+/// The seed to run: the number given, or one drawn from the OS and printed before the run
+/// starts (on stderr when stdout is for JSON).
+fn draw_seed(seed: SeedArg, json: bool) -> Result<u64, Usage> {
+    if let SeedArg::Number(seed) = seed {
         return Ok(seed);
     }
-    text.parse().map_err(|_| {
+    let seed = os_random_seed().map_err(|error| {
         Usage(format!(
-            "invalid --seed '{text}': expected a whole number from 0 to {} or 'random'",
-            u64::MAX
+            "--seed random: cannot read the OS's randomness: {error}"
         ))
-    })
+    })?;
+    let line = format!("seed: {seed} (drawn with --seed random)");
+    if json {
+        out::error_line(line);
+    } else {
+        out::line(line);
+    }
+    Ok(seed)
 }
 
 fn os_random_seed() -> std::io::Result<u64> {
@@ -322,39 +301,19 @@ fn os_random_seed() -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// `A..B` (B excluded, A below B) or a count `N` (0..N, N at least 1).
-fn parse_seeds(text: &str) -> Result<Range<u64>, Usage> {
-    let invalid = |why: &str| Usage(format!("invalid --seeds '{text}': {why}"));
-    let number = |part: &str| {
-        part.trim()
-            .parse::<u64>()
-            .map_err(|_| invalid("expected a range A..B or a count N of whole numbers"))
-    };
-    let range = match text.split_once("..") {
-        Some((start, end)) => number(start)?..number(end)?,
-        None => 0..number(text)?,
-    };
-    if range.start >= range.end {
-        return Err(invalid(
-            "the range is empty (A must be below B, N at least 1)",
-        ));
-    }
-    Ok(range)
-}
-
 fn run(scenario: &Scenario, config: Config, trace: bool, json: bool) -> i32 {
     let report = sim::run(scenario, config);
     if json {
-        println!("{}", report_json(scenario, &report, trace));
+        out::line(report_json(scenario, &report, trace));
     } else {
         if let Some(trace) = report.trace.as_ref().filter(|_| trace) {
-            print!("{}", trace.render());
+            out::text(&trace.render());
         }
-        println!("seed: {}", report.seed);
-        println!("virtual-time: {}", report.virtual_time);
-        println!("trace-hash: {}", report.trace_hash_hex());
+        out::line(format_args!("seed: {}", report.seed));
+        out::line(format_args!("virtual-time: {}", report.virtual_time));
+        out::line(format_args!("trace-hash: {}", report.trace_hash_hex()));
         if let Err(failure) = &report.outcome {
-            println!("failed: {failure}");
+            out::line(format_args!("failed: {failure}"));
         }
     }
     i32::from(!report.passed())

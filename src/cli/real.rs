@@ -2,11 +2,12 @@
 //! sockets (feature `real-net`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use roof::protocol::create_server;
 use roof::EventLoop;
 
-use super::Usage;
+use super::{out, Usage};
 use crate::sim::{echo_ping_pong, yell_echo::YellEchoServer};
 
 /// Parse `--addr`: `host:port`, the host a literal address or a name the OS resolves.
@@ -41,14 +42,17 @@ pub(crate) fn serve(addr: SocketAddr) -> Result<i32, Usage> {
         Ok(Ok(server)) => server,
         Ok(Err(error)) => return Err(Usage(error.to_string())),
         Err(failure) => {
-            eprintln!("error: {failure}");
+            out::error_line(format_args!("error: {failure}"));
             return Ok(1);
         }
     };
-    println!("Serving on {} (Ctrl-C to stop)", server.local_addr());
+    out::line(format_args!(
+        "Serving on {} (Ctrl-C to stop)",
+        server.local_addr()
+    ));
     let outcome = event_loop.run_until_complete(async move {
         roof::net::real::ctrl_c().await?;
-        println!("Closing the server");
+        out::line("Closing the server");
         server.close();
         let closed = async {
             server.wait_closed().await;
@@ -66,34 +70,46 @@ pub(crate) fn serve(addr: SocketAddr) -> Result<i32, Usage> {
     event_loop.close();
     match outcome {
         Ok(Ok(true)) => {
-            println!("Server closed");
+            out::line("Server closed");
             Ok(0)
         }
         Ok(Ok(false)) => {
-            println!("Server closed; open connections dropped");
+            out::line("Server closed; open connections dropped");
             Ok(0)
         }
         Ok(Err(error)) => {
-            eprintln!("error: cannot wait for Ctrl-C: {error}");
+            out::error_line(format_args!("error: cannot wait for Ctrl-C: {error}"));
             Ok(1)
         }
         Err(failure) => {
-            eprintln!("error: {failure}");
+            out::error_line(format_args!("error: {failure}"));
             Ok(1)
         }
     }
 }
 
 /// Talk to a yell-echo server: send `message` `count` times, each time waiting for it to
-/// come back upper-cased. Exit 1 if the server cannot be reached or answers wrong.
-pub(crate) fn client(addr: SocketAddr, message: &str, count: u32) -> Result<i32, Usage> {
+/// come back upper-cased. Exit 1 if the server cannot be reached, answers wrong, or does not
+/// finish within `timeout`.
+pub(crate) fn client(
+    addr: SocketAddr,
+    message: &str,
+    count: u32,
+    timeout: Duration,
+) -> Result<i32, Usage> {
     let event_loop = EventLoop::real();
-    let result = echo_ping_pong::talk(&event_loop, &addr.to_string(), message.as_bytes(), count);
+    let result = echo_ping_pong::talk(
+        &event_loop,
+        &addr.to_string(),
+        message.as_bytes(),
+        count,
+        Some(timeout),
+    );
     event_loop.close();
     match result {
         Ok(()) => Ok(0),
         Err(error) => {
-            eprintln!("error: {error}");
+            out::error_line(format_args!("error: {error}"));
             Ok(1)
         }
     }

@@ -3,15 +3,16 @@
 use roof::shrink::{deviations, minimize, Token};
 use roof::{Choices, Config};
 
+use super::out;
 use crate::sim::{self, Scenario};
 
 pub(crate) fn shrink(scenario: &Scenario, seed: u64, budget: usize) -> i32 {
     let original = sim::run(scenario, Config::new(seed).echo(false).record_choices(true));
     let Err(failure) = &original.outcome else {
-        eprintln!(
+        out::error_line(format_args!(
             "error: seed {seed} of {} passes: there is no failure to shrink",
             scenario.name
-        );
+        ));
         return 1;
     };
     let kind = failure.kind();
@@ -33,24 +34,24 @@ pub(crate) fn shrink(scenario: &Scenario, seed: u64, budget: usize) -> i32 {
             .echo(false)
             .choices(Choices(shrunk.clone())),
     );
-    println!("failure: {failure}");
-    println!(
+    out::line(format_args!("failure: {failure}"));
+    out::line(format_args!(
         "original: {} choices, {} deviations from FIFO",
         choices.len(),
         deviations(&choices)
-    );
-    println!(
+    ));
+    out::line(format_args!(
         "shrunk: {} choices, {} deviations from FIFO",
         shrunk.len(),
         deviations(&shrunk)
-    );
+    ));
     if let Err(failure) = &replayed.outcome {
-        println!("shrunk failure: {failure}");
+        out::line(format_args!("shrunk failure: {failure}"));
     }
-    println!("token: {token}");
-    println!(
+    out::line(format_args!("token: {token}"));
+    out::line(format_args!(
         "replay: roof run {} --seed {seed} --choices {token}",
         scenario.name
-    );
+    ));
     0
 }

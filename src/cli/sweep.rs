@@ -2,74 +2,82 @@
 //!
 //! Shards are interleaved slices of the range (shard I of N runs the seeds whose offset from
 //! the start is I-1 modulo N), so they are disjoint, together cover the range, and each gets an
-//! even share of slow and fast seeds. Jobs run seeds on that many threads; every simulation
-//! stays single-threaded on its own thread.
+//! even share of slow and fast seeds. A shard's seeds are computed, never listed: the k-th is
+//! `start + (I-1) + k*N`, so a range of any size costs nothing before it runs. Jobs run seeds
+//! on that many threads; every simulation stays single-threaded on its own thread.
+//!
+//! Every failing seed is reported: the first few as they happen (around the progress bar),
+//! all of them in the final list up to [`LISTED_MAX`], and with `--failures FILE` every one,
+//! written as it is found. Ctrl-C stops claiming seeds, lets the running ones finish, prints
+//! the summary of what ran and exits 130 (a second Ctrl-C exits at once).
 
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use roof::{Config, Failure, Policy, TraceMode};
 
-use super::Usage;
+use super::args::Shard;
+use super::{out, Usage};
 use crate::sim::{self, Scenario};
 
 /// Failures printed as they happen before the rest wait for the summary.
 const LIVE_FAILURES: usize = 20;
+/// Failing seeds kept for the final list; past it they are counted (and written to the
+/// `--failures` file, which has no limit) but not kept in memory.
+pub(crate) const LISTED_MAX: usize = 10_000;
 /// Seeds a job claims at a time: few enough to balance the jobs, enough that handing results
 /// to the main thread costs nothing next to running them.
-const CHUNK: usize = 32;
+const CHUNK: u64 = 32;
+/// The exit status of an interrupted sweep (128 + SIGINT).
+const INTERRUPTED: i32 = 130;
 
 /// What a sweep runs.
 pub(crate) struct Plan {
     pub(crate) scenario: &'static Scenario,
     pub(crate) seeds: Range<u64>,
-    /// (I, N): the I-th of N shards, 1-based.
-    pub(crate) shard: (u64, u64),
+    pub(crate) shard: Shard,
     pub(crate) jobs: usize,
     pub(crate) policy: Policy,
     pub(crate) check_determinism: bool,
+    pub(crate) failures: Option<PathBuf>,
 }
 
-/// `I/N` with 1 <= I <= N.
-pub(crate) fn parse_shard(text: &str) -> Result<(u64, u64), Usage> {
-    let invalid = || {
-        Usage(format!(
-            "invalid --shard '{text}': expected I/N with 1 <= I <= N, like 2/4"
-        ))
-    };
-    let (index, count) = text.split_once('/').ok_or_else(invalid)?;
-    let (index, count): (u64, u64) = (
-        index.trim().parse().map_err(|_| invalid())?,
-        count.trim().parse().map_err(|_| invalid())?,
-    );
-    if index == 0 || count == 0 || index > count {
-        return Err(invalid());
+/// The seeds of one shard of a range, computed rather than listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShardSeeds {
+    first: u64,
+    step: u64,
+    /// How many seeds the shard holds.
+    pub(crate) len: u64,
+}
+
+impl ShardSeeds {
+    pub(crate) fn new(range: &Range<u64>, shard: Shard) -> ShardSeeds {
+        let offset = shard.index - 1;
+        let span = range.end - range.start;
+        let len = if span <= offset {
+            0
+        } else {
+            (span - offset - 1) / shard.count + 1
+        };
+        ShardSeeds {
+            first: range.start + offset,
+            step: shard.count,
+            len,
+        }
     }
-    Ok((index, count))
-}
 
-/// A job count from 1 to 1024.
-pub(crate) fn parse_jobs(text: &str) -> Result<usize, Usage> {
-    text.trim()
-        .parse()
-        .ok()
-        .filter(|jobs| (1..=1024).contains(jobs))
-        .ok_or_else(|| {
-            Usage(format!(
-                "invalid --jobs '{text}': expected a whole number from 1 to 1024"
-            ))
-        })
-}
-
-/// The seeds of shard `(index, count)` of `range`.
-pub(crate) fn shard_seeds(range: &Range<u64>, (index, count): (u64, u64)) -> Vec<u64> {
-    range
-        .clone()
-        .filter(|seed| (seed - range.start) % count == index - 1)
-        .collect()
+    /// The `k`-th seed of the shard (`k < len`): below the range's end, so no overflow.
+    pub(crate) fn get(&self, k: u64) -> u64 {
+        debug_assert!(k < self.len);
+        self.first + k * self.step
+    }
 }
 
 /// Run one seed; with the determinism check, twice, comparing traces.
@@ -102,28 +110,121 @@ fn progress_bar(count: u64) -> ProgressBar {
     bar
 }
 
-pub(crate) fn sweep(plan: &Plan) -> i32 {
-    let seeds = shard_seeds(&plan.seeds, plan.shard);
+/// The flag a Ctrl-C raises: the first stops the sweep gently, a second ends the process.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as the previous Ctrl-C left it.
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, INTERRUPTED, flag.clone());
+        let _ = signal_hook::flag::register(signal, flag.clone());
+    }
+    flag
+}
+
+/// What the sweep found, as the main thread collects it.
+struct Tally {
+    ran: u64,
+    failed: u64,
+    /// The failing seeds kept for the final list (at most [`LISTED_MAX`]).
+    listed: Vec<(u64, Failure)>,
+    file: Option<(PathBuf, BufWriter<File>)>,
+}
+
+impl Tally {
+    fn failure(&mut self, plan: &Plan, bar: &ProgressBar, seed: u64, failure: Failure) {
+        self.failed += 1;
+        let count = self.failed as usize;
+        // Failures are never hidden: printed around the bar, and all listed at the end.
+        if count <= LIVE_FAILURES {
+            bar.suspend(|| out::error_line(format_args!("seed {seed} failed: {failure}")));
+        } else if count == LIVE_FAILURES + 1 {
+            bar.suspend(|| {
+                out::error_line("(more failures: every failing seed is listed below)");
+            });
+        }
+        if let Some((path, file)) = &mut self.file {
+            let line = format!("{} # {failure}", replay_line(plan, seed));
+            if let Err(error) = writeln!(file, "{line}") {
+                bar.suspend(|| {
+                    out::error_line(format_args!(
+                        "error: cannot write to {}: {error}",
+                        path.display()
+                    ));
+                });
+                self.file = None;
+            }
+        }
+        if self.listed.len() < LISTED_MAX {
+            self.listed.push((seed, failure));
+        }
+        bar.set_message(format!("{} failed", self.failed));
+    }
+}
+
+pub(crate) fn sweep(plan: &Plan) -> Result<i32, Usage> {
+    let seeds = ShardSeeds::new(&plan.seeds, plan.shard);
+    let file = match &plan.failures {
+        Some(path) => {
+            let file = File::create(path).map_err(|error| {
+                Usage(format!(
+                    "invalid --failures '{}': cannot create it: {error}",
+                    path.display()
+                ))
+            })?;
+            Some((path.clone(), BufWriter::new(file)))
+        }
+        None => None,
+    };
+    if seeds.len == 0 {
+        out::error_line(format_args!(
+            "roof: shard {}/{} of seeds {}..{} holds no seed (the range has {} seeds): nothing to run",
+            plan.shard.index,
+            plan.shard.count,
+            plan.seeds.start,
+            plan.seeds.end,
+            plan.seeds.end - plan.seeds.start
+        ));
+    }
+    let interrupted = interrupt_flag();
     let started = Instant::now();
-    let bar = progress_bar(seeds.len() as u64);
-    let next = AtomicUsize::new(0);
+    let bar = progress_bar(seeds.len);
+    let next = AtomicU64::new(0);
     // Each message: how many seeds a job ran, and which of them failed.
     let (sender, receiver) = mpsc::channel::<(u64, Vec<(u64, Failure)>)>();
-    let mut failures: Vec<(u64, Failure)> = Vec::new();
+    let mut tally = Tally {
+        ran: 0,
+        failed: 0,
+        listed: Vec::new(),
+        file,
+    };
     std::thread::scope(|scope| {
-        for _ in 0..plan.jobs.min(seeds.len().max(1)) {
+        let jobs = u64::try_from(plan.jobs).unwrap_or(1).min(seeds.len.max(1));
+        for _ in 0..jobs {
             let sender = sender.clone();
-            let (next, seeds) = (&next, &seeds);
+            let (next, interrupted) = (&next, &interrupted);
             scope.spawn(move || loop {
-                let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                let Some(chunk) = seeds.get(start..(start + CHUNK).min(seeds.len())) else {
+                let start = next
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |at| {
+                        Some(at.saturating_add(CHUNK))
+                    })
+                    .unwrap_or(u64::MAX);
+                if start >= seeds.len {
                     return;
-                };
-                let failed = chunk
-                    .iter()
-                    .filter_map(|&seed| run_seed(plan, seed).err().map(|failure| (seed, failure)))
-                    .collect();
-                if chunk.is_empty() || sender.send((chunk.len() as u64, failed)).is_err() {
+                }
+                let mut ran = 0;
+                let mut failed = Vec::new();
+                for k in start..(start + CHUNK).min(seeds.len) {
+                    if interrupted.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let seed = seeds.get(k);
+                    if let Err(failure) = run_seed(plan, seed) {
+                        failed.push((seed, failure));
+                    }
+                    ran += 1;
+                }
+                let stop = interrupted.load(Ordering::Relaxed);
+                if sender.send((ran, failed)).is_err() || stop {
                     return;
                 }
             });
@@ -131,54 +232,121 @@ pub(crate) fn sweep(plan: &Plan) -> i32 {
         drop(sender);
         for (ran, failed) in receiver {
             bar.inc(ran);
+            tally.ran += ran;
             for (seed, failure) in failed {
-                // Failures are never hidden: printed around the bar, and all listed at the end.
-                if failures.len() < LIVE_FAILURES {
-                    bar.suspend(|| eprintln!("seed {seed} failed: {failure}"));
-                } else if failures.len() == LIVE_FAILURES {
-                    bar.suspend(|| {
-                        eprintln!("(more failures: every failing seed is listed below)")
-                    });
-                }
-                failures.push((seed, failure));
-                bar.set_message(format!("{} failed", failures.len()));
+                tally.failure(plan, &bar, seed, failure);
             }
         }
     });
     bar.finish_and_clear();
-    failures.sort_by_key(|(seed, _)| *seed);
+    if let Some((path, mut file)) = tally.file.take() {
+        if let Err(error) = file.flush() {
+            out::error_line(format_args!(
+                "error: cannot write to {}: {error}",
+                path.display()
+            ));
+        }
+    }
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    tally.listed.sort_by_key(|(seed, _)| *seed);
     summarize(
         plan,
-        seeds.len() as u64,
-        &failures,
+        &seeds,
+        &tally,
         started.elapsed().as_secs_f64(),
+        interrupted,
     );
-    i32::from(!failures.is_empty())
+    Ok(if interrupted {
+        INTERRUPTED
+    } else {
+        i32::from(tally.failed > 0)
+    })
 }
 
-fn summarize(plan: &Plan, count: u64, failures: &[(u64, Failure)], elapsed: f64) {
+/// The command that replays `seed`: `roof run <scenario> [--fifo|--pct D] --seed N`.
+fn replay_line(plan: &Plan, seed: u64) -> String {
     let flags = match plan.policy {
         Policy::Fifo => " --fifo".to_string(),
         Policy::Pct { depth, .. } => format!(" --pct {depth}"),
         Policy::Random => String::new(),
     };
-    for (seed, _) in failures {
-        println!(
-            "failed seed {seed}: replay: roof run {}{flags} --seed {seed}",
-            plan.scenario.name
-        );
+    format!("roof run {}{flags} --seed {seed}", plan.scenario.name)
+}
+
+fn summarize(plan: &Plan, seeds: &ShardSeeds, tally: &Tally, elapsed: f64, interrupted: bool) {
+    for (seed, _) in &tally.listed {
+        out::line(format_args!(
+            "failed seed {seed}: replay: {}",
+            replay_line(plan, *seed)
+        ));
+    }
+    let unlisted = tally.failed - tally.listed.len() as u64;
+    match (&plan.failures, unlisted) {
+        (Some(path), _) if tally.failed > 0 => {
+            out::line(format_args!("every failing seed is in {}", path.display()))
+        }
+        (None, 1..) => out::line(format_args!(
+            "({unlisted} more failing seeds not listed: the list keeps {LISTED_MAX}; \
+             --failures FILE keeps every one)"
+        )),
+        _ => {}
     }
     let shard = match plan.shard {
-        (1, 1) => String::new(),
-        (index, total) => format!(" shard {index}/{total}"),
+        Shard::ALL => String::new(),
+        Shard { index, count } => format!(" shard {index}/{count}"),
     };
-    let rate = count as f64 / elapsed.max(1e-9);
-    println!(
-        "sweep {} seeds {}..{}{shard}: {count} run, {} passed, {} failed, {rate:.0} seeds/s",
+    let rate = tally.ran as f64 / elapsed.max(1e-9);
+    let stopped = if interrupted {
+        format!(", interrupted after {} of {} seeds", tally.ran, seeds.len)
+    } else {
+        String::new()
+    };
+    out::line(format_args!(
+        "sweep {} seeds {}..{}{shard}: {} run, {} passed, {} failed, {rate:.0} seeds/s{stopped}",
         plan.scenario.name,
         plan.seeds.start,
         plan.seeds.end,
-        count - failures.len() as u64,
-        failures.len(),
-    );
+        tally.ran,
+        tally.ran - tally.failed,
+        tally.failed,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(range: Range<u64>, shard: Shard) -> Vec<u64> {
+        let seeds = ShardSeeds::new(&range, shard);
+        (0..seeds.len).map(|k| seeds.get(k)).collect()
+    }
+
+    #[test]
+    fn shards_are_computed_disjoint_and_cover_the_range() {
+        let mut all = Vec::new();
+        for index in 1..=4 {
+            all.extend(listed(3..14, Shard { index, count: 4 }));
+        }
+        all.sort_unstable();
+        assert_eq!(all, (3..14).collect::<Vec<_>>());
+        assert_eq!(
+            listed(0..3, Shard { index: 4, count: 4 }),
+            Vec::<u64>::new()
+        );
+        // A huge range and a huge shard count cost nothing.
+        let seeds = ShardSeeds::new(
+            &(0..u64::MAX),
+            Shard {
+                index: 10_000_000_000_000,
+                count: 10_000_000_000_000,
+            },
+        );
+        assert_eq!(seeds.len, 1_844_674);
+        assert!(seeds.get(seeds.len - 1) < u64::MAX);
+        let whole = ShardSeeds::new(&(5..u64::MAX), Shard::ALL);
+        assert_eq!(
+            (whole.len, whole.get(whole.len - 1)),
+            (u64::MAX - 5, u64::MAX - 1)
+        );
+    }
 }
