@@ -50,6 +50,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use crate::executor::JoinHandle;
 use crate::net::{TcpListener, TcpStream, ToSocketAddr};
@@ -421,8 +422,43 @@ impl Server {
     }
 }
 
+/// The first wait after `accept` fails for want of resources (EMFILE, ENFILE, ENOMEM, ...).
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest wait between `accept` retries (asyncio waits its `ACCEPT_RETRY_DELAY`, 1 s).
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What a server does after `accept` failed.
+enum AcceptFailure {
+    /// The listener is gone (closed, or its host crashed): stop accepting.
+    Closed,
+    /// The one connection went away before it was accepted: accept the next at once.
+    Skip,
+    /// Out of descriptors or memory, or anything else: say so and retry after a backoff.
+    Retry,
+}
+
+fn accept_failed(error: &io::Error) -> AcceptFailure {
+    match error.kind() {
+        io::ErrorKind::NotConnected => AcceptFailure::Closed,
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock => AcceptFailure::Skip,
+        _ => AcceptFailure::Retry,
+    }
+}
+
 /// Listen on `addr` and serve each connection with a fresh protocol from `factory` (asyncio's
 /// `loop.create_server`). The server runs on the current host.
+///
+/// # Errors while serving
+/// An `accept` that fails for want of resources (too many open files, no memory) is logged
+/// (a trace warning; on a real loop, a line on stderr) and retried after a backoff from
+/// [`ACCEPT_BACKOFF_MIN`] doubling up to [`ACCEPT_BACKOFF_MAX`], so the server recovers once
+/// descriptors are free; a connection that went away before it was accepted is skipped. On
+/// a real loop a connection whose protocol panics is dropped and the panic logged with the
+/// peer's address, and the server goes on serving the others; in a simulation the panic
+/// fails the run, as every panic does.
 pub async fn create_server<P, F>(factory: F, addr: impl ToSocketAddr) -> io::Result<Server>
 where
     P: Protocol,
@@ -437,9 +473,28 @@ where
     });
     let server_state = state.clone();
     let accepting = crate::spawn_named("server", async move {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    accepted
+                }
+                Err(error) => match accept_failed(&error) {
+                    AcceptFailure::Closed => return,
+                    AcceptFailure::Skip => continue,
+                    AcceptFailure::Retry => {
+                        let addr = server_state.addr;
+                        crate::runtime::with(|kernel| {
+                            kernel.warn(format!(
+                                "accept on {addr} failed: {error}; retrying in {backoff:?}"
+                            ))
+                        });
+                        crate::sleep(backoff).await;
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        continue;
+                    }
+                },
             };
             server_state.active.set(server_state.active.get() + 1);
             let connection_state = server_state.clone();
@@ -454,7 +509,22 @@ where
                     }
                 }
                 let _active = Active(connection_state);
-                drive(stream, Some(peer), protocol).await;
+                if !crate::runtime::with(|kernel| kernel.is_real()) {
+                    // A simulated run fails on a panic, as on any other.
+                    drive(stream, Some(peer), protocol).await;
+                    return;
+                }
+                // A real server goes on serving the others, as asyncio's exception handler
+                // lets it: the connection is dropped and the panic logged with it.
+                let driven = std::panic::AssertUnwindSafe(drive(stream, Some(peer), protocol));
+                if let Err(panic) = futures_lite::FutureExt::catch_unwind(driven).await {
+                    let message = crate::runtime::panic_message(panic.as_ref());
+                    crate::runtime::with(|kernel| {
+                        kernel.warn(format!(
+                            "the handler of the connection from {peer} panicked: {message}; connection dropped"
+                        ))
+                    });
+                }
             })
             .detach();
         }

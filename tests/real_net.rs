@@ -291,14 +291,34 @@ struct Served {
 
 impl Served {
     fn start(name: &str) -> Served {
-        let output = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}.out"));
+        Served::start_limited(name, None)
+    }
+
+    /// `roof serve` with at most `descriptors` open files (`ulimit -n`), its stderr in
+    /// `serve-<name>.err`.
+    fn start_limited(name: &str, descriptors: Option<u32>) -> Served {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let output = dir.join(format!("serve-{name}.out"));
         let file = std::fs::File::create(&output).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_roof"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdout(file)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let errors = std::fs::File::create(dir.join(format!("serve-{name}.err"))).unwrap();
+        let roof = env!("CARGO_BIN_EXE_roof");
+        let mut command = match descriptors {
+            Some(limit) => {
+                let mut command = Command::new("sh");
+                command.args([
+                    "-c",
+                    &format!("ulimit -n {limit} && exec \"$0\" serve --addr 127.0.0.1:0"),
+                    roof,
+                ]);
+                command
+            }
+            None => {
+                let mut command = Command::new(roof);
+                command.args(["serve", "--addr", "127.0.0.1:0"]);
+                command
+            }
+        };
+        let child = command.stdout(file).stderr(errors).spawn().unwrap();
         let mut served = Served {
             child,
             output,
@@ -321,6 +341,10 @@ impl Served {
 
     fn text(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    fn errors(&self) -> String {
+        std::fs::read_to_string(self.output.with_extension("err")).unwrap_or_default()
     }
 
     /// The server's peak resident memory in KiB (Linux's VmHWM).
@@ -642,4 +666,132 @@ fn roof_serve_keeps_serving_under_load_and_abuse() {
         tally.bytes_echoed.get(),
         peak_kib.map_or("unknown".to_string(), |kib| kib.to_string()),
     );
+}
+
+/// With `ulimit -n 64` and 80 connections, `accept` fails with EMFILE: the server logs it and
+/// retries with a short backoff instead of ending its accept loop (the port used to close for
+/// good while the process stayed up), so once the connections go, a new client is served.
+#[test]
+fn roof_serve_survives_running_out_of_descriptors() {
+    let mut served = Served::start_limited("descriptors", Some(64));
+    let addr = served.addr;
+    let hogs: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut logged = false;
+    for _ in 0..500 {
+        if served.errors().contains("accept") {
+            logged = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(logged, "the server says accept failed: {}", served.errors());
+    drop(hogs);
+    let output = roof(&[
+        "client",
+        "--addr",
+        &addr.to_string(),
+        "--message",
+        "still there?",
+        "--count",
+        "2",
+        "--timeout",
+        "10s",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a new client is served once descriptors are free: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let errors = served.errors();
+    assert!(errors.contains("Too many open files"), "{errors}");
+    assert!(!errors.contains("panicked"), "{errors}");
+    let (status, text) = served.interrupt();
+    assert_eq!(status.code(), Some(0), "{text}");
+}
+
+/// `roof client` against a server that accepts and never answers exits 1 with a message
+/// once its timeout has passed, instead of hanging.
+#[test]
+fn roof_client_gives_up_on_a_silent_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let held = listener.accept();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(held);
+    });
+    let output = roof(&["client", "--addr", &addr, "--timeout", "300ms"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no answer from {addr} within 300ms: 0 of 5 exchanges done"
+        )),
+        "{stderr}"
+    );
+    holder.join().unwrap();
+}
+
+/// A connection handler that panics on a real loop is logged with its connection, and the
+/// server goes on serving the others (asyncio's exception handler does this; in a simulation
+/// the run fails on it, as every panic fails a run).
+#[test]
+fn a_panicking_connection_handler_does_not_stop_a_real_server() {
+    struct Touchy {
+        transport: Option<Transport>,
+    }
+    impl Protocol for Touchy {
+        fn connection_made(&mut self, transport: Transport) {
+            self.transport = Some(transport);
+        }
+        fn data_received(&mut self, data: &[u8]) {
+            assert!(data != b"boom", "the handler choked on {data:?}");
+            self.transport
+                .as_ref()
+                .unwrap()
+                .write(&data.to_ascii_uppercase());
+        }
+    }
+    let event_loop = EventLoop::real();
+    let answers = event_loop
+        .run_until_complete(async {
+            let server = create_server(|| Touchy { transport: None }, "127.0.0.1:0")
+                .await
+                .unwrap();
+            let addr = server.local_addr();
+            let mut victim = TcpStream::connect(addr).await.unwrap();
+            victim.write_all(b"boom").await.unwrap();
+            let mut rest = Vec::new();
+            let lost = victim.read_to_end(&mut rest).await;
+            let mut survivor = TcpStream::connect(addr).await.unwrap();
+            survivor.write_all(b"fine").await.unwrap();
+            let mut answer = [0u8; 4];
+            survivor.read_exact(&mut answer).await.unwrap();
+            server.close();
+            (lost.map(|_| rest), answer)
+        })
+        .unwrap();
+    assert!(
+        matches!(&answers.0, Ok(rest) if rest.is_empty()) || answers.0.is_err(),
+        "the panicking connection is dropped: {:?}",
+        answers.0
+    );
+    assert_eq!(&answers.1, b"FINE");
+    // In a simulation the same panic fails the run.
+    let simulated = EventLoop::with_config(crate::quiet(0));
+    let failure = simulated
+        .run_until_complete(async {
+            let _server = create_server(|| Touchy { transport: None }, "127.0.0.1:9")
+                .await
+                .unwrap();
+            let mut victim = TcpStream::connect("127.0.0.1:9").await.unwrap();
+            victim.write_all(b"boom").await.unwrap();
+            roof::sleep(Duration::from_secs(1)).await;
+        })
+        .unwrap_err();
+    assert_eq!(failure.kind(), "panic", "{failure}");
 }
