@@ -103,6 +103,13 @@ pub fn in_simulation() -> bool {
     runtime::is_running_here()
 }
 
+/// Every Rust block of README.md, compiled and run as a doctest so that none can rot. The
+/// README shows the real-sockets API too, so it is checked with the `real-net` feature (the
+/// README's test command, `cargo test --all-features`).
+#[cfg(all(doctest, feature = "real-net"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event_loop::JoinTuple;
