@@ -47,7 +47,7 @@ pub(crate) mod sim;
 mod tcp;
 mod udp;
 
-pub use sim::{LinkConfig, LinkFault};
+pub use sim::{LinkConfig, LinkFault, TCP_RTO};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
