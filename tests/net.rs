@@ -406,6 +406,13 @@ mod sim {
         event_loop
             .host("server", || async {
                 let handle = roof::get_running_loop();
+                let _soon = handle.call_soon(|| {
+                    assert_eq!(roof::net::current_host_name(), "server", "call_soon");
+                    roof::spawn(async {
+                        assert_eq!(roof::net::current_host_name(), "server", "spawned");
+                    })
+                    .detach();
+                });
                 handle.call_later(Duration::from_millis(5), || {
                     assert_eq!(roof::net::current_host_name(), "server");
                     panic!("the durability check failed");
