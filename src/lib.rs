@@ -88,13 +88,42 @@ pub use sched::{Choices, Policy};
 pub use time::{sleep, sleep_until, timeout};
 pub use trace::{Trace, TraceMode};
 
-/// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end` and friends, on
-/// `futures` `AsyncRead`/`AsyncWrite` (re-exported from `futures-lite`).
+/// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end`, `read_line` and
+/// friends, on `futures` `AsyncRead`/`AsyncWrite` (re-exported from `futures-util`).
+///
+/// `read_line` appends to its buffer, as std's does, and an error after part of a line (a
+/// connection reset mid-line) returns the error with that part left in the buffer.
 pub mod io {
-    pub use futures_io::{AsyncRead, AsyncWrite};
-    pub use futures_lite::io::{
-        split, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+    pub use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
+    pub use futures_util::io::{
+        AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
     };
+
+    /// Split a stream into a reading half and a writing half, each usable from its own task.
+    ///
+    /// ```
+    /// use roof::io::{AsyncReadExt, AsyncWriteExt};
+    /// let lp = roof::EventLoop::new();
+    /// lp.host("echo", || async {
+    ///     let listener = roof::net::TcpListener::bind("0.0.0.0:7").await.unwrap();
+    ///     let (stream, _) = listener.accept().await.unwrap();
+    ///     let (mut reader, mut writer) = roof::io::split(stream);
+    ///     let mut buf = [0u8; 4];
+    ///     reader.read_exact(&mut buf).await.unwrap();
+    ///     writer.write_all(&buf).await.unwrap();
+    /// }).unwrap();
+    /// let echoed = lp.run_until_complete(async {
+    ///     let mut stream = roof::net::TcpStream::connect("echo:7").await.unwrap();
+    ///     stream.write_all(b"ping").await.unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     stream.read_exact(&mut buf).await.unwrap();
+    ///     buf
+    /// }).unwrap();
+    /// assert_eq!(&echoed, b"ping");
+    /// ```
+    pub fn split<T: AsyncRead + AsyncWrite>(stream: T) -> (ReadHalf<T>, WriteHalf<T>) {
+        AsyncReadExt::split(stream)
+    }
 }
 
 /// Whether an [`EventLoop`] is running on this thread: code (a panic hook, say) can tell a
