@@ -140,13 +140,6 @@ impl Config {
 /// A `call_soon`/`call_later` callback.
 pub(crate) type Callback = Box<dyn FnOnce()>;
 
-/// What a timer armed through [`Kernel::arm_timer`] does: wake a sleeping task. (The
-/// network's deliveries arm theirs directly; `call_later` callbacks go through
-/// [`Kernel::call_at`].)
-pub(crate) enum TimerAction {
-    Wake(Waker),
-}
-
 /// A `call_later`/`call_at` callback waiting for its timer. It belongs to the host (and the
 /// incarnation of it) that scheduled it: it runs as that host, and a crash of the host
 /// cancels it.
@@ -789,8 +782,9 @@ impl Kernel {
         }
     }
 
-    pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
-        let TimerAction::Wake(waker) = action;
+    /// Wake `waker` when the clock reads `deadline` (a sleep). The network's deliveries arm
+    /// their timers directly; callbacks go through [`call_at`](Kernel::call_at).
+    pub(crate) fn arm_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
         self.insert_timer(deadline, TimerToken::wake(waker))
     }
 

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::runtime::{self, TimerAction};
+use crate::runtime;
 
 mod queue;
 
@@ -206,8 +206,7 @@ impl Future for Sleep {
                         return Poll::Pending;
                     }
                     self.deadline = Deadline::At(deadline);
-                    self.key =
-                        Some(kernel.arm_timer(deadline, TimerAction::Wake(cx.waker().clone())));
+                    self.key = Some(kernel.arm_timer(deadline, cx.waker().clone()));
                     Poll::Pending
                 }
                 Some(key) => {
