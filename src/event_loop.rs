@@ -20,9 +20,10 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::executor::{JoinError, JoinHandle, TaskName};
+use crate::engine::task::TaskName;
 use crate::report::{Failure, Report};
 use crate::runtime::{self, CallbackTimer, Config, Kernel};
+use crate::task::{JoinError, JoinHandle};
 use crate::time::Instant;
 
 /// An asyncio-style event loop running a deterministic simulation.

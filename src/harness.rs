@@ -63,11 +63,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::event_loop::EventLoop;
-use crate::executor::JoinHandle;
 use crate::fault::{FaultKind, FaultPlan, FiredFaults};
 use crate::report::{Failure, Report};
 use crate::runtime::Config;
 use crate::sched::Policy;
+use crate::task::JoinHandle;
 use crate::trace::TraceMode;
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! ## Module map
-//! - [`executor`]: tasks (one allocation each, no atomics), [`spawn`], [`JoinHandle`], [`yield_now`].
+//! - [`task`]: tasks (async-task cells), [`spawn`], [`JoinHandle`], [`yield_now`].
 //! - [`sched`]: the scheduling [`Policy`] (`Random`, `Fifo`, `Pct`) and its single choice point.
 //! - [`entropy`]: the seeded ChaCha8 streams, the only randomness; [`random`] for user code.
 //! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
@@ -60,14 +60,14 @@
 //! - `proptest` (default): [`strategies`] for seeds, fault plans and choice sequences.
 
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+mod engine;
 pub mod entropy;
 pub mod event_loop;
-pub mod executor;
 pub mod fault;
 pub mod harness;
 pub mod net;
-mod pool;
 pub mod protocol;
 pub mod random;
 pub mod report;
@@ -76,11 +76,18 @@ pub mod sched;
 pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod task;
 pub mod time;
 pub mod trace;
 
 pub use event_loop::{gather, get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
-pub use executor::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
+pub use task::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
+
+/// The former name of [`task`], kept so that existing paths still resolve.
+#[deprecated(note = "renamed: use roof::task (or the re-exports at the crate root)")]
+pub mod executor {
+    pub use crate::task::*;
+}
 pub use harness::check;
 pub use report::{Failure, Report};
 pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};

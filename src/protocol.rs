@@ -52,8 +52,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::executor::JoinHandle;
 use crate::net::{TcpListener, TcpStream, ToSocketAddr};
+use crate::task::JoinHandle;
 
 /// The callbacks of a connection, as in asyncio. Every method has a default that does nothing.
 pub trait Protocol: 'static {

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::executor::TaskId;
 use crate::sched::Policy;
+use crate::task::TaskId;
 use crate::time::Instant;
 use crate::trace::Trace;
 

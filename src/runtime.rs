@@ -15,21 +15,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
+use async_task::Runnable;
+
+use crate::engine::task::{display_name, Executor, Spawn, TaskEnd, TaskMeta, TaskName};
 use crate::entropy::{LazyRng, Stream};
-use crate::executor::{
-    display_name, Executor, JoinHandle, Ready, TaskMeta, TaskName, TaskRef, WakeKey, COMPLETED,
-    NAMED, PANICKED, TRACED, UNREGISTERED,
-};
 use crate::net::sim::Fabric;
 use crate::report::{Failure, Report};
-use crate::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
+use crate::sched::{Choices, Policy, Scheduler};
+use crate::task::JoinHandle;
 use crate::time::{Instant, TimerKey, TimerQueue};
 use crate::trace::{EventKind, Recorder, TraceMode};
 
@@ -223,31 +222,7 @@ impl TimerToken {
 }
 
 impl crate::time::Prefetch for TimerToken {
-    fn prefetch(&self) {
-        if let Some(waker) = &self.waker {
-            prefetch_waker(waker);
-        }
-    }
-}
-
-/// Start loading the task-table entry that waking `waker` will read, if it is a task waker
-/// of the running loop. A hint only.
-#[inline]
-pub(crate) fn prefetch_waker(waker: &Waker) {
-    let Some(key) = WakeKey::of(waker) else {
-        return;
-    };
-    // Never in the way: a borrowed slot or table just skips the hint.
-    let _ = RUNNING.try_with(|running| {
-        let Ok(running) = running.try_borrow() else {
-            return;
-        };
-        if let Some(kernel) = running.as_deref().filter(|kernel| key.is_of(kernel.id)) {
-            if let Ok(tasks) = kernel.exec.tasks.try_borrow() {
-                tasks.prefetch(key);
-            }
-        }
-    });
+    fn prefetch(&self) {}
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,8 +264,8 @@ pub(crate) struct Kernel {
     batch_left: Cell<usize>,
     /// The simulated network.
     pub(crate) net: RefCell<Fabric>,
-    /// While the network wakes a task: the address to carry into its ready-queue entry.
-    wake_hint: Cell<usize>,
+    /// The panic of the task being run, reported by its guard, for `step` to fail the run.
+    panicked: RefCell<Option<String>>,
     /// Per host (by index; 0 is `main`): its incarnation and how to start it again.
     pub(crate) hosts: RefCell<Vec<HostRecord>>,
     /// Crashes so far: while 0, no task can be stale and the check is skipped.
@@ -400,42 +375,45 @@ fn find_where(is_it: impl Fn(u32) -> bool) -> Option<Rc<Kernel>> {
         .flatten()
 }
 
-/// A task's waker was woken: queue the task on its loop.
+/// async-task's schedule function: a task was woken (on any thread): queue it on its loop.
 ///
 /// The running loop is the usual owner; then another loop of this thread. No loop of this
 /// thread owning the task means the waker was used on a foreign thread: a real loop's task
-/// woken by async-io's reactor goes to that loop's mailbox; otherwise (a closed loop, whose
-/// tasks are all gone) the wakeup is dropped.
-pub(crate) fn wake_key(key: WakeKey) {
-    let woken = RUNNING
-        .try_with(|running| {
-            let running = running.borrow();
-            let kernel = running.as_deref().filter(|kernel| key.is_of(kernel.id))?;
-            kernel.wake_key(key);
-            Some(())
-        })
-        .ok()
-        .flatten();
-    if woken.is_some() {
-        return;
-    }
-    match find_where(|id| key.is_of(id)) {
-        Some(kernel) => kernel.wake_key(key),
+/// woken by async-io's reactor goes to that loop's mailbox. Otherwise the runnable is leaked,
+/// never dropped here: dropping it would drop a future on a thread that is not its loop's.
+/// (A closed loop's tasks are all finished, and a finished task is never scheduled, so that
+/// takes a waker sent to another thread by the program itself.)
+pub(crate) fn schedule(runnable: Runnable<TaskMeta>) {
+    let loop_id = runnable.metadata().loop_id;
+    let mut runnable = Some(runnable);
+    with_loop(loop_id, |kernel| {
+        if let Some(runnable) = runnable.take() {
+            kernel.schedule(runnable);
+        }
+    });
+    if let Some(runnable) = runnable {
         #[cfg(feature = "real-net")]
-        None => crate::net::real::deliver_foreign(key),
+        crate::net::real::deliver_foreign(runnable);
         #[cfg(not(feature = "real-net"))]
-        None => {}
+        std::mem::forget(runnable);
     }
 }
 
-/// An aborted task: if idle, queue it on its loop one last time, for the loop to drop its
-/// future.
-pub(crate) fn requeue(task: TaskRef) {
-    with_loop(task.meta().loop_id, |kernel| {
-        if kernel.exec.schedule_if_idle(task) {
-            kernel.wake(task);
-        }
-    });
+/// Abort task `id` of loop `loop_id` (in `slot` of its table): mark it cancelled and wake
+/// it, for the loop to drop its future. Nothing if it is gone or cancelled already.
+pub(crate) fn abort_task(loop_id: u32, slot: u32, id: u64) {
+    let waker = with_loop(loop_id, |kernel| {
+        kernel.exec.tasks.borrow().cancel_one(slot, id)
+    })
+    .flatten();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// A task ended (its guard reports it before the future is dropped): forget it.
+fn task_ended(meta: &TaskMeta, end: TaskEnd) {
+    with_loop(meta.loop_id, |kernel| kernel.task_ended(meta, end));
 }
 
 /// Run `f` with the kernel of loop `loop_id` (the running one, without touching a reference
@@ -455,33 +433,6 @@ fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
         (None, Some(f)) => find(loop_id).map(|kernel| f(&kernel)),
         (None, None) => None,
     }
-}
-
-/// A task's future was dropped (it finished or was cancelled): forget it.
-pub(crate) fn task_ended(meta: &TaskMeta) {
-    let registered = meta.slot.get() != UNREGISTERED;
-    if !registered && !meta.has(TRACED | NAMED) {
-        return;
-    }
-    let panicking = meta.has(PANICKED);
-    with_loop(meta.loop_id, |kernel| {
-        let mut tasks = kernel.exec.tasks.borrow_mut();
-        if registered {
-            tasks.unregister(meta.slot.replace(UNREGISTERED));
-        }
-        if meta.has(NAMED) && !panicking {
-            tasks.forget_name(meta.id);
-        }
-        drop(tasks);
-        if meta.has(TRACED) && !panicking {
-            let kind = if meta.has(COMPLETED) {
-                EventKind::Complete { task: meta.id }
-            } else {
-                EventKind::Cancel { task: meta.id }
-            };
-            kernel.trace.record(kernel.clock.get(), kind);
-        }
-    });
 }
 
 impl Kernel {
@@ -530,7 +481,7 @@ impl Kernel {
             steps: Cell::new(0),
             batch_left: Cell::new(0),
             net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
-            wake_hint: Cell::new(0),
+            panicked: RefCell::new(None),
             hosts: RefCell::new({
                 // Room for a few hosts, so that a small run's setup does not regrow the vector.
                 let mut hosts = Vec::with_capacity(8);
@@ -614,9 +565,15 @@ impl Kernel {
     {
         let traced_name = self.trace.enabled().then(|| name.clone());
         let incarnation = self.hosts.borrow()[host as usize].incarnation;
-        let (id, handle) = self
-            .exec
-            .spawn(future, name, self.trace.enabled(), (host, incarnation));
+        let spawn = Spawn {
+            host,
+            incarnation,
+            traced: self.trace.enabled(),
+            name,
+            schedule,
+            end: task_ended,
+        };
+        let (id, slot, task) = self.exec.spawn(future, spawn);
         if let Some(name) = traced_name {
             let host = (host != 0).then(|| self.net.borrow().host_name(host).to_string());
             self.record(EventKind::Spawn {
@@ -626,7 +583,7 @@ impl Kernel {
                 parent: self.exec.current.get(),
             });
         }
-        handle
+        JoinHandle::new(id, self.id, slot, task)
     }
 
     /// Call into the network, then act on what it asks for with no borrow held: arm a timer
@@ -649,12 +606,8 @@ impl Kernel {
                 // The common case (a delivery wakes its reader): no buffer changes hands.
                 1 => {
                     let waker = net.wakes.pop().expect("one waker");
-                    let hint = std::mem::take(&mut net.wake_hint);
                     drop(net);
-                    self.wake_hint.set(hint);
                     waker.wake();
-                    // Consumed by `wake` if the waker was this loop's task's.
-                    self.wake_hint.set(0);
                     return result;
                 }
                 _ => {}
@@ -662,7 +615,6 @@ impl Kernel {
         }
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);
-        net.wake_hint = 0;
         drop(net);
         for text in log {
             self.record(EventKind::Net { text });
@@ -708,9 +660,10 @@ impl Kernel {
         record.incarnation = record.incarnation.wrapping_add(1);
         drop(hosts);
         self.crashes.set(self.crashes.get() + 1);
-        let keys = self.exec.tasks.borrow().keys(self.id, Some(host));
-        for key in keys {
-            self.wake_key(key);
+        // Each is dropped, not polled, when the scheduler gets to it.
+        let wakers = self.exec.tasks.borrow().cancel_all(Some(host));
+        for waker in wakers {
+            waker.wake();
         }
         // What the host scheduled dies with it: its pending callbacks never fire.
         let timers: Vec<(TimerKey, Weak<CallbackTimer>)> = self
@@ -746,9 +699,8 @@ impl Kernel {
         }
     }
 
-    /// Whether `task` belongs to an incarnation of its host that crashed.
-    fn is_stale(&self, task: TaskRef) -> bool {
-        let meta = task.meta();
+    /// Whether the task belongs to an incarnation of its host that crashed.
+    fn is_stale(&self, meta: &TaskMeta) -> bool {
         self.hosts.borrow()[meta.host as usize].incarnation != meta.incarnation
     }
 
@@ -758,27 +710,48 @@ impl Kernel {
         }
     }
 
-    /// A waker of this loop was woken.
-    #[inline]
-    fn wake_key(&self, key: WakeKey) {
-        if let Some(task) = self.exec.woken(key) {
-            self.wake(task);
-        }
-    }
-
-    /// Queue a woken task.
-    fn wake(&self, task: TaskRef) {
+    /// Queue a woken task (async-task calls this once per wakeup of an idle task, and when
+    /// a task woken during its own poll returns).
+    fn schedule(&self, runnable: Runnable<TaskMeta>) {
         if self.trace.enabled() {
             self.record(EventKind::Wake {
-                task: task.meta().id,
+                task: runnable.metadata().id,
                 by: self.exec.current.get(),
             });
         }
-        let hint = self.wake_hint.take();
-        self.exec.ready.borrow_mut().push_back(Ready { task, hint });
+        self.exec.ready.borrow_mut().push_back(runnable);
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
             real.notify();
+        }
+    }
+
+    /// A task ended: forget it, and trace how (a panic is the run's failure instead, which
+    /// `step` reports).
+    fn task_ended(&self, meta: &TaskMeta, end: TaskEnd) {
+        if let TaskEnd::PanickedInDrop(payload) = end {
+            // It ended already (cancelled); its drop panicked. A closing loop drops this.
+            *self.panicked.borrow_mut() = Some(panic_message(payload.as_ref()));
+            return;
+        }
+        let panicked = matches!(end, TaskEnd::Panicked(_));
+        let mut tasks = self.exec.tasks.borrow_mut();
+        tasks.unregister(meta.slot);
+        if meta.named && !panicked {
+            tasks.forget_name(meta.id);
+        }
+        drop(tasks);
+        let kind = match end {
+            TaskEnd::Completed => EventKind::Complete { task: meta.id },
+            TaskEnd::Cancelled => EventKind::Cancel { task: meta.id },
+            TaskEnd::Panicked(payload) => {
+                *self.panicked.borrow_mut() = Some(panic_message(payload.as_ref()));
+                return;
+            }
+            TaskEnd::PanickedInDrop(_) => unreachable!("handled above"),
+        };
+        if meta.traced {
+            self.record(kind);
         }
     }
 
@@ -1004,16 +977,19 @@ impl Kernel {
                 }
             }
             self.batch_left.set(self.batch_left.get() - 1);
-            let Some(task) = self.pick() else {
+            let Some(runnable) = self.pick() else {
                 self.batch_left.set(0);
                 continue;
             };
-            if self.crashes.get() > 0 && self.is_stale(task) {
+            if self.crashes.get() > 0 && self.is_stale(runnable.metadata()) {
                 // Its host crashed: the task is cancelled, its future dropped unpolled.
-                task.cancel();
+                let (id, host) = (runnable.metadata().id, runnable.metadata().host);
+                runnable.metadata().cancel();
+                runnable.run();
+                self.fail_if_panicked(id, host)?;
                 continue;
             }
-            self.step(task)?;
+            self.step(runnable)?;
             if !main_done && done() {
                 main_done = true;
                 if self.stop.get() == Stop::No {
@@ -1035,7 +1011,14 @@ impl Kernel {
             let Some(deadline) = next else {
                 return Err(self.fail_now(Failure::Deadlock {
                     time: self.now(),
-                    blocked: self.exec.tasks.borrow().list(),
+                    blocked: self
+                        .exec
+                        .tasks
+                        .borrow()
+                        .list()
+                        .into_iter()
+                        .map(|(id, name)| (crate::TaskId(id), name))
+                        .collect(),
                 }));
             };
             if deadline > Instant::ORIGIN + self.config.time_max {
@@ -1070,8 +1053,8 @@ impl Kernel {
 
     #[cfg(feature = "real-net")]
     fn take_foreign(&self, real: &crate::net::real::Real) {
-        for key in real.take_foreign() {
-            self.wake_key(key);
+        for runnable in real.take_foreign() {
+            self.schedule(runnable);
         }
     }
 
@@ -1090,21 +1073,11 @@ impl Kernel {
                     packet(PREFETCH_AHEAD[1]),
                     packet(PREFETCH_AHEAD[2]),
                 ];
-                // A task woken a few timers ahead: its table entry was prefetched when its
-                // timer came near; now its header, which its poll reads first.
-                let wake_ahead = timers
-                    .soon_ahead(PREFETCH_AHEAD[2])
-                    .and_then(|token| token.waker.as_ref())
-                    .and_then(WakeKey::of);
-                (due, timers.take_garbage(), (ahead, wake_ahead))
+                (due, timers.take_garbage(), ahead)
             };
             drop(garbage);
-            let (ahead, wake_ahead) = ahead;
             if ahead.iter().any(Option::is_some) {
                 self.net.borrow().prefetch_deliveries(ahead);
-            }
-            if let Some(key) = wake_ahead {
-                self.exec.prefetch_task(key);
             }
             let Some((key, token)) = due else { return };
             if let Some(packet) = token.packet() {
@@ -1148,99 +1121,74 @@ impl Kernel {
         }
     }
 
-    fn pick(&self) -> Option<TaskRef> {
+    fn pick(&self) -> Option<Runnable<TaskMeta>> {
         let mut ready = self.exec.ready.borrow_mut();
         let len = ready.len();
         if len <= 1 {
-            return ready.pop_front().map(|ready| ready.task);
-        }
-        // The task that just entered the random window will be picked within the next few
-        // dozen steps: start loading its header, the first lines of its future and the end
-        // of its future now. Reading where its future ends must not wait for memory, so in
-        // a long queue its header was loaded already, when it came within a window's length
-        // of the window (the queue beyond the window is FIFO). Hints only; no decision
-        // depends on them.
-        if len > RANDOM_WINDOW {
-            ready[len.min(2 * RANDOM_WINDOW) - 1]
-                .task
-                .meta()
-                .prefetch_head();
-        }
-        if let Some(entering) = ready.get(len.min(RANDOM_WINDOW) - 1) {
-            let meta = entering.task.meta();
-            meta.prefetch_head();
-            meta.prefetch_tail();
-            if entering.hint != 0 {
-                let hint = std::ptr::without_provenance::<u8>(entering.hint);
-                for line in 0..4 {
-                    prefetch_address(hint.wrapping_add(64 * line));
-                }
-            }
+            return ready.pop_front();
         }
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
             len,
-            ready.iter().map(|ready| ready.task.meta().id),
+            ready.iter().map(|runnable| runnable.metadata().id),
             step,
         );
         // The ends, the usual picks among a few ready tasks, without `remove`'s general shift.
-        let picked = if choice == 0 {
+        if choice == 0 {
             ready.pop_front()
         } else if choice == len - 1 {
             ready.pop_back()
         } else {
             ready.remove(choice)
-        };
-        picked.map(|ready| ready.task)
+        }
     }
 
-    fn step(&self, task: TaskRef) -> Result<(), Failure> {
+    fn step(&self, runnable: Runnable<TaskMeta>) -> Result<(), Failure> {
         let steps = self.steps.get() + 1;
         self.steps.set(steps);
         if steps > self.config.steps_max {
-            self.exec.ready.borrow_mut().push_front(Ready::new(task));
+            self.exec.ready.borrow_mut().push_front(runnable);
             return Err(self.fail_now(Failure::StepLimit {
                 limit: self.config.steps_max,
                 time: self.now(),
             }));
         }
-        let meta = task.meta();
+        let meta = runnable.metadata();
         let (id, host) = (meta.id, meta.host);
         self.refresh_clock();
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: id });
         }
         self.exec.current.set(Some(id));
-        self.exec.current_host.set(meta.host);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            if self.exec.run(task) {
-                // Woken during its poll: back to the queue, as the task itself woke it.
-                self.wake(task);
-            }
-        }));
-        if result.is_err() {
-            task.abandon();
-        }
+        self.exec.current_host.set(host);
+        // A panic is caught by the task's guard, which drops the future and reports it here;
+        // a task woken during its own poll is queued again by `run` itself.
+        runnable.run();
         self.exec.current.set(None);
         self.exec.current_host.set(0);
-        if let Err(payload) = result {
-            let message = panic_message(payload.as_ref());
-            let name = self.exec.tasks.borrow_mut().take_name(id);
-            if self.trace.enabled() {
-                self.record(EventKind::Panic {
-                    task: id,
-                    message: message.clone(),
-                });
-            }
-            return Err(self.fail_now(Failure::Panic {
-                task: crate::executor::TaskId(id),
-                name,
-                host: self.net.borrow().host_name(host).to_string(),
-                time: self.now(),
-                message,
-            }));
+        self.fail_if_panicked(id, host)
+    }
+
+    /// If the task `id` of `host` just run panicked (its guard said so), fail the run.
+    fn fail_if_panicked(&self, id: u64, host: u32) -> Result<(), Failure> {
+        let panicked = self.panicked.borrow_mut().take();
+        let Some(message) = panicked else {
+            return Ok(());
+        };
+        let name = self.exec.tasks.borrow_mut().take_name(id);
+        if self.trace.enabled() {
+            self.record(EventKind::Panic {
+                task: id,
+                message: message.clone(),
+            });
         }
-        Ok(())
+        Err(self.fail_now(Failure::Panic {
+            task: crate::TaskId(id),
+            name,
+            host: self.net.borrow().host_name(host).to_string(),
+            time: self.now(),
+            message,
+        }))
     }
 
     fn fail_now(&self, failure: Failure) -> Failure {
@@ -1264,26 +1212,22 @@ impl Kernel {
             drop(self.timers.borrow_mut().drain());
             let callbacks = std::mem::take(&mut *self.timer_callbacks.borrow_mut());
             drop(callbacks);
-            let keys = self.exec.tasks.borrow().keys(self.id, None);
-            for key in keys {
-                self.wake_key(key);
+            let wakers = self.exec.tasks.borrow().cancel_all(None);
+            for waker in wakers {
+                waker.wake();
             }
             #[cfg(feature = "real-net")]
             if let Some(real) = &self.real {
                 self.take_foreign(real);
             }
             loop {
-                let next = self
-                    .exec
-                    .ready
-                    .borrow_mut()
-                    .pop_front()
-                    .map(|ready| ready.task);
-                match next {
-                    // Cancelled: the future is dropped, not polled.
-                    Some(task) => task.cancel(),
-                    None => break,
-                }
+                let next = self.exec.ready.borrow_mut().pop_front();
+                let Some(runnable) = next else { break };
+                // Cancelled (a task spawned by a drop just now too): its future is dropped,
+                // not polled. A panic in a drop now fails nothing: the loop is closing.
+                runnable.metadata().cancel();
+                runnable.run();
+                self.panicked.borrow_mut().take();
             }
             if self.exec.tasks.borrow().len() == 0 && self.timers.borrow().len() == 0 {
                 break;

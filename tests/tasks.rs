@@ -1,10 +1,10 @@
 //! Tasks: join handles, abort, detach, names, yield, scheduling policies and choices.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use roof::{Choices, Policy, TraceMode};
+use roof::{Choices, EventLoop, Policy, TraceMode};
 
 use crate::{quiet, run_with};
 
@@ -275,4 +275,151 @@ fn a_detached_task_pending_forever_without_a_waker_stays_alive_until_close() {
         *dropped.borrow(),
         "closing the loop dropped the pending task's future"
     );
+}
+
+/// A future that records where it was first polled and checks, when dropped, that it was
+/// never moved since: futures are pinned, and a self-referential one (an async block
+/// borrowing its own locals, as async-io's `Ready`) reads through such pointers in its drop.
+struct Pinned {
+    polled_at: Rc<Cell<usize>>,
+    dropped_at: Rc<Cell<usize>>,
+}
+
+impl std::future::Future for Pinned {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.polled_at.set(std::ptr::from_ref(&*self).addr());
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.dropped_at.set(std::ptr::from_ref(&*self).addr());
+    }
+}
+
+#[test]
+fn a_cancelled_future_is_dropped_where_it_was_polled_on_abort_and_on_close() {
+    for abort in [true, false] {
+        let polled_at = Rc::new(Cell::new(0));
+        let dropped_at = Rc::new(Cell::new(0));
+        let event_loop = EventLoop::with_config(quiet(0).policy(Policy::Fifo));
+        let future = Pinned {
+            polled_at: polled_at.clone(),
+            dropped_at: dropped_at.clone(),
+        };
+        event_loop
+            .run_until_complete(async move {
+                let mut task = roof::spawn(future);
+                roof::yield_now().await;
+                if abort {
+                    task.abort();
+                    roof::yield_now().await;
+                } else {
+                    task.detach();
+                }
+            })
+            .unwrap();
+        // Aborted: dropped by the loop at once. Detached: dropped when the loop closes.
+        drop(event_loop);
+        assert_ne!(polled_at.get(), 0, "polled (abort: {abort})");
+        assert_eq!(dropped_at.get(), polled_at.get(), "abort: {abort}");
+    }
+}
+
+/// A waker that outlives its task wakes nothing, even after a new task took the old one's
+/// slot in the table.
+#[test]
+fn a_stale_waker_wakes_nothing_even_when_its_slot_is_reused() {
+    let event_loop = EventLoop::with_config(quiet(0).policy(Policy::Fifo).trace(TraceMode::Record));
+    let polls_of_second = event_loop
+        .run_until_complete(async {
+            let kept: Rc<RefCell<Option<std::task::Waker>>> = Rc::default();
+            let keep = kept.clone();
+            roof::spawn(std::future::poll_fn(move |cx| {
+                *keep.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Ready(())
+            }))
+            .await
+            .unwrap();
+            // The first task is gone; the second reuses its slot and waits forever.
+            let polls = Rc::new(Cell::new(0));
+            let count = polls.clone();
+            let second = roof::spawn(std::future::poll_fn(move |_| {
+                count.set(count.get() + 1);
+                std::task::Poll::<()>::Pending
+            }));
+            roof::yield_now().await;
+            assert_eq!(polls.get(), 1);
+            kept.borrow_mut().take().unwrap().wake();
+            for _ in 0..3 {
+                roof::yield_now().await;
+            }
+            second.detach();
+            polls.get()
+        })
+        .unwrap();
+    assert_eq!(
+        polls_of_second, 1,
+        "the stale waker woke the slot's new task"
+    );
+    let trace = event_loop.report().trace.unwrap().render();
+    assert!(!trace.contains("wake #3 by #1"), "{trace}");
+}
+
+/// A future that panics while it is dropped: at close the loop goes on dropping the others
+/// (and `drop` does not panic); cancelled by an abort, the panic fails the run.
+#[test]
+fn a_panic_while_dropping_a_cancelled_future_is_contained() {
+    struct Bomb(Rc<Cell<u32>>);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+            panic!("boom while dropping");
+        }
+    }
+    let dropped = Rc::new(Cell::new(0));
+    let event_loop = EventLoop::with_config(quiet(0));
+    let bombs = dropped.clone();
+    event_loop
+        .run_until_complete(async move {
+            for _ in 0..3 {
+                let bomb = Bomb(bombs.clone());
+                roof::spawn(async move {
+                    let _bomb = bomb;
+                    std::future::pending::<()>().await;
+                })
+                .detach();
+            }
+            roof::yield_now().await;
+        })
+        .unwrap();
+    drop(event_loop);
+    assert_eq!(
+        dropped.get(),
+        3,
+        "every future dropped at close, despite the panics"
+    );
+
+    let event_loop = EventLoop::with_config(quiet(0));
+    let bombs = Rc::new(Cell::new(0));
+    let bomb = Bomb(bombs.clone());
+    let failure = event_loop
+        .run_until_complete(async move {
+            let mut task = roof::spawn(async move {
+                let _bomb = bomb;
+                std::future::pending::<()>().await;
+            });
+            roof::yield_now().await;
+            task.abort();
+            roof::sleep(std::time::Duration::from_secs(1)).await;
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&failure, roof::Failure::Panic { message, .. } if message == "boom while dropping"),
+        "{failure}"
+    );
+    assert_eq!(bombs.get(), 1);
 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use crate::entropy::{Rng, Stream};
 use crate::event_loop::LoopHandle;
-use crate::executor::JoinHandle;
 use crate::fault::LinkFaultId;
 use crate::net::LinkFault;
+use crate::task::JoinHandle;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -203,7 +203,7 @@ impl LoopHandle {
         self.kernel.spawn_on(
             0,
             nemesis(handle, plan, fired, start),
-            Some(crate::executor::TaskName::Static("nemesis")),
+            Some(crate::engine::task::TaskName::Static("nemesis")),
         )
     }
 }

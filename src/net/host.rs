@@ -5,9 +5,10 @@ use std::io;
 use std::rc::Rc;
 
 use super::{HostId, LinkConfig};
+use crate::engine::task::TaskName;
 use crate::event_loop::LoopHandle;
-use crate::executor::{JoinHandle, TaskName};
 use crate::runtime::HostStart;
+use crate::task::JoinHandle;
 
 impl LoopHandle {
     /// Add a host named `name` running `start`: a server, say. `start` runs now (as the task

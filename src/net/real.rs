@@ -61,7 +61,9 @@ use std::time::{Duration, Instant as WallInstant};
 
 use async_io::{Async, Timer};
 
-use crate::executor::{Ready, WakeKey};
+use async_task::Runnable;
+
+use crate::engine::task::TaskMeta;
 use crate::time::Instant;
 
 /// The real-mode state of a kernel: where its clock starts, and whether it is asleep.
@@ -76,7 +78,7 @@ pub(crate) struct Real {
 struct Mailbox {
     loop_id: u32,
     /// The tasks woken, oldest first.
-    woken: Vec<WakeKey>,
+    woken: Vec<Runnable<TaskMeta>>,
     /// The sleeping loop's `block_on` waker.
     waker: Option<Waker>,
 }
@@ -90,14 +92,17 @@ fn mailboxes() -> MutexGuard<'static, Vec<Mailbox>> {
 }
 
 /// A task was woken on a thread that owns no loop of its: post it to its loop's mailbox and
-/// wake the loop. A key whose loop has no mailbox (a simulated loop, or a real one already
-/// closed) wakes nothing.
-pub(crate) fn deliver_foreign(key: WakeKey) {
+/// wake the loop. A task whose loop has no mailbox (a simulated loop, or a real one already
+/// closed) is leaked, never dropped here: its future belongs to its loop's thread.
+pub(crate) fn deliver_foreign(runnable: Runnable<TaskMeta>) {
+    let loop_id = runnable.metadata().loop_id;
     let mut boxes = mailboxes();
-    let Some(mailbox) = boxes.iter_mut().find(|mailbox| key.is_of(mailbox.loop_id)) else {
+    let Some(mailbox) = boxes.iter_mut().find(|mailbox| mailbox.loop_id == loop_id) else {
+        drop(boxes);
+        std::mem::forget(runnable);
         return;
     };
-    mailbox.woken.push(key);
+    mailbox.woken.push(runnable);
     let waker = mailbox.waker.take();
     drop(boxes);
     if let Some(waker) = waker {
@@ -126,7 +131,7 @@ impl Real {
     }
 
     /// Tasks woken on other threads since the last call, oldest first.
-    pub(crate) fn take_foreign(&self) -> Vec<WakeKey> {
+    pub(crate) fn take_foreign(&self) -> Vec<Runnable<TaskMeta>> {
         let mut boxes = mailboxes();
         let taken = boxes
             .iter_mut()
@@ -153,7 +158,11 @@ impl Real {
 
     /// Sleep until a task is queued (on any thread) or `deadline` passes, driving the
     /// reactor meanwhile: ready sockets wake their tasks from inside this call.
-    pub(crate) fn wait(&self, ready: &RefCell<VecDeque<Ready>>, deadline: Option<Instant>) {
+    pub(crate) fn wait(
+        &self,
+        ready: &RefCell<VecDeque<Runnable<TaskMeta>>>,
+        deadline: Option<Instant>,
+    ) {
         let timer = deadline
             .map(|deadline| Timer::at(self.origin + Duration::from_nanos(deadline.as_nanos())));
         self.waiting.set(true);
@@ -166,15 +175,16 @@ impl Real {
     }
 
     /// The loop is closing: no foreign wakeup may reach it any more. Wakeups posted since
-    /// the last [`take_foreign`](Real::take_foreign) are dropped: their tasks are cancelled.
+    /// the last [`take_foreign`](Real::take_foreign) are dropped (on the loop's thread, after
+    /// the lock is released): their tasks are cancelled.
     pub(crate) fn unregister(&self) {
         let mut boxes = mailboxes();
-        if let Some(index) = boxes
+        let mailbox = boxes
             .iter()
             .position(|mailbox| mailbox.loop_id == self.loop_id)
-        {
-            boxes.swap_remove(index);
-        }
+            .map(|index| boxes.swap_remove(index));
+        drop(boxes);
+        drop(mailbox);
     }
 }
 
@@ -187,7 +197,7 @@ impl Drop for Real {
 /// The future an idle real loop blocks on.
 struct Wait<'a> {
     real: &'a Real,
-    ready: &'a RefCell<VecDeque<Ready>>,
+    ready: &'a RefCell<VecDeque<Runnable<TaskMeta>>>,
     timer: Option<Timer>,
 }
 

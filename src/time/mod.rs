@@ -276,25 +276,26 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     }
 }
 
-/// The future returned by [`timeout`].
-#[must_use = "a Timeout does nothing unless awaited"]
-#[derive(Debug)]
-pub struct Timeout<F> {
-    future: F,
-    sleep: Sleep,
+pin_project_lite::pin_project! {
+    /// The future returned by [`timeout`].
+    #[must_use = "a Timeout does nothing unless awaited"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of the pinned Timeout.
-        let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        if let Poll::Ready(value) = future.poll(cx) {
+        let this = self.project();
+        if let Poll::Ready(value) = this.future.poll(cx) {
             return Poll::Ready(Ok(value));
         }
-        match Pin::new(&mut this.sleep).poll(cx) {
+        match Pin::new(this.sleep).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }

@@ -1,0 +1,403 @@
+//! Tasks as data: cells on async-task, the table of live tasks, the ready queue.
+//!
+//! # Invariants
+//! - A task is one async-task allocation: its header holds a [`TaskMeta`] (plain ids and one
+//!   atomic cancel bit), then the future, later its output. The loop owns the [`Runnable`];
+//!   the join handle owns the async-task `Task`.
+//! - A task's future is polled and dropped only on its loop's thread. Wakers may be woken on
+//!   any thread (async-io's reactor, for a real loop): the schedule function then posts the
+//!   runnable to the loop (see `spawn`'s safety argument).
+//! - The future is wrapped in a [`Guard`] that holds a reference to its own metadata. The
+//!   guard drops a cancelled future in place (never moved: it is pinned, and may read pointers
+//!   into itself while dropped), catches a panic of the future, and reports the task's end
+//!   *before* the future is dropped, so the trace shows the end first.
+//! - Every live task has an entry in the [`TaskTable`] from its spawn until its end: its id,
+//!   host and a waker. The waker keeps the allocation, and so the metadata, alive while the
+//!   entry exists; the loop uses it to list blocked tasks, and to cancel a crashed host's
+//!   tasks or every task when it closes.
+//! - This module knows no kernel, no clock and no network: the kernel passes in how to
+//!   schedule a runnable and what to do when a task ends.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use async_task::{Builder, Runnable};
+
+/// What a task's header carries: plain ids, and whether it was asked to stop.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    /// The per-run task id, from 1 in spawn order.
+    pub(crate) id: u64,
+    /// The loop the task belongs to.
+    pub(crate) loop_id: u32,
+    /// The host the task runs on.
+    pub(crate) host: u32,
+    /// The host's incarnation when the task was spawned: a crash starts a new one, and a task
+    /// of an older one is cancelled instead of polled.
+    pub(crate) incarnation: u16,
+    /// The task's slot in its loop's [`TaskTable`].
+    pub(crate) slot: u32,
+    /// Whether its loop records a trace.
+    pub(crate) traced: bool,
+    /// Whether it has a name in the table's name map.
+    pub(crate) named: bool,
+    /// Cancellation was asked for (abort, a crash, the loop closing): the next poll drops the
+    /// future instead. Set and read on the loop's thread only; atomic because the header is
+    /// shared with wakers, which may live on other threads.
+    cancelled: AtomicBool,
+}
+
+impl TaskMeta {
+    /// Ask the task to stop: its next run drops its future instead of polling it.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// How a task ended, as its [`Guard`] reports it (before the future is dropped).
+pub(crate) enum TaskEnd {
+    /// The future returned its output.
+    Completed,
+    /// The future was dropped unfinished: aborted, its host crashed, its loop closed.
+    Cancelled,
+    /// The future panicked; the payload, for the failure report. The future is dropped
+    /// already (a second panic while dropping it is swallowed: the run has failed anyway).
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// A cancelled future (reported as `Cancelled` already) panicked while it was dropped.
+    /// The task has ended; the panic is a failure of the run, unless the loop is closing.
+    PanickedInDrop(Box<dyn std::any::Any + Send>),
+}
+
+/// What the kernel does when a task ends.
+pub(crate) type EndHook = fn(&TaskMeta, TaskEnd);
+/// How the kernel queues a woken task (on any thread).
+pub(crate) type ScheduleHook = fn(Runnable<TaskMeta>);
+
+pin_project_lite::pin_project! {
+    /// A task's future, wrapped: see the module's invariants.
+    struct Guard<'a, F> {
+        meta: &'a TaskMeta,
+        end: EndHook,
+        #[pin]
+        future: Option<F>,
+    }
+}
+
+impl<F: Future> Future for Guard<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.meta.is_cancelled() {
+            (this.end)(this.meta, TaskEnd::Cancelled);
+            // In place: `Pin::set` drops the old value where it lies (and leaves `None` there
+            // even if the drop panics).
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+            if let Err(payload) = dropped {
+                (this.end)(this.meta, TaskEnd::PanickedInDrop(payload));
+            }
+            return Poll::Ready(None);
+        }
+        match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => {
+                // Ended before the future is dropped (async-task drops it next): its locals
+                // may close sockets, and the trace shows the end first.
+                (this.end)(this.meta, TaskEnd::Completed);
+                Poll::Ready(Some(output))
+            }
+            Err(payload) => {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+                (this.end)(this.meta, TaskEnd::Panicked(payload));
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+/// The handle side of a task: its output (`None` once cancelled) when it ends.
+pub(crate) type TaskHandle<T> = async_task::FallibleTask<Option<T>, TaskMeta>;
+
+/// Create a task for `future` with metadata `meta`.
+fn spawn_cell<F>(
+    meta: TaskMeta,
+    future: F,
+    schedule: ScheduleHook,
+    end: EndHook,
+) -> (Runnable<TaskMeta>, TaskHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let guard = move |meta| Guard {
+        meta,
+        end,
+        future: Some(future),
+    };
+    // SAFETY: `spawn_unchecked` asks for three things.
+    // - The future need not be `Send`: it is polled only by `Runnable::run`, which the loop
+    //   calls on its own thread, and dropped there too (by `run`, or by the loop dropping the
+    //   runnables of its queue and mailbox; a runnable posted from another thread to a loop
+    //   that is gone is leaked, never dropped there, see `net::real::deliver_foreign`).
+    // - The future may borrow the metadata for `'a`: the header outlives the future.
+    // - The schedule function is `Send + Sync` (a plain `fn`) and only queues the runnable.
+    let (runnable, task) = unsafe {
+        Builder::new()
+            .metadata(meta)
+            .spawn_unchecked(guard, schedule)
+    };
+    (runnable, task.fallible())
+}
+
+/// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
+/// name (no copy per task).
+#[derive(Clone, Debug)]
+pub(crate) enum TaskName {
+    Static(&'static str),
+    Shared(Rc<str>),
+}
+
+impl From<Cow<'static, str>> for TaskName {
+    fn from(name: Cow<'static, str>) -> TaskName {
+        match name {
+            Cow::Borrowed(name) => TaskName::Static(name),
+            Cow::Owned(name) => TaskName::Shared(Rc::from(name)),
+        }
+    }
+}
+
+impl TaskName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TaskName::Static(name) => name,
+            TaskName::Shared(name) => name,
+        }
+    }
+}
+
+/// A task's name as reports and traces show it.
+pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
+    match name {
+        Some(name) => name.as_str().to_string(),
+        None => format!("Task-{id}"),
+    }
+}
+
+/// A live task's entry.
+struct TaskEntry {
+    id: u64,
+    host: u32,
+    /// The task's metadata, in its header: valid while `waker` (a reference to the task)
+    /// lives, which is as long as the entry.
+    meta: NonNull<TaskMeta>,
+    waker: Waker,
+}
+
+/// The tasks of one loop from their spawn until their end: what the loop needs to list
+/// blocked tasks (deadlock), to cancel a crashed host's tasks, and to cancel everything
+/// (close). Slots are reused, most recently freed first. Names live apart, since most tasks
+/// have none.
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    entries: Vec<Option<TaskEntry>>,
+    free: Vec<u32>,
+    live: usize,
+    names: BTreeMap<u64, TaskName>,
+}
+
+impl TaskTable {
+    /// A slot for a task about to be spawned.
+    fn reserve(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.entries.push(None);
+                u32::try_from(self.entries.len() - 1)
+                    .expect("task invariant: fewer than 2^32 live tasks")
+            }
+        }
+    }
+
+    fn fill(&mut self, slot: u32, entry: TaskEntry) {
+        self.entries[slot as usize] = Some(entry);
+        self.live += 1;
+    }
+
+    /// Forget the task in `slot` (it ended).
+    pub(crate) fn unregister(&mut self, slot: u32) {
+        let entry = self.entries.get_mut(slot as usize).and_then(Option::take);
+        debug_assert!(entry.is_some(), "task invariant: slot {slot} is occupied");
+        if entry.is_some() {
+            self.free.push(slot);
+            self.live -= 1;
+        }
+    }
+
+    pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
+        self.names.insert(id, name);
+    }
+
+    /// Forget a task's name. The name of a task that ended by panicking is kept until
+    /// [`take_name`](TaskTable::take_name) reads it for the failure report.
+    pub(crate) fn forget_name(&mut self, id: u64) {
+        self.names.remove(&id);
+    }
+
+    pub(crate) fn name(&self, id: u64) -> String {
+        display_name(id, self.names.get(&id))
+    }
+
+    /// The name of a task, forgetting it.
+    pub(crate) fn take_name(&mut self, id: u64) -> String {
+        let name = self.names.remove(&id);
+        display_name(id, name.as_ref())
+    }
+
+    /// How many tasks live.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// (id, name) of every live task, by id.
+    pub(crate) fn list(&self) -> Vec<(u64, String)> {
+        let mut tasks: Vec<_> = self
+            .entries
+            .iter()
+            .flatten()
+            .map(|entry| (entry.id, self.name(entry.id)))
+            .collect();
+        tasks.sort();
+        tasks
+    }
+
+    /// Mark every live task (of `host`, or all) cancelled, and return their wakers, by slot:
+    /// waking them (after the table's borrow is released) queues each for its future to be
+    /// dropped.
+    pub(crate) fn cancel_all(&self, host: Option<u32>) -> Vec<Waker> {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|entry| host.is_none_or(|host| entry.host == host))
+            .map(|entry| {
+                // SAFETY: the entry's waker keeps the task, and so its header's metadata,
+                // alive; the metadata is only ever read through shared references.
+                unsafe { entry.meta.as_ref() }.cancel();
+                entry.waker.clone()
+            })
+            .collect()
+    }
+
+    /// Mark the live task in `slot` whose id is `id` cancelled (an abort) and return its
+    /// waker; `None` if it is gone or was cancelled already.
+    pub(crate) fn cancel_one(&self, slot: u32, id: u64) -> Option<Waker> {
+        let entry = self.entries.get(slot as usize)?.as_ref()?;
+        if entry.id != id {
+            return None;
+        }
+        // SAFETY: as in `cancel_all`: the entry's waker keeps the metadata alive.
+        let meta = unsafe { entry.meta.as_ref() };
+        if meta.is_cancelled() {
+            return None;
+        }
+        meta.cancel();
+        Some(entry.waker.clone())
+    }
+}
+
+/// The ready queue, oldest first, and the task table: the executor state of one loop.
+pub(crate) struct Executor {
+    pub(crate) loop_id: u32,
+    pub(crate) ready: RefCell<VecDeque<Runnable<TaskMeta>>>,
+    pub(crate) tasks: RefCell<TaskTable>,
+    next_id: Cell<u64>,
+    /// The task being polled, if any.
+    pub(crate) current: Cell<Option<u64>>,
+    /// The host of the task being polled (0, `main`, between polls).
+    pub(crate) current_host: Cell<u32>,
+}
+
+/// Who a new task is: where it runs, and what its loop does with it.
+pub(crate) struct Spawn {
+    pub(crate) host: u32,
+    pub(crate) incarnation: u16,
+    pub(crate) traced: bool,
+    pub(crate) name: Option<TaskName>,
+    pub(crate) schedule: ScheduleHook,
+    pub(crate) end: EndHook,
+}
+
+impl Executor {
+    pub(crate) fn new(loop_id: u32) -> Executor {
+        Executor {
+            loop_id,
+            // Room for a few ready tasks, so that a small run does not regrow the queue.
+            ready: RefCell::new(VecDeque::with_capacity(16)),
+            tasks: RefCell::new(TaskTable::default()),
+            next_id: Cell::new(1),
+            current: Cell::new(None),
+            current_host: Cell::new(0),
+        }
+    }
+
+    /// Create a task and queue it; returns its id, its slot and its handle.
+    pub(crate) fn spawn<F>(&self, future: F, spawn: Spawn) -> (u64, u32, TaskHandle<F::Output>)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let mut tasks = self.tasks.borrow_mut();
+        let named = spawn.name.is_some();
+        if let Some(name) = spawn.name {
+            tasks.set_name(id, name);
+        }
+        let slot = tasks.reserve();
+        let meta = TaskMeta {
+            id,
+            loop_id: self.loop_id,
+            host: spawn.host,
+            incarnation: spawn.incarnation,
+            slot,
+            traced: spawn.traced,
+            named,
+            cancelled: AtomicBool::new(false),
+        };
+        let (runnable, handle) = spawn_cell(meta, future, spawn.schedule, spawn.end);
+        tasks.fill(
+            slot,
+            TaskEntry {
+                id,
+                host: spawn.host,
+                meta: NonNull::from(runnable.metadata()),
+                waker: runnable.waker(),
+            },
+        );
+        drop(tasks);
+        self.ready.borrow_mut().push_back(runnable);
+        (id, slot, handle)
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        // A loop dropped without closing: its queued tasks' futures are dropped here, on the
+        // loop's thread. The table's wakers go with it; suspended tasks are leaked.
+        self.ready.get_mut().clear();
+    }
+}

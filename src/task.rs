@@ -1,0 +1,236 @@
+//! Tasks: [`spawn`], [`JoinHandle`], [`yield_now`].
+//!
+//! A task runs on the host of the task that spawned it, on its loop's thread. Waking a task
+//! puts it at the back of the ready queue; the scheduler ([`crate::sched`]) picks which ready
+//! task runs next. Dropping a [`JoinHandle`] detaches the task, as asyncio keeps tasks
+//! alive; [`JoinHandle::abort`] cancels it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::engine::task::TaskHandle;
+use crate::runtime;
+
+pub use crate::engine::id::TaskId;
+
+/// The error of awaiting a task that did not finish: it was aborted, its host crashed, or its
+/// loop closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinError {
+    task: TaskId,
+}
+
+impl JoinError {
+    /// Always true: the only way a simulated task fails to finish is cancellation (a panic
+    /// ends the whole run instead).
+    pub fn is_cancelled(&self) -> bool {
+        true
+    }
+
+    /// The task that was cancelled.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} was cancelled", self.task)
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// A handle to a spawned task: await it for the task's result.
+///
+/// Dropping the handle detaches the task, which keeps running (as in asyncio); [`abort`]
+/// cancels it.
+///
+/// [`abort`]: JoinHandle::abort
+#[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
+pub struct JoinHandle<T> {
+    /// The task, until its output is taken or the handle lets go of it.
+    task: Option<TaskHandle<T>>,
+    id: u64,
+    /// Where its loop keeps it, to cancel it: the loop, and the slot in its task table.
+    loop_id: u32,
+    slot: u32,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(id: u64, loop_id: u32, slot: u32, task: TaskHandle<T>) -> JoinHandle<T> {
+        JoinHandle {
+            task: Some(task),
+            id,
+            loop_id,
+            slot,
+        }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        TaskId(self.id)
+    }
+
+    /// Cancel the task: its future is dropped (never polled again) the next time the loop
+    /// gets to it, and awaiting this handle then yields a [`JoinError`]. A task that already
+    /// finished keeps its result.
+    ///
+    /// As with asyncio's `Task.cancel()`, the task is not finished at once:
+    /// [`is_finished`](JoinHandle::is_finished) turns true, and `.await` resolves, only once
+    /// the future has been dropped and its drop guards have run (asyncio: once its `finally`
+    /// ran). Unlike asyncio's, the cancellation cannot be observed or refused by the task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::new();
+    /// let result = lp.run_until_complete(async {
+    ///     let mut handle = roof::spawn(roof::sleep(Duration::from_secs(10)));
+    ///     handle.abort();
+    ///     assert!(!handle.is_finished(), "its future is dropped when the loop gets to it");
+    ///     (&mut handle).await
+    /// }).unwrap();
+    /// assert!(result.unwrap_err().is_cancelled());
+    /// ```
+    pub fn abort(&mut self) {
+        if self.is_finished() {
+            return;
+        }
+        // Queued one last time, for the loop to drop its future; dropping it wakes whoever
+        // awaits this handle.
+        runtime::abort_task(self.loop_id, self.slot, self.id);
+    }
+
+    /// Let the task run on with nobody waiting for it.
+    pub fn detach(mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+
+    /// Whether the task has finished: it returned, or it was cancelled and its future has
+    /// been dropped.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|task| task.is_finished())
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cancelled = JoinError {
+            task: TaskId(self.id),
+        };
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Err(cancelled));
+        };
+        let output = match Pin::new(task).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            // The future returned: its output. Cancelled, or its runnable dropped unrun
+            // (a loop dropped without closing): none.
+            Poll::Ready(output) => output.flatten(),
+        };
+        self.task = None;
+        Poll::Ready(output.ok_or(cancelled))
+    }
+}
+
+/// Spawn a task on the running loop; the tokio name for asyncio's `create_task`.
+///
+/// Panics outside a running [`EventLoop`](crate::EventLoop).
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let sum = lp.run_until_complete(async {
+///     let a = roof::spawn(async { 20 });
+///     let b = roof::spawn(async { 22 });
+///     a.await.unwrap() + b.await.unwrap()
+/// }).unwrap();
+/// assert_eq!(sum, 42);
+/// ```
+#[doc(alias = "create_task")]
+#[inline(always)]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    runtime::running().spawn(future, None)
+}
+
+/// Spawn a named task on the running loop; the name shows in traces and reports.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record));
+/// lp.run_until_complete(async { roof::spawn_named("worker", async {}).await.unwrap() }).unwrap();
+/// assert!(lp.report().trace.unwrap().render().contains("spawn #2 \"worker\""));
+/// ```
+pub fn spawn_named<F>(name: impl Into<Cow<'static, str>>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let name = name.into();
+    runtime::running().spawn(future, Some(crate::engine::task::TaskName::from(name)))
+}
+
+/// The id of the task being polled, if any.
+pub fn current_task() -> Option<TaskId> {
+    runtime::try_with(|kernel| kernel.exec.current.get().map(TaskId)).flatten()
+}
+
+/// Give the other ready tasks a turn: this task goes to the back of the ready queue.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).policy(roof::Policy::Fifo));
+/// let order = lp.run_until_complete(async {
+///     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+///     let other = { let log = log.clone(); roof::spawn(async move { log.borrow_mut().push("other") }) };
+///     roof::yield_now().await;
+///     log.borrow_mut().push("main");
+///     other.await.unwrap();
+///     log.take()
+/// }).unwrap();
+/// assert_eq!(order, ["other", "main"]);
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future returned by [`yield_now`].
+#[must_use = "yield_now does nothing unless awaited"]
+#[derive(Debug)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
