@@ -55,18 +55,13 @@ pub struct JoinHandle<T> {
     /// The task, until its output is taken or the handle lets go of it.
     task: Option<TaskHandle<T>>,
     id: u64,
-    /// Where its loop keeps it, to cancel it: the loop, and the slot in its task table.
-    loop_id: u32,
-    slot: u32,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(id: u64, loop_id: u32, slot: u32, task: TaskHandle<T>) -> JoinHandle<T> {
+    pub(crate) fn new(id: u64, task: TaskHandle<T>) -> JoinHandle<T> {
         JoinHandle {
             task: Some(task),
             id,
-            loop_id,
-            slot,
         }
     }
 
@@ -96,12 +91,15 @@ impl<T> JoinHandle<T> {
     /// assert!(result.unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&mut self) {
-        if self.is_finished() {
+        let Some(task) = &self.task else {
+            return;
+        };
+        if task.is_finished() {
             return;
         }
         // Queued one last time, for the loop to drop its future; dropping it wakes whoever
         // awaits this handle.
-        runtime::abort_task(self.loop_id, self.slot, self.id);
+        runtime::abort_task(task.metadata());
     }
 
     /// Let the task run on with nobody waiting for it.
@@ -144,9 +142,8 @@ impl<T> Future for JoinHandle<T> {
         };
         let output = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            // The future returned: its output. Cancelled, or its runnable dropped unrun
-            // (a loop dropped without closing): none.
-            Poll::Ready(output) => output.flatten(),
+            // The future returned: its output. Cancelled: none.
+            Poll::Ready(output) => output,
         };
         self.task = None;
         Poll::Ready(output.ok_or(cancelled))

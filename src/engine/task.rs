@@ -22,16 +22,17 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use async_task::{Builder, Runnable};
 
-/// What a task's header carries: plain ids, and whether it was asked to stop.
+/// What a task's header carries: plain ids, and whether it was asked to stop (24 bytes).
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
     /// The per-run task id, from 1 in spawn order.
@@ -40,29 +41,47 @@ pub(crate) struct TaskMeta {
     pub(crate) loop_id: u32,
     /// The host the task runs on.
     pub(crate) host: u32,
+    /// The task's slot in its loop's [`TaskTable`].
+    pub(crate) slot: u32,
     /// The host's incarnation when the task was spawned: a crash starts a new one, and a task
     /// of an older one is cancelled instead of polled.
     pub(crate) incarnation: u16,
-    /// The task's slot in its loop's [`TaskTable`].
-    pub(crate) slot: u32,
-    /// Whether its loop records a trace.
-    pub(crate) traced: bool,
-    /// Whether it has a name in the table's name map.
-    pub(crate) named: bool,
-    /// Cancellation was asked for (abort, a crash, the loop closing): the next poll drops the
-    /// future instead. Set and read on the loop's thread only; atomic because the header is
+    /// [`TRACED`] and [`NAMED`] (set at spawn), [`CANCELLED`] (set once cancellation was asked
+    /// for: abort, a crash, the loop closing; the next run drops the future instead of
+    /// polling it). Set and read on the loop's thread only; atomic because the header is
     /// shared with wakers, which may live on other threads.
-    cancelled: AtomicBool,
+    flags: AtomicU8,
 }
 
+/// The task's loop records a trace.
+const TRACED: u8 = 1;
+/// The task has a name in the table's name map.
+const NAMED: u8 = 2;
+/// Cancellation was asked for.
+const CANCELLED: u8 = 4;
+
 impl TaskMeta {
+    fn has(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::Relaxed) & flag != 0
+    }
+
+    /// Whether its loop records a trace.
+    pub(crate) fn traced(&self) -> bool {
+        self.has(TRACED)
+    }
+
+    /// Whether it has a name in the table's name map.
+    pub(crate) fn named(&self) -> bool {
+        self.has(NAMED)
+    }
+
     /// Ask the task to stop: its next run drops its future instead of polling it.
     pub(crate) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
+        self.flags.fetch_or(CANCELLED, Ordering::Relaxed);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        self.has(CANCELLED)
     }
 }
 
@@ -80,22 +99,26 @@ pub(crate) enum TaskEnd {
     PanickedInDrop(Box<dyn std::any::Any + Send>),
 }
 
-/// What the kernel does when a task ends.
-pub(crate) type EndHook = fn(&TaskMeta, TaskEnd);
-/// How the kernel queues a woken task (on any thread).
-pub(crate) type ScheduleHook = fn(Runnable<TaskMeta>);
+/// What the loop does with its tasks: queue a woken one (on any thread), and learn that one
+/// ended. A zero-sized type, so a task cell carries no pointer for either.
+pub(crate) trait Hooks: 'static {
+    /// Queue a woken task on its loop.
+    fn schedule(runnable: Runnable<TaskMeta>);
+    /// The task ended (before its future is dropped).
+    fn ended(meta: &TaskMeta, end: TaskEnd);
+}
 
 pin_project_lite::pin_project! {
     /// A task's future, wrapped: see the module's invariants.
-    struct Guard<'a, F> {
+    struct Guard<'a, F, H> {
         meta: &'a TaskMeta,
-        end: EndHook,
+        hooks: PhantomData<H>,
         #[pin]
         future: Option<F>,
     }
 }
 
-impl<F: Future> Future for Guard<'_, F> {
+impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -104,12 +127,12 @@ impl<F: Future> Future for Guard<'_, F> {
             return Poll::Ready(None);
         };
         if this.meta.is_cancelled() {
-            (this.end)(this.meta, TaskEnd::Cancelled);
+            H::ended(this.meta, TaskEnd::Cancelled);
             // In place: `Pin::set` drops the old value where it lies (and leaves `None` there
             // even if the drop panics).
             let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
             if let Err(payload) = dropped {
-                (this.end)(this.meta, TaskEnd::PanickedInDrop(payload));
+                H::ended(this.meta, TaskEnd::PanickedInDrop(payload));
             }
             return Poll::Ready(None);
         }
@@ -118,12 +141,12 @@ impl<F: Future> Future for Guard<'_, F> {
             Ok(Poll::Ready(output)) => {
                 // Ended before the future is dropped (async-task drops it next): its locals
                 // may close sockets, and the trace shows the end first.
-                (this.end)(this.meta, TaskEnd::Completed);
+                H::ended(this.meta, TaskEnd::Completed);
                 Poll::Ready(Some(output))
             }
             Err(payload) => {
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
-                (this.end)(this.meta, TaskEnd::Panicked(payload));
+                H::ended(this.meta, TaskEnd::Panicked(payload));
                 Poll::Ready(None)
             }
         }
@@ -131,37 +154,37 @@ impl<F: Future> Future for Guard<'_, F> {
 }
 
 /// The handle side of a task: its output (`None` once cancelled) when it ends.
-pub(crate) type TaskHandle<T> = async_task::FallibleTask<Option<T>, TaskMeta>;
+///
+/// Polling it panics if the task's runnable was dropped without being run, so the loop
+/// never drops one: it runs a cancelled one instead, which drops the future.
+pub(crate) type TaskHandle<T> = async_task::Task<Option<T>, TaskMeta>;
 
 /// Create a task for `future` with metadata `meta`.
-fn spawn_cell<F>(
-    meta: TaskMeta,
-    future: F,
-    schedule: ScheduleHook,
-    end: EndHook,
-) -> (Runnable<TaskMeta>, TaskHandle<F::Output>)
+fn spawn_cell<F, H>(meta: TaskMeta, future: F) -> (Runnable<TaskMeta>, TaskHandle<F::Output>)
 where
     F: Future + 'static,
     F::Output: 'static,
+    H: Hooks,
 {
     let guard = move |meta| Guard {
         meta,
-        end,
+        hooks: PhantomData::<H>,
         future: Some(future),
     };
+    let schedule = |runnable| H::schedule(runnable);
     // SAFETY: `spawn_unchecked` asks for three things.
     // - The future need not be `Send`: it is polled only by `Runnable::run`, which the loop
-    //   calls on its own thread, and dropped there too (by `run`, or by the loop dropping the
-    //   runnables of its queue and mailbox; a runnable posted from another thread to a loop
-    //   that is gone is leaked, never dropped there, see `net::real::deliver_foreign`).
+    //   calls on its own thread, and dropped there too (by `run`: the loop never drops a
+    //   runnable unrun; a runnable posted from another thread to a loop that is gone is
+    //   leaked, never dropped there, see `net::real::deliver_foreign`).
     // - The future may borrow the metadata for `'a`: the header outlives the future.
-    // - The schedule function is `Send + Sync` (a plain `fn`) and only queues the runnable.
-    let (runnable, task) = unsafe {
+    // - The schedule function is `Send + Sync` (it captures nothing) and only queues the
+    //   runnable.
+    unsafe {
         Builder::new()
             .metadata(meta)
             .spawn_unchecked(guard, schedule)
-    };
-    (runnable, task.fallible())
+    }
 }
 
 /// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
@@ -198,15 +221,25 @@ pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
     }
 }
 
-/// A live task's entry.
+/// A live task's entry: its metadata, in its header, and a waker, which keeps the task (and
+/// so the metadata) alive as long as the entry.
 struct TaskEntry {
-    id: u64,
-    host: u32,
-    /// The task's metadata, in its header: valid while `waker` (a reference to the task)
-    /// lives, which is as long as the entry.
     meta: NonNull<TaskMeta>,
     waker: Waker,
 }
+
+impl TaskEntry {
+    fn meta(&self) -> &TaskMeta {
+        // SAFETY: the entry's waker holds a reference to the task, so its header (with the
+        // metadata) lives as long as the entry; the metadata is only read through shared
+        // references (its one mutable part is atomic).
+        unsafe { self.meta.as_ref() }
+    }
+}
+
+/// Entries a chunk of the task table holds: the table grows a chunk at a time, never
+/// copying the entries it has.
+const CHUNK: usize = 4096;
 
 /// The tasks of one loop from their spawn until their end: what the loop needs to list
 /// blocked tasks (deadlock), to cancel a crashed host's tasks, and to cancel everything
@@ -214,7 +247,9 @@ struct TaskEntry {
 /// have none.
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    entries: Vec<Option<TaskEntry>>,
+    chunks: Vec<Vec<Option<TaskEntry>>>,
+    /// Slots handed out so far (live or free).
+    slots: usize,
     free: Vec<u32>,
     live: usize,
     names: BTreeMap<u64, TaskName>,
@@ -223,24 +258,51 @@ pub(crate) struct TaskTable {
 impl TaskTable {
     /// A slot for a task about to be spawned.
     fn reserve(&mut self) -> u32 {
-        match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.entries.push(None);
-                u32::try_from(self.entries.len() - 1)
-                    .expect("task invariant: fewer than 2^32 live tasks")
-            }
+        if let Some(slot) = self.free.pop() {
+            return slot;
+        }
+        let slot = u32::try_from(self.slots).expect("task invariant: fewer than 2^32 live tasks");
+        if self.slots % CHUNK == 0 {
+            // The first chunk starts small (a short run has a handful of tasks) and grows;
+            // the later ones, for long runs, are allocated whole.
+            let capacity = if self.chunks.is_empty() { 16 } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(capacity));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(None);
+        self.slots += 1;
+        slot
+    }
+
+    fn entry_mut(&mut self, slot: u32) -> &mut Option<TaskEntry> {
+        let slot = slot as usize;
+        &mut self.chunks[slot / CHUNK][slot % CHUNK]
+    }
+
+    fn entry(&self, slot: u32) -> Option<&TaskEntry> {
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    /// Start loading the entry of `slot` (its address computed, nothing read but the chunk
+    /// list). A hint only.
+    pub(crate) fn prefetch(&self, slot: u32) {
+        let slot = slot as usize;
+        if let Some(chunk) = self.chunks.get(slot / CHUNK) {
+            super::hint::prefetch(chunk.as_ptr().wrapping_add(slot % CHUNK).cast());
         }
     }
 
     fn fill(&mut self, slot: u32, entry: TaskEntry) {
-        self.entries[slot as usize] = Some(entry);
+        *self.entry_mut(slot) = Some(entry);
         self.live += 1;
     }
 
     /// Forget the task in `slot` (it ended).
     pub(crate) fn unregister(&mut self, slot: u32) {
-        let entry = self.entries.get_mut(slot as usize).and_then(Option::take);
+        let entry = self.entry_mut(slot).take();
         debug_assert!(entry.is_some(), "task invariant: slot {slot} is occupied");
         if entry.is_some() {
             self.free.push(slot);
@@ -273,13 +335,18 @@ impl TaskTable {
         self.live
     }
 
+    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
+        self.chunks.iter().flatten().flatten()
+    }
+
     /// (id, name) of every live task, by id.
     pub(crate) fn list(&self) -> Vec<(u64, String)> {
         let mut tasks: Vec<_> = self
-            .entries
-            .iter()
-            .flatten()
-            .map(|entry| (entry.id, self.name(entry.id)))
+            .entries()
+            .map(|entry| {
+                let id = entry.meta().id;
+                (id, self.name(id))
+            })
             .collect();
         tasks.sort();
         tasks
@@ -289,32 +356,23 @@ impl TaskTable {
     /// waking them (after the table's borrow is released) queues each for its future to be
     /// dropped.
     pub(crate) fn cancel_all(&self, host: Option<u32>) -> Vec<Waker> {
-        self.entries
-            .iter()
-            .flatten()
-            .filter(|entry| host.is_none_or(|host| entry.host == host))
+        self.entries()
+            .filter(|entry| host.is_none_or(|host| entry.meta().host == host))
             .map(|entry| {
-                // SAFETY: the entry's waker keeps the task, and so its header's metadata,
-                // alive; the metadata is only ever read through shared references.
-                unsafe { entry.meta.as_ref() }.cancel();
+                entry.meta().cancel();
                 entry.waker.clone()
             })
             .collect()
     }
 
-    /// Mark the live task in `slot` whose id is `id` cancelled (an abort) and return its
-    /// waker; `None` if it is gone or was cancelled already.
-    pub(crate) fn cancel_one(&self, slot: u32, id: u64) -> Option<Waker> {
-        let entry = self.entries.get(slot as usize)?.as_ref()?;
-        if entry.id != id {
+    /// Mark the live task whose metadata is `meta` cancelled (an abort) and return its waker;
+    /// `None` if it is gone (its slot empty or another task's) or was cancelled already.
+    pub(crate) fn cancel_one(&self, meta: &TaskMeta) -> Option<Waker> {
+        let entry = self.entry(meta.slot)?;
+        if entry.meta != NonNull::from(meta) || entry.meta().is_cancelled() {
             return None;
         }
-        // SAFETY: as in `cancel_all`: the entry's waker keeps the metadata alive.
-        let meta = unsafe { entry.meta.as_ref() };
-        if meta.is_cancelled() {
-            return None;
-        }
-        meta.cancel();
+        entry.meta().cancel();
         Some(entry.waker.clone())
     }
 }
@@ -331,14 +389,12 @@ pub(crate) struct Executor {
     pub(crate) current_host: Cell<u32>,
 }
 
-/// Who a new task is: where it runs, and what its loop does with it.
+/// Who a new task is: where it runs, and whether its loop traces.
 pub(crate) struct Spawn {
     pub(crate) host: u32,
     pub(crate) incarnation: u16,
     pub(crate) traced: bool,
     pub(crate) name: Option<TaskName>,
-    pub(crate) schedule: ScheduleHook,
-    pub(crate) end: EndHook,
 }
 
 impl Executor {
@@ -354,11 +410,12 @@ impl Executor {
         }
     }
 
-    /// Create a task and queue it; returns its id, its slot and its handle.
-    pub(crate) fn spawn<F>(&self, future: F, spawn: Spawn) -> (u64, u32, TaskHandle<F::Output>)
+    /// Create a task and queue it; returns its id and its handle.
+    pub(crate) fn spawn<F, H>(&self, future: F, spawn: Spawn) -> (u64, TaskHandle<F::Output>)
     where
         F: Future + 'static,
         F::Output: 'static,
+        H: Hooks,
     {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
@@ -368,36 +425,38 @@ impl Executor {
             tasks.set_name(id, name);
         }
         let slot = tasks.reserve();
+        let flags = if spawn.traced { TRACED } else { 0 } | if named { NAMED } else { 0 };
         let meta = TaskMeta {
             id,
             loop_id: self.loop_id,
             host: spawn.host,
-            incarnation: spawn.incarnation,
             slot,
-            traced: spawn.traced,
-            named,
-            cancelled: AtomicBool::new(false),
+            incarnation: spawn.incarnation,
+            flags: AtomicU8::new(flags),
         };
-        let (runnable, handle) = spawn_cell(meta, future, spawn.schedule, spawn.end);
+        let (runnable, handle) = spawn_cell::<F, H>(meta, future);
         tasks.fill(
             slot,
             TaskEntry {
-                id,
-                host: spawn.host,
                 meta: NonNull::from(runnable.metadata()),
                 waker: runnable.waker(),
             },
         );
         drop(tasks);
         self.ready.borrow_mut().push_back(runnable);
-        (id, slot, handle)
+        (id, handle)
     }
 }
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        // A loop dropped without closing: its queued tasks' futures are dropped here, on the
-        // loop's thread. The table's wakers go with it; suspended tasks are leaked.
-        self.ready.get_mut().clear();
+        // A loop dropped without closing (its close runs every task to its end first): its
+        // queued tasks are run cancelled, on the loop's thread, which drops their futures
+        // (a runnable is never dropped unrun: its handle would panic). The table's wakers go
+        // with it; suspended tasks are leaked.
+        while let Some(runnable) = self.ready.get_mut().pop_front() {
+            runnable.metadata().cancel();
+            runnable.run();
+        }
     }
 }

@@ -174,9 +174,9 @@ impl Real {
         self.waiting.set(false);
     }
 
-    /// The loop is closing: no foreign wakeup may reach it any more. Wakeups posted since
-    /// the last [`take_foreign`](Real::take_foreign) are dropped (on the loop's thread, after
-    /// the lock is released): their tasks are cancelled.
+    /// The loop is closing: no foreign wakeup may reach it any more. Tasks woken since the
+    /// last [`take_foreign`](Real::take_foreign) are run cancelled (on the loop's thread,
+    /// after the lock is released), which drops their futures.
     pub(crate) fn unregister(&self) {
         let mut boxes = mailboxes();
         let mailbox = boxes
@@ -184,7 +184,10 @@ impl Real {
             .position(|mailbox| mailbox.loop_id == self.loop_id)
             .map(|index| boxes.swap_remove(index));
         drop(boxes);
-        drop(mailbox);
+        for runnable in mailbox.into_iter().flat_map(|mailbox| mailbox.woken) {
+            runnable.metadata().cancel();
+            runnable.run();
+        }
     }
 }
 

@@ -1600,7 +1600,7 @@ impl Fabric {
     /// Start loading what three upcoming deliveries will touch: the furthest one's packet,
     /// the middle one's connection end, the nearest one's reader task. A hint only.
     pub(crate) fn prefetch_deliveries(&self, [far, middle, _near]: [Option<u32>; 3]) {
-        use crate::runtime::prefetch_address;
+        use crate::engine::hint::prefetch as prefetch_address;
         let segment = |id: Option<u32>| match self.in_flight.get(id? as usize)? {
             Some(InFlight::Segment(segment)) if (segment.conn as usize) < self.conns.len() => {
                 Some(segment)
