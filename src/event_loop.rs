@@ -20,8 +20,8 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::engine::report::{Failure, Report};
 use crate::engine::task::TaskName;
-use crate::report::{Failure, Report};
 use crate::runtime::{self, CallbackTimer, Config, Kernel};
 use crate::task::{JoinError, JoinHandle};
 use crate::time::Instant;

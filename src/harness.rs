@@ -62,13 +62,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::engine::report::{Failure, Report};
+use crate::engine::sched::Policy;
+use crate::engine::trace::TraceMode;
 use crate::event_loop::EventLoop;
 use crate::fault::{FaultKind, FaultPlan, FiredFaults};
-use crate::report::{Failure, Report};
 use crate::runtime::Config;
-use crate::sched::Policy;
 use crate::task::JoinHandle;
-use crate::trace::TraceMode;
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few
 /// enough to keep `cargo test` quick.

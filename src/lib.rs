@@ -63,22 +63,18 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod engine;
-pub mod entropy;
 pub mod event_loop;
 pub mod fault;
 pub mod harness;
 pub mod net;
 pub mod protocol;
 pub mod random;
-pub mod report;
 mod runtime;
-pub mod sched;
 pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 pub mod task;
 pub mod time;
-pub mod trace;
 
 pub use event_loop::{gather, get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
 pub use task::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
@@ -94,6 +90,25 @@ pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use sched::{Choices, Policy};
 pub use time::{sleep, sleep_until, timeout};
 pub use trace::{Trace, TraceMode};
+
+/// The event log of a run: every spawn, poll, wake, completion, timer, callback, network
+/// event, fault and printed or logged line, stamped with its virtual time. It renders as
+/// stable text (one line per event), exports as JSON, hashes, and finds where two runs
+/// diverge.
+pub mod trace {
+    pub use crate::engine::trace::{Divergence, Event, EventKind, Trace, TraceMode};
+}
+
+/// How a run ended: a [`Report`] and, when it failed, the [`Failure`].
+pub mod report {
+    pub use crate::engine::report::{Failure, Report};
+}
+
+/// Scheduling policies: which ready task runs next ([`Policy`]), and recorded choice
+/// sequences that replay a run ([`Choices`]).
+pub mod sched {
+    pub use crate::engine::sched::{Choices, Policy, PCT_DEPTH_MAX, PCT_HORIZON};
+}
 
 /// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end`, `read_line` and
 /// friends, on `futures` `AsyncRead`/`AsyncWrite` (re-exported from `futures-util`).

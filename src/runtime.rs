@@ -23,15 +23,16 @@ use std::time::Duration;
 
 use async_task::Runnable;
 
+use crate::engine::entropy::{LazyRng, Stream};
 use crate::engine::hint;
+use crate::engine::report::{Failure, Report};
+use crate::engine::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::engine::task::{display_name, Executor, Hooks, Spawn, TaskEnd, TaskMeta, TaskName};
-use crate::entropy::{LazyRng, Stream};
+use crate::engine::timer::{TimerKey, TimerQueue};
+use crate::engine::trace::{EventKind, Recorder, TraceMode};
 use crate::net::sim::Fabric;
-use crate::report::{Failure, Report};
-use crate::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::task::JoinHandle;
-use crate::time::{Instant, TimerKey, TimerQueue};
-use crate::trace::{EventKind, Recorder, TraceMode};
+use crate::time::Instant;
 
 /// The default virtual-time limit: one simulated day.
 pub const TIME_MAX_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -222,7 +223,7 @@ impl TimerToken {
     }
 }
 
-impl crate::time::Prefetch for TimerToken {
+impl crate::engine::timer::Prefetch for TimerToken {
     /// The timer is among the next to fire: start loading the header of the task it will
     /// wake (a task waker's data word is its task's address), which waking reads first.
     /// Timers fire in deadline order, which is no order of the tasks: without this, waking

@@ -27,8 +27,8 @@ use std::time::Duration;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use crate::engine::sched::Choices;
 use crate::fault::{FaultKind, FaultPlan, PlannedFault};
-use crate::sched::Choices;
 
 /// Any seed.
 pub fn seeds() -> impl Strategy<Value = u64> {

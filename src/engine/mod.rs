@@ -1,6 +1,11 @@
 //! The engine: data structures that know no kernel, no clock and no facade. They import only
-//! each other's leaf types and std (and their crates); the kernel composes them.
+//! each other (leaf types first) and std; the kernel composes them.
 
+pub(crate) mod entropy;
 pub(crate) mod hint;
 pub(crate) mod id;
+pub(crate) mod report;
+pub(crate) mod sched;
 pub(crate) mod task;
+pub(crate) mod timer;
+pub(crate) mod trace;

@@ -200,7 +200,9 @@ pub fn buggify_at(site: &'static str) -> bool {
                 for byte in site.bytes() {
                     hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
                 }
-                crate::entropy::Rng::new(hash, crate::entropy::Stream::Buggify).below(4) == 0
+                crate::engine::entropy::Rng::new(hash, crate::engine::entropy::Stream::Buggify)
+                    .below(4)
+                    == 0
             });
         active && kernel.buggify_rng.borrow_mut().get().below(4) == 0
     })

@@ -13,7 +13,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::entropy::{Rng, Stream};
+use crate::engine::entropy::{Rng, Stream};
 use crate::event_loop::LoopHandle;
 use crate::fault::LinkFaultId;
 use crate::net::LinkFault;

@@ -34,7 +34,6 @@
 //! assert_eq!(&echoed, b"ping");
 //! ```
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
@@ -51,15 +50,7 @@ pub use sim::{LinkConfig, LinkFault, TCP_RTO};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
-/// A host of the simulation, numbered in creation order (0 is `main`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HostId(pub(crate) u32);
-
-impl fmt::Display for HostId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "host {}", self.0)
-    }
-}
+pub use crate::engine::id::HostId;
 
 /// Something that names one socket address: `SocketAddr`, `"host:port"`, `("host", port)`,
 /// `(IpAddr, port)`. Host names are resolved by the running simulation.

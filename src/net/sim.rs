@@ -38,8 +38,8 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::entropy::{LazyRng, Stream};
-use crate::trace;
+use crate::engine::entropy::{LazyRng, Stream};
+use crate::engine::trace;
 
 /// A host's index in the fabric (0 is the default host, `main`).
 pub(crate) type HostIndex = u32;
@@ -1914,7 +1914,7 @@ fn payload_name(payload: &Payload) -> String {
 #[cfg(test)]
 mod tests {
     use super::{copy_short, Fabric, NAMES_INDEXED_ABOVE};
-    use crate::trace;
+    use crate::engine::trace;
 
     #[test]
     fn names_are_found_past_the_scan_and_through_a_hash_collision() {

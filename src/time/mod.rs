@@ -12,100 +12,14 @@
 
 use std::fmt;
 use std::future::Future;
-use std::ops::{Add, AddAssign, Sub};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::engine::timer::TimerKey;
 use crate::runtime;
 
-mod queue;
-
-pub(crate) use queue::{Prefetch, TimerKey, TimerQueue};
-
-/// A point in virtual time: nanoseconds since the simulation's origin.
-///
-/// ```
-/// use roof::time::Instant;
-/// use std::time::Duration;
-/// let t = Instant::ORIGIN + Duration::from_millis(1500);
-/// assert_eq!(t.to_string(), "1.500000000s");
-/// assert_eq!(t.as_secs_f64(), 1.5);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Instant(u64);
-
-impl Instant {
-    /// The instant every simulation starts at.
-    pub const ORIGIN: Instant = Instant(0);
-
-    /// The instant `nanos` nanoseconds after the origin.
-    pub const fn from_nanos(nanos: u64) -> Instant {
-        Instant(nanos)
-    }
-
-    /// Nanoseconds since the origin.
-    pub const fn as_nanos(self) -> u64 {
-        self.0
-    }
-
-    /// Seconds since the origin, as asyncio's `loop.time()` reports them.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
-    }
-
-    /// Time since the origin.
-    pub const fn elapsed_since_origin(self) -> Duration {
-        Duration::from_nanos(self.0)
-    }
-
-    /// The time from `earlier` to `self`, or zero if `earlier` is later.
-    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-
-    /// `self + duration`, or `None` past the end of time (about 584 years).
-    pub fn checked_add(self, duration: Duration) -> Option<Instant> {
-        let nanos = u64::try_from(duration.as_nanos()).ok()?;
-        self.0.checked_add(nanos).map(Instant)
-    }
-
-    /// `self + duration`, clamped at the end of time.
-    pub fn saturating_add(self, duration: Duration) -> Instant {
-        self.checked_add(duration).unwrap_or(Instant(u64::MAX))
-    }
-}
-
-impl Add<Duration> for Instant {
-    type Output = Instant;
-    fn add(self, duration: Duration) -> Instant {
-        self.saturating_add(duration)
-    }
-}
-
-impl AddAssign<Duration> for Instant {
-    fn add_assign(&mut self, duration: Duration) {
-        *self = *self + duration;
-    }
-}
-
-impl Sub for Instant {
-    type Output = Duration;
-    fn sub(self, earlier: Instant) -> Duration {
-        self.saturating_duration_since(earlier)
-    }
-}
-
-impl fmt::Display for Instant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:09}s",
-            self.0 / 1_000_000_000,
-            self.0 % 1_000_000_000
-        )
-    }
-}
+pub use crate::engine::id::Instant;
 
 /// The current virtual time of the running simulation (on a real loop, the wall clock's time
 /// since the loop was made).

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::sched::Policy;
+use crate::engine::sched::Policy;
+use crate::engine::trace::Trace;
 use crate::task::TaskId;
 use crate::time::Instant;
-use crate::trace::Trace;
 
 /// Why a run failed. Simulation outcomes are values, never panics of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,7 +29,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::Instant;
+use super::id::Instant;
 
 /// Bits of deadline per wheel level.
 const BITS: usize = 6;
@@ -710,7 +710,7 @@ mod tests {
     /// with cancellations and inserts between pops.
     #[test]
     fn matches_a_sorted_model_across_all_levels() {
-        let mut rng = crate::entropy::Rng::new(99, crate::entropy::Stream::User);
+        let mut rng = crate::engine::entropy::Rng::new(99, crate::engine::entropy::Stream::User);
         for round in 0..30 {
             let mut queue = TimerQueue::default();
             let mut model: Vec<(u64, u64, u64)> = Vec::new(); // (deadline, seq, value)

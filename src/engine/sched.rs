@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::entropy::{Rng, Stream};
+use crate::engine::entropy::{Rng, Stream};
 
 /// How many of the oldest ready tasks [`Policy::Random`] chooses among.
 pub const RANDOM_WINDOW: usize = 64;
