@@ -24,13 +24,13 @@ use std::time::Duration;
 use async_task::Runnable;
 
 use crate::engine::entropy::{LazyRng, Stream};
+use crate::engine::fabric::Fabric;
 use crate::engine::hint;
 use crate::engine::report::{Failure, Report};
 use crate::engine::sched::{Choices, Policy, Scheduler, RANDOM_WINDOW};
 use crate::engine::task::{display_name, Executor, Hooks, Spawn, TaskEnd, TaskMeta, TaskName};
 use crate::engine::timer::{TimerKey, TimerQueue};
 use crate::engine::trace::{EventKind, Recorder, TraceMode};
-use crate::net::sim::Fabric;
 use crate::task::JoinHandle;
 use crate::time::Instant;
 

@@ -42,11 +42,10 @@ use crate::runtime;
 mod host;
 #[cfg(feature = "real-net")]
 pub mod real;
-pub(crate) mod sim;
 mod tcp;
 mod udp;
 
-pub use sim::{LinkConfig, LinkFault, TCP_RTO};
+pub use crate::engine::fabric::{LinkConfig, LinkFault, TCP_RTO};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 

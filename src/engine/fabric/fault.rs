@@ -1,0 +1,101 @@
+//! Faults as data: partitions, clogs, crashes and restarts; a segment on a cut link is held
+//! and sent again when the link heals.
+
+use super::*;
+
+impl Fabric {
+    pub(crate) fn partition(&mut self, from: HostIndex, to: HostIndex) {
+        self.partitions.insert((from, to));
+        self.note(|line| line.push_str("partition"));
+    }
+
+    pub(crate) fn heal(&mut self, from: HostIndex, to: HostIndex, now: u64) {
+        self.partitions.remove(&(from, to));
+        self.release_held(now);
+    }
+
+    pub(crate) fn heal_all(&mut self, now: u64) {
+        let degraded: Vec<u64> = self.link_faults.keys().copied().collect();
+        for id in degraded {
+            self.restore_link(id);
+        }
+        self.partitions.clear();
+        for host in &mut self.hosts {
+            host.clogged = false;
+        }
+        self.count_faulty_hosts();
+        self.release_held(now);
+    }
+
+    pub(crate) fn set_clogged(&mut self, host: HostIndex, clogged: bool, now: u64) {
+        self.hosts[host as usize].clogged = clogged;
+        self.count_faulty_hosts();
+        if !clogged {
+            self.release_held(now);
+        }
+    }
+
+    /// Send again every held segment whose link is open now.
+    pub(super) fn release_held(&mut self, now: u64) {
+        let open: Vec<(HostIndex, HostIndex)> = self
+            .held
+            .keys()
+            .copied()
+            .filter(|&(from, to)| !self.blocked(from, to))
+            .collect();
+        for (from, to) in open {
+            for id in self.held.remove(&(from, to)).unwrap_or_default() {
+                let target = match &self.in_flight[id as usize] {
+                    Some(InFlight::Segment(segment)) => Some((segment.conn, segment.to)),
+                    _ => None,
+                };
+                let mut arrival = now + self.delay(from, to);
+                if let Some((conn, to_end)) = target {
+                    // Still in order behind everything sent toward that end since.
+                    if let Some(conn) = self.conns[conn as usize].as_mut() {
+                        let end = &mut conn.ends[to_end];
+                        arrival = arrival.max(end.last_arrival);
+                        end.last_arrival = arrival;
+                    }
+                }
+                self.sends.push((id, arrival));
+            }
+        }
+    }
+
+    pub(crate) fn is_up(&self, host: HostIndex) -> bool {
+        self.faulty_hosts == 0 || self.hosts[host as usize].up
+    }
+
+    /// Crash `host`: its connections are reset (the peers get a RST), its sockets unbound.
+    pub(crate) fn crash(&mut self, host: HostIndex, now: u64) {
+        self.hosts[host as usize].up = false;
+        self.count_faulty_hosts();
+        self.listeners.retain(|_, listener| listener.host != host);
+        self.udp.retain(|_, socket| socket.host != host);
+        for index in 0..self.conns.len() {
+            for side in 0..2 {
+                let Some(conn) = self.conns[index].as_mut() else {
+                    continue;
+                };
+                if conn.hosts[side] != host || conn.ends[side].closed {
+                    continue;
+                }
+                let end = &mut conn.ends[side];
+                end.closed = true;
+                end.reset = true;
+                let stale = [end.reader.take(), end.writer.take()];
+                drop(stale);
+                self.send_control(index as u32, 1 - side, Payload::Rst, now);
+            }
+            self.collect(index as u32);
+        }
+    }
+
+    pub(crate) fn restart(&mut self, host: HostIndex) {
+        let entry = &mut self.hosts[host as usize];
+        entry.up = true;
+        entry.clogged = false;
+        self.count_faulty_hosts();
+    }
+}
