@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::engine::sched::Policy;
 use crate::engine::trace::Trace;
-use crate::task::TaskId;
-use crate::time::Instant;
+use crate::engine::id::TaskId;
+use crate::engine::id::Instant;
 
 /// Why a run failed. Simulation outcomes are values, never panics of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]

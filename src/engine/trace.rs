@@ -14,7 +14,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::time::Instant;
+use crate::engine::id::Instant;
 
 /// How much of the trace a run keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
