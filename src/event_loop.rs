@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::engine::report::{Failure, Report};
 use crate::engine::task::TaskName;
-use crate::runtime::{self, CallbackTimer, Config, Kernel};
+use crate::kernel::{self, CallbackTimer, Config, Kernel};
 use crate::task::{JoinError, JoinHandle};
 use crate::time::Instant;
 
@@ -106,7 +106,7 @@ impl EventLoop {
         F::Output: 'static,
     {
         let kernel = &self.handle.kernel;
-        let mut main = kernel.spawn(future, Some(TaskName::Static("main")));
+        let mut main = JoinHandle::spawned(kernel.spawn(future, Some(TaskName::Static("main"))));
         kernel.run(&|| main.is_finished())?;
         if !main.is_finished() {
             let failure = Failure::Error {
@@ -185,7 +185,7 @@ pub struct LoopHandle {
 ///
 /// Panics outside a running loop.
 pub fn get_running_loop() -> LoopHandle {
-    runtime::with(|kernel| LoopHandle {
+    kernel::with(|kernel| LoopHandle {
         kernel: kernel.clone(),
     })
 }
@@ -232,7 +232,7 @@ impl LoopHandle {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.kernel.spawn(future, None)
+        JoinHandle::spawned(self.kernel.spawn(future, None))
     }
 
     /// Schedule `future` as a task with a name, shown in traces and reports.
@@ -245,7 +245,7 @@ impl LoopHandle {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.kernel.spawn(future, Some(TaskName::from(name.into())))
+        JoinHandle::spawned(self.kernel.spawn(future, Some(TaskName::from(name.into()))))
     }
 
     /// Run `callback` soon, after the tasks already ready.
@@ -256,7 +256,11 @@ impl LoopHandle {
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
         let host = self.kernel.exec.current_host.get();
         Handle {
-            task: Some(self.kernel.spawn_callback(host, Box::new(callback), None)),
+            task: Some(JoinHandle::spawned(self.kernel.spawn_callback(
+                host,
+                Box::new(callback),
+                None,
+            ))),
             cancelled: false,
         }
     }

@@ -67,7 +67,7 @@ use crate::engine::sched::Policy;
 use crate::engine::trace::TraceMode;
 use crate::event_loop::EventLoop;
 use crate::fault::{FaultKind, FaultPlan, FiredFaults};
-use crate::runtime::Config;
+use crate::kernel::Config;
 use crate::task::JoinHandle;
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few
@@ -124,7 +124,7 @@ impl Sim {
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    crate::runtime::with(|kernel| kernel.client_failed(&client, &message));
+                    crate::kernel::with(|kernel| kernel.client_failed(&client, &message));
                     Err(())
                 }
             }

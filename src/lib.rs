@@ -31,18 +31,23 @@
 //! ```
 //!
 //! ## Module map
-//! - [`task`]: tasks (async-task cells), [`spawn`], [`JoinHandle`], [`yield_now`].
-//! - [`sched`]: the scheduling [`Policy`] (`Random`, `Fifo`, `Pct`) and its single choice point.
-//! - [`entropy`]: the seeded ChaCha8 streams, the only randomness; [`random`] for user code.
-//! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
+//! What you call:
 //! - [`event_loop`]: the asyncio facade: [`EventLoop`], `call_soon`, `call_later`, [`gather()`].
-//! - [`trace`]: the event log, its text rendering, JSON, hash and first divergence.
-//! - [`report`]: how a run ended: [`Report`] and [`Failure`].
+//! - [`task`]: [`spawn`], [`JoinHandle`], [`yield_now`].
+//! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
 //! - [`net`]: hosts, [`TcpListener`](net::TcpListener), [`TcpStream`](net::TcpStream),
-//!   [`UdpSocket`](net::UdpSocket) and [`LinkConfig`](net::LinkConfig), on the simulated fabric.
-//! - [`fault`]: partitions, clogs, crashes and restarts.
+//!   [`UdpSocket`](net::UdpSocket), [`LinkConfig`](net::LinkConfig); [`io`] for their helpers.
 //! - [`protocol`]: asyncio's `Protocol` and `Transport`, `create_server`, `create_connection`.
-//! - [`io`]: `read_exact`, `write_all` and friends for streams.
+//! - [`fault`]: partitions, clogs, crashes and restarts, link faults, fault plans, `buggify!`.
+//! - [`random`]: seeded draws for user code.
+//! - [`harness`]: [`check`] and its builder, for seed sweeps in tests; [`shrink`] and
+//!   [`strategies`] around it.
+//! - [`trace`], [`report`], [`sched`]: what a run records, how it ended, how it schedules.
+//!
+//! Underneath (private): the *engine*, plain data structures that know no clock and no kernel
+//! (tasks on async-task, the timer queue, the scheduler, the seeded streams, the network
+//! fabric, the trace), and the *kernel*, the one place that composes them and runs the loop.
+//! ARCHITECTURE.md in the repository maps them.
 //!
 //! ## The determinism contract
 //! Same seed, same configuration, same build ⇒ the byte-identical trace and trace hash. The
@@ -66,10 +71,10 @@ mod engine;
 pub mod event_loop;
 pub mod fault;
 pub mod harness;
+mod kernel;
 pub mod net;
 pub mod protocol;
 pub mod random;
-mod runtime;
 pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
@@ -85,8 +90,8 @@ pub mod executor {
     pub use crate::task::*;
 }
 pub use harness::check;
+pub use kernel::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use report::{Failure, Report};
-pub use runtime::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use sched::{Choices, Policy};
 pub use time::{sleep, sleep_until, timeout};
 pub use trace::{Trace, TraceMode};
@@ -151,7 +156,7 @@ pub mod io {
 /// Whether an [`EventLoop`] is running on this thread: code (a panic hook, say) can tell a
 /// simulated task's panic, which the run reports as its failure, from any other.
 pub fn in_simulation() -> bool {
-    runtime::is_running_here()
+    kernel::is_running_here()
 }
 
 /// Every Rust block of README.md, compiled and run as a doctest so that none can rot. The
@@ -166,13 +171,13 @@ pub mod __private {
     pub use crate::event_loop::JoinTuple;
 
     pub fn print(text: String) {
-        if crate::runtime::with_current(|kernel| kernel.print(text.clone())).is_none() {
+        if crate::kernel::with_current(|kernel| kernel.print(text.clone())).is_none() {
             std::println!("{text}");
         }
     }
 
     pub fn log(text: String) {
-        crate::runtime::with_current(|kernel| kernel.log(text));
+        crate::kernel::with_current(|kernel| kernel.log(text));
     }
 }
 

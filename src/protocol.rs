@@ -188,7 +188,7 @@ impl Transport {
                 "the transport is closing or its connection lost"
             };
             let (peer, bytes) = (state.peer, data.len());
-            crate::runtime::try_with(|kernel| {
+            crate::kernel::try_with(|kernel| {
                 kernel.log(format!(
                     "transport to {peer}: write of {bytes} bytes dropped ({why})"
                 ));
@@ -284,7 +284,7 @@ async fn drive<P: Protocol>(stream: TcpStream, peer: Option<SocketAddr>, mut pro
     // `create_connection` (and every other task) runs before the next chunk is read. In the
     // simulation data only arrives between polls, so reading on until the socket is empty
     // sees the same callbacks; it keeps its traces.
-    let real = crate::runtime::with(|kernel| kernel.is_real());
+    let real = crate::kernel::with(|kernel| kernel.is_real());
     let mut just_made = real;
     let lost = poll_fn(|cx: &mut Context<'_>| {
         let mut turn_used = std::mem::replace(&mut just_made, false);
@@ -485,7 +485,7 @@ where
                     AcceptFailure::Skip => continue,
                     AcceptFailure::Retry => {
                         let addr = server_state.addr;
-                        crate::runtime::with(|kernel| {
+                        crate::kernel::with(|kernel| {
                             kernel.warn(format!(
                                 "accept on {addr} failed: {error}; retrying in {backoff:?}"
                             ))
@@ -509,7 +509,7 @@ where
                     }
                 }
                 let _active = Active(connection_state);
-                if !crate::runtime::with(|kernel| kernel.is_real()) {
+                if !crate::kernel::with(|kernel| kernel.is_real()) {
                     // A simulated run fails on a panic, as on any other.
                     drive(stream, Some(peer), protocol).await;
                     return;
@@ -518,8 +518,8 @@ where
                 // lets it: the connection is dropped and the panic logged with it.
                 let driven = std::panic::AssertUnwindSafe(drive(stream, Some(peer), protocol));
                 if let Err(panic) = futures_lite::FutureExt::catch_unwind(driven).await {
-                    let message = crate::runtime::panic_message(panic.as_ref());
-                    crate::runtime::with(|kernel| {
+                    let message = crate::kernel::panic_message(panic.as_ref());
+                    crate::kernel::with(|kernel| {
                         kernel.warn(format!(
                             "the handler of the connection from {peer} panicked: {message}; connection dropped"
                         ))

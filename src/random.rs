@@ -11,11 +11,11 @@
 //! assert_eq!(a, b);
 //! ```
 
-use crate::runtime;
+use crate::kernel;
 
 /// 64 random bits.
 pub fn u64() -> u64 {
-    runtime::with(|kernel| kernel.user_rng.borrow_mut().get().next_u64())
+    kernel::with(|kernel| kernel.user_rng.borrow_mut().get().next_u64())
 }
 
 /// A uniform draw from `0..bound` (`bound` at least 1).
@@ -24,7 +24,7 @@ pub fn below(bound: u64) -> u64 {
         bound > 0,
         "roof::random::below: the bound must be at least 1"
     );
-    runtime::with(|kernel| kernel.user_rng.borrow_mut().get().below(bound))
+    kernel::with(|kernel| kernel.user_rng.borrow_mut().get().below(bound))
 }
 
 /// A uniform draw from `range` (which must not be empty).
@@ -43,7 +43,7 @@ pub fn chance(p: f64) -> bool {
 
 /// A uniform float in `[0, 1)`.
 pub fn f64() -> f64 {
-    runtime::with(|kernel| kernel.user_rng.borrow_mut().get().unit_f64())
+    kernel::with(|kernel| kernel.user_rng.borrow_mut().get().unit_f64())
 }
 
 /// Shuffle `items` in place (Fisher–Yates).

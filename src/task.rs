@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::engine::task::TaskHandle;
-use crate::runtime;
+use crate::kernel;
+use crate::kernel::Spawned;
 
 pub use crate::engine::id::TaskId;
 
@@ -58,7 +59,8 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(id: u64, task: TaskHandle<T>) -> JoinHandle<T> {
+    /// The handle of a task the kernel just spawned.
+    pub(crate) fn spawned((id, task): Spawned<T>) -> JoinHandle<T> {
         JoinHandle {
             task: Some(task),
             id,
@@ -99,7 +101,7 @@ impl<T> JoinHandle<T> {
         }
         // Queued one last time, for the loop to drop its future; dropping it wakes whoever
         // awaits this handle.
-        runtime::abort_task(task.metadata());
+        kernel::abort_task(task.metadata());
     }
 
     /// Let the task run on with nobody waiting for it.
@@ -170,7 +172,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    runtime::running().spawn(future, None)
+    JoinHandle::spawned(kernel::running().spawn(future, None))
 }
 
 /// Spawn a named task on the running loop; the name shows in traces and reports.
@@ -186,12 +188,13 @@ where
     F::Output: 'static,
 {
     let name = name.into();
-    runtime::running().spawn(future, Some(crate::engine::task::TaskName::from(name)))
+    let name = Some(crate::engine::task::TaskName::from(name));
+    JoinHandle::spawned(kernel::running().spawn(future, name))
 }
 
 /// The id of the task being polled, if any.
 pub fn current_task() -> Option<TaskId> {
-    runtime::try_with(|kernel| kernel.exec.current.get().map(TaskId)).flatten()
+    kernel::try_with(|kernel| kernel.exec.current.get().map(TaskId)).flatten()
 }
 
 /// Give the other ready tasks a turn: this task goes to the back of the ready queue.

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::engine::id::Instant;
+use crate::engine::id::TaskId;
 use crate::engine::sched::Policy;
 use crate::engine::trace::Trace;
-use crate::engine::id::TaskId;
-use crate::engine::id::Instant;
 
 /// Why a run failed. Simulation outcomes are values, never panics of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -155,9 +155,58 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
 
 /// The handle side of a task: its output (`None` once cancelled) when it ends.
 ///
-/// Polling it panics if the task's runnable was dropped without being run, so the loop
-/// never drops one: it runs a cancelled one instead, which drops the future.
-pub(crate) type TaskHandle<T> = async_task::Task<Option<T>, TaskMeta>;
+/// Dropping it *detaches* the task (asyncio keeps tasks alive), where dropping async-task's
+/// `Task` would cancel it behind the guard's back (the future dropped unpolled, its end never
+/// reported). Polling it panics if the task's runnable was dropped without being run, so the
+/// loop never drops one: it runs a cancelled one instead, which drops the future.
+pub(crate) struct TaskHandle<T> {
+    task: Option<async_task::Task<Option<T>, TaskMeta>>,
+}
+
+impl<T> TaskHandle<T> {
+    fn task(&self) -> &async_task::Task<Option<T>, TaskMeta> {
+        self.task
+            .as_ref()
+            .expect("task invariant: a handle holds its task until dropped")
+    }
+
+    /// The task's metadata.
+    pub(crate) fn metadata(&self) -> &TaskMeta {
+        self.task().metadata()
+    }
+
+    /// Whether the task ended (its future returned, or was dropped) and its output is ready.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task().is_finished()
+    }
+
+    /// Let the task run on with nobody waiting for it.
+    pub(crate) fn detach(mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> Future for TaskHandle<T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let task = self
+            .task
+            .as_mut()
+            .expect("task invariant: a handle holds its task until dropped");
+        Pin::new(task).poll(cx)
+    }
+}
 
 /// Create a task for `future` with metadata `meta`.
 fn spawn_cell<F, H>(meta: TaskMeta, future: F) -> (Runnable<TaskMeta>, TaskHandle<F::Output>)
@@ -180,11 +229,12 @@ where
     // - The future may borrow the metadata for `'a`: the header outlives the future.
     // - The schedule function is `Send + Sync` (it captures nothing) and only queues the
     //   runnable.
-    unsafe {
+    let (runnable, task) = unsafe {
         Builder::new()
             .metadata(meta)
             .spawn_unchecked(guard, schedule)
-    }
+    };
+    (runnable, TaskHandle { task: Some(task) })
 }
 
 /// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's

@@ -188,7 +188,7 @@ macro_rules! buggify {
 
 /// The engine of [`buggify!`]: whether fault point `site` fires now.
 pub fn buggify_at(site: &'static str) -> bool {
-    crate::runtime::try_with(|kernel| {
+    crate::kernel::try_with(|kernel| {
         let active = *kernel
             .buggify_sites
             .borrow_mut()

@@ -200,11 +200,11 @@ impl LoopHandle {
     pub fn start_nemesis(&self, plan: FaultPlan, fired: FiredFaults) -> JoinHandle<()> {
         let handle = self.clone();
         let start = self.now();
-        self.kernel.spawn_on(
+        JoinHandle::spawned(self.kernel.spawn_on(
             0,
             nemesis(handle, plan, fired, start),
             Some(crate::engine::task::TaskName::Static("nemesis")),
-        )
+        ))
     }
 }
 

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::{HostId, LinkConfig};
 use crate::engine::task::TaskName;
 use crate::event_loop::LoopHandle;
-use crate::runtime::HostStart;
+use crate::kernel::HostStart;
 use crate::task::JoinHandle;
 
 impl LoopHandle {
@@ -40,9 +40,10 @@ impl LoopHandle {
     {
         let host = self.kernel.add_host(name, None)?;
         let name = self.kernel.net.borrow().host_name_shared(host);
-        Ok(self
+        let spawned = self
             .kernel
-            .spawn_on(host, future, Some(TaskName::Shared(name))))
+            .spawn_on(host, future, Some(TaskName::Shared(name)));
+        Ok(JoinHandle::spawned(spawned))
     }
 
     /// The host called `name`.

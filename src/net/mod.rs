@@ -37,7 +37,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::runtime;
+use crate::kernel;
 
 mod host;
 #[cfg(feature = "real-net")]
@@ -121,20 +121,20 @@ impl<T: ToSocketAddr + ?Sized> ToSocketAddr for &&T {
 /// resolves the name. Panics outside a running loop.
 pub fn lookup(host: &str) -> io::Result<IpAddr> {
     #[cfg(feature = "real-net")]
-    if runtime::with(|kernel| kernel.is_real()) {
+    if kernel::with(|kernel| kernel.is_real()) {
         return real::lookup(host);
     }
-    runtime::with(|kernel| kernel.net.borrow().lookup(host))
+    kernel::with(|kernel| kernel.net.borrow().lookup(host))
 }
 
 /// The host the current task runs on.
 pub fn current_host() -> HostId {
-    runtime::with(|kernel| HostId(kernel.exec.current_host.get()))
+    kernel::with(|kernel| HostId(kernel.exec.current_host.get()))
 }
 
 /// The name of the host the current task runs on.
 pub fn current_host_name() -> String {
-    runtime::with(|kernel| {
+    kernel::with(|kernel| {
         kernel
             .net
             .borrow()

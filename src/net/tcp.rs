@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 #[cfg(feature = "real-net")]
 use super::real;
 use super::ToSocketAddr;
-use crate::runtime;
+use crate::kernel;
 
 /// A TCP socket listening on the current host.
 ///
@@ -38,12 +38,12 @@ impl TcpListener {
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<TcpListener> {
         let requested = addr.to_socket_addr()?;
         #[cfg(feature = "real-net")]
-        if runtime::with(|kernel| kernel.is_real()) {
+        if kernel::with(|kernel| kernel.is_real()) {
             return Ok(TcpListener {
                 inner: Listener::Real(real::bind_tcp(requested)?),
             });
         }
-        let (addr, id) = runtime::with(|kernel| {
+        let (addr, id) = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.listen(host, requested))
         })?;
@@ -68,7 +68,7 @@ impl TcpListener {
             }
         };
         let (conn, peer) = poll_fn(|cx| {
-            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, id, cx.waker())))
+            kernel::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, id, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
         })
         .await?;
@@ -94,7 +94,7 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         match self.inner {
             Listener::Sim { addr, id } => {
-                runtime::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, id, now)));
+                kernel::try_with(|kernel| kernel.net_call(|net, now| net.unlisten(addr, id, now)));
             }
             #[cfg(feature = "real-net")]
             _ => {}
@@ -129,12 +129,12 @@ impl TcpStream {
     pub async fn connect(addr: impl ToSocketAddr) -> io::Result<TcpStream> {
         let target = addr.to_socket_addr()?;
         #[cfg(feature = "real-net")]
-        if runtime::with(|kernel| kernel.is_real()) {
+        if kernel::with(|kernel| kernel.is_real()) {
             return Ok(TcpStream {
                 inner: Stream::Real(real::connect(target).await?),
             });
         }
-        let conn = runtime::with(|kernel| {
+        let conn = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, now| net.connect(host, target, now))
         })?;
@@ -143,7 +143,7 @@ impl TcpStream {
             inner: Stream::Sim { conn, side: 0 },
         };
         poll_fn(|cx| {
-            runtime::with(|kernel| kernel.net_call(|net, _| net.poll_connected(conn, cx.waker())))
+            kernel::with(|kernel| kernel.net_call(|net, _| net.poll_connected(conn, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
         })
         .await?;
@@ -154,7 +154,7 @@ impl TcpStream {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.inner {
             Stream::Sim { conn, side } => {
-                runtime::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.0)
+                kernel::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.0)
             }
             #[cfg(feature = "real-net")]
             Stream::Real(stream) => stream.get_ref().local_addr(),
@@ -165,7 +165,7 @@ impl TcpStream {
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match &self.inner {
             Stream::Sim { conn, side } => {
-                runtime::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.1)
+                kernel::with(|kernel| kernel.net.borrow().addrs(*conn, *side)).map(|addrs| addrs.1)
             }
             #[cfg(feature = "real-net")]
             Stream::Real(stream) => stream.get_ref().peer_addr(),
@@ -180,9 +180,7 @@ impl TcpStream {
             Shutdown::Write | Shutdown::Both => match &self.inner {
                 Stream::Sim { conn, side } => {
                     let (conn, side) = (*conn, *side);
-                    runtime::with(|kernel| {
-                        kernel.net_call(|net, now| net.shutdown(conn, side, now))
-                    })
+                    kernel::with(|kernel| kernel.net_call(|net, now| net.shutdown(conn, side, now)))
                 }
                 #[cfg(feature = "real-net")]
                 Stream::Real(stream) => stream.get_ref().shutdown(Shutdown::Write),
@@ -200,7 +198,7 @@ impl Drop for TcpStream {
     fn drop(&mut self) {
         match self.inner {
             Stream::Sim { conn, side } => {
-                runtime::try_with(|kernel| kernel.net_call(|net, now| net.close(conn, side, now)));
+                kernel::try_with(|kernel| kernel.net_call(|net, now| net.close(conn, side, now)));
             }
             #[cfg(feature = "real-net")]
             _ => {}
@@ -217,7 +215,7 @@ impl TcpStream {
         match &self.inner {
             Stream::Sim { conn, side } => {
                 let (conn, side) = (*conn, *side);
-                runtime::with(|kernel| {
+                kernel::with(|kernel| {
                     kernel.net_call(|net, _| net.poll_read(conn, side, buf, cx.waker()))
                 })
                 .map_or(Poll::Pending, Poll::Ready)
@@ -237,7 +235,7 @@ impl TcpStream {
         match &self.inner {
             Stream::Sim { conn, side } => {
                 let (conn, side) = (*conn, *side);
-                runtime::with(|kernel| {
+                kernel::with(|kernel| {
                     kernel.net_call(|net, now| net.poll_write(conn, side, buf, cx.waker(), now))
                 })
                 .map_or(Poll::Pending, Poll::Ready)
@@ -255,7 +253,7 @@ impl TcpStream {
         match &self.inner {
             Stream::Sim { conn, side } => {
                 let (conn, side) = (*conn, *side);
-                runtime::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
+                kernel::try_with(|kernel| kernel.net_call(|net, now| net.abort(conn, side, now)));
             }
             #[cfg(feature = "real-net")]
             Stream::Real(stream) => real::reset(stream),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::task::Poll;
 
 use super::ToSocketAddr;
-use crate::runtime;
+use crate::kernel;
 
 /// A UDP socket on the current host. Datagrams may be lost, duplicated or reordered, as the
 /// link between the hosts says ([`LinkConfig`](super::LinkConfig)).
@@ -30,12 +30,12 @@ impl UdpSocket {
     pub async fn bind(addr: impl ToSocketAddr) -> io::Result<UdpSocket> {
         let requested = addr.to_socket_addr()?;
         #[cfg(feature = "real-net")]
-        if runtime::with(|kernel| kernel.is_real()) {
+        if kernel::with(|kernel| kernel.is_real()) {
             return Ok(UdpSocket {
                 inner: Socket::Real(super::real::bind_udp(requested)?),
             });
         }
-        let (addr, id) = runtime::with(|kernel| {
+        let (addr, id) = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.udp_bind(host, requested))
         })?;
@@ -52,7 +52,7 @@ impl UdpSocket {
             #[cfg(feature = "real-net")]
             Socket::Real(socket) => return socket.send_to(bytes, target).await,
         };
-        runtime::with(|kernel| kernel.net_call(|net, now| net.udp_send(from, target, bytes, now)))
+        kernel::with(|kernel| kernel.net_call(|net, now| net.udp_send(from, target, bytes, now)))
     }
 
     /// Wait for a datagram; returns its length (truncated to `buf`) and sender.
@@ -63,7 +63,7 @@ impl UdpSocket {
             Socket::Real(socket) => return socket.recv_from(buf).await,
         };
         poll_fn(|cx| {
-            runtime::with(|kernel| {
+            kernel::with(|kernel| {
                 kernel.net_call(|net, _| net.udp_poll_recv(socket, buf, cx.waker()))
             })
             .map_or(Poll::Pending, Poll::Ready)
@@ -85,7 +85,7 @@ impl Drop for UdpSocket {
     fn drop(&mut self) {
         match self.inner {
             Socket::Sim { addr, id } => {
-                runtime::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr, id)));
+                kernel::try_with(|kernel| kernel.net_call(|net, _| net.udp_close(addr, id)));
             }
             #[cfg(feature = "real-net")]
             _ => {}

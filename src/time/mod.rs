@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::engine::timer::TimerKey;
-use crate::runtime;
+use crate::kernel;
 
 pub use crate::engine::id::Instant;
 
@@ -26,7 +26,7 @@ pub use crate::engine::id::Instant;
 ///
 /// Panics outside a running [`EventLoop`](crate::EventLoop).
 pub fn now() -> Instant {
-    runtime::with(|kernel| kernel.time_now())
+    kernel::with(|kernel| kernel.time_now())
 }
 
 /// Wait until `duration` of virtual time has passed.
@@ -104,7 +104,7 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        runtime::with(|kernel| {
+        kernel::with(|kernel| {
             let now = kernel.time_now();
             match self.key {
                 None => {
@@ -147,7 +147,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            runtime::try_with(|kernel| kernel.disarm_timer(key));
+            kernel::try_with(|kernel| kernel.disarm_timer(key));
         }
     }
 }
