@@ -169,6 +169,8 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event_loop::JoinTuple;
+    /// The seed-range parser the `roof` command line shares with the harness.
+    pub use crate::harness::seed_range;
 
     pub fn print(text: String) {
         if crate::kernel::with_current(|kernel| kernel.print(text.clone())).is_none() {

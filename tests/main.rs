@@ -9,6 +9,7 @@ mod cli;
 mod event_loop;
 mod faults;
 mod harness;
+mod layering;
 mod net;
 #[cfg(feature = "proptest")]
 mod properties;

@@ -37,25 +37,10 @@ pub(crate) fn seed(text: &str) -> Result<SeedArg, String> {
         .map_err(|_| format!("expected a whole number from 0 to {} or 'random'", u64::MAX))
 }
 
-/// `--seeds`: `A..B` (B excluded, A below B) or a count `N` (0..N, N at least 1). A range
-/// is never materialised, so any size is fine.
+/// `--seeds`: `A..B` (B excluded, A below B) or a count `N` (0..N, N at least 1), parsed as
+/// `ROOF_SEEDS` is. A range is never materialised, so any size is fine.
 pub(crate) fn seed_range(text: &str) -> Result<Range<u64>, String> {
-    let number = |part: &str| {
-        part.trim().parse::<u64>().map_err(|_| {
-            format!(
-                "expected a range A..B or a count N of whole numbers up to {}",
-                u64::MAX
-            )
-        })
-    };
-    let range = match text.split_once("..") {
-        Some((start, end)) => number(start)?..number(end)?,
-        None => 0..number(text)?,
-    };
-    if range.start >= range.end {
-        return Err("the range is empty (A must be below B, N at least 1)".into());
-    }
-    Ok(range)
+    roof::__private::seed_range(text)
 }
 
 /// `--shard I/N`: the I-th (1-based) of N disjoint, interleaved slices of the seeds.

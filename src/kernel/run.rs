@@ -93,7 +93,7 @@ impl Kernel {
                         .borrow()
                         .list()
                         .into_iter()
-                        .map(|(id, name)| (crate::TaskId(id), name))
+                        .map(|(id, name)| (crate::engine::id::TaskId(id), name))
                         .collect(),
                 }));
             };
@@ -212,7 +212,7 @@ impl Kernel {
             });
         }
         Err(self.fail_now(Failure::Panic {
-            task: crate::TaskId(id),
+            task: crate::engine::id::TaskId(id),
             name,
             host: self.net.borrow().host_name(host).to_string(),
             time: self.now(),

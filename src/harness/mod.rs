@@ -51,228 +51,29 @@
 //! replay: ROOF_SEED=8137 cargo test --test main -- yell_echo_survives_faults
 //! ```
 
-use std::cell::RefCell;
 use std::env;
 use std::fmt;
-use std::fs;
-use std::future::Future;
-use std::io::Write as _;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::report::{Failure, Report};
+use crate::engine::report::Failure;
 use crate::engine::sched::Policy;
 use crate::engine::trace::TraceMode;
-use crate::event_loop::EventLoop;
-use crate::fault::{FaultKind, FaultPlan, FiredFaults};
+use crate::fault::FaultPlan;
 use crate::kernel::Config;
-use crate::task::JoinHandle;
+
+mod failure;
+mod run;
+
+pub use failure::{read_regressions, SeedFailure};
+use failure::{record_regression, replay_line};
+pub use run::Sim;
+use run::{run_seed, Stress};
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few
 /// enough to keep `cargo test` quick.
 pub const SEEDS_DEFAULT: u64 = 32;
-
-/// The clients of one run: their tasks, and which have finished.
-#[derive(Default)]
-struct Clients {
-    /// Name and task of each client, in the order they were added.
-    tasks: Vec<(String, JoinHandle<Result<(), ()>>)>,
-    /// Which clients returned `Ok`, by index.
-    finished: Rc<RefCell<Vec<bool>>>,
-}
-
-/// The simulation a test body sets up: hosts (servers) and clients.
-pub struct Sim {
-    event_loop: EventLoop,
-    clients: RefCell<Clients>,
-}
-
-impl Sim {
-    /// Add a host running `start` (again after each restart). Panics on a taken or invalid
-    /// name: that is a mistake in the test itself.
-    pub fn host<F, Fut>(&self, name: &str, start: F) -> &Sim
-    where
-        F: Fn() -> Fut + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        if let Err(error) = self.event_loop.host(name, start) {
-            panic!("roof: sim.host({name:?}): {error}");
-        }
-        self
-    }
-
-    /// Add a client host running `future` once. The seed passes when every client returns
-    /// `Ok`; an `Err` fails it with the error's message, at the virtual time it was returned
-    /// (the failure reported is the earliest of the run, whichever client it came from).
-    pub fn client<Fut, E>(&self, name: &str, future: Fut) -> &Sim
-    where
-        Fut: Future<Output = Result<(), E>> + 'static,
-        E: fmt::Display + 'static,
-    {
-        let client = name.to_string();
-        let mut clients = self.clients.borrow_mut();
-        let index = clients.tasks.len();
-        let finished = clients.finished.clone();
-        finished.borrow_mut().push(false);
-        let wrapped = async move {
-            match future.await {
-                Ok(()) => {
-                    finished.borrow_mut()[index] = true;
-                    Ok(())
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    crate::kernel::with(|kernel| kernel.client_failed(&client, &message));
-                    Err(())
-                }
-            }
-        };
-        match self.event_loop.client(name, wrapped) {
-            Ok(handle) => clients.tasks.push((name.to_string(), handle)),
-            Err(error) => panic!("roof: sim.client({name:?}): {error}"),
-        }
-        self
-    }
-
-    /// The loop underneath, for faults and anything else (`sim.crash("server")`, ...).
-    pub fn event_loop(&self) -> &EventLoop {
-        &self.event_loop
-    }
-}
-
-impl std::ops::Deref for Sim {
-    type Target = EventLoop;
-
-    fn deref(&self) -> &EventLoop {
-        &self.event_loop
-    }
-}
-
-/// Faults and liveness for a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Stress {
-    /// Draw a fault plan with faults starting within this window.
-    faults: Option<Duration>,
-    /// Or run exactly this plan.
-    plan: Option<FaultPlan>,
-    /// After the faults stop, every client must finish within this.
-    liveness: Option<Duration>,
-}
-
-/// One run's result and the faults it had.
-struct SeedRun {
-    report: Report,
-    plan: FaultPlan,
-    fired: Vec<String>,
-}
-
-/// Run one seed: build the sim, let `body` fill it, run until every client is done or one
-/// failed (with the seed's fault plan and the liveness deadline, when asked for).
-fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
-    let seed = config.seed;
-    let sim = Sim {
-        event_loop: EventLoop::with_config(config),
-        clients: RefCell::new(Clients::default()),
-    };
-    body(&sim);
-    let Clients { tasks, finished } = std::mem::take(&mut *sim.clients.borrow_mut());
-    let client_names: Vec<String> = tasks.iter().map(|(name, _)| name.clone()).collect();
-    let restartable = sim.restartable_hosts();
-    let mut plan = match (&stress.plan, stress.faults) {
-        (Some(plan), _) => plan.clone(),
-        (None, None) => FaultPlan::none(),
-        (None, Some(window)) => {
-            let hosts: Vec<String> = sim
-                .hosts()
-                .into_iter()
-                .filter(|host| host != "main")
-                .collect();
-            // Clients run once: a crash is drawn among the hosts that restart.
-            FaultPlan::draw_among(seed, &hosts, &restartable, window)
-        }
-    };
-    // The same for a given plan: crashing a client would fail the seed for nothing the
-    // system did.
-    plan.faults
-        .retain(|fault| fault.kind != FaultKind::Crash || restartable.contains(&fault.host));
-    let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
-    let nemesis = (stress.faults.is_some() || stress.plan.is_some())
-        .then(|| sim.start_nemesis(plan.clone(), fired.clone()));
-    // Done when every client is, or as soon as one fails (its error is the run's failure
-    // already, recorded when it happened).
-    let mut waiting = tasks;
-    let all_clients = std::future::poll_fn(move |cx| {
-        let mut index = 0;
-        while index < waiting.len() {
-            match std::pin::Pin::new(&mut waiting[index].1).poll(cx) {
-                std::task::Poll::Pending => index += 1,
-                std::task::Poll::Ready(Ok(Ok(()))) => {
-                    waiting.remove(index).1.detach();
-                }
-                std::task::Poll::Ready(Ok(Err(()))) => return std::task::Poll::Ready(Ok(())),
-                std::task::Poll::Ready(Err(_)) => {
-                    let name = waiting.remove(index).0;
-                    return std::task::Poll::Ready(Err(format!(
-                        "client {name:?} failed: the client was cancelled"
-                    )));
-                }
-            }
-        }
-        if waiting.is_empty() {
-            std::task::Poll::Ready(Ok(()))
-        } else {
-            std::task::Poll::Pending
-        }
-    });
-    let watchdog = async move {
-        if let Some(nemesis) = nemesis {
-            let _ = nemesis.await;
-        }
-        let Some(deadline) = stress.liveness else {
-            return std::future::pending().await;
-        };
-        let stopped = crate::time::now();
-        crate::time::sleep(deadline).await;
-        let stuck: Vec<&str> = finished
-            .borrow()
-            .iter()
-            .zip(&client_names)
-            .filter(|(done, _)| !**done)
-            .map(|(_, name)| name.as_str())
-            .collect();
-        Err(format!(
-            "liveness: no progress within {deadline:?} after the faults stopped at {stopped}: still running: {}",
-            stuck.join(", ")
-        ))
-    };
-    let outcome = sim
-        .event_loop
-        .run_until_complete(first_of(all_clients, watchdog));
-    if let Ok(Err(message)) = outcome {
-        sim.event_loop.fail(message);
-    }
-    let fired = fired.borrow().clone();
-    SeedRun {
-        report: sim.event_loop.report(),
-        plan,
-        fired,
-    }
-}
-
-/// Whichever of two futures finishes first, polling `a` before `b` (no hidden randomness).
-async fn first_of<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(value) = a.as_mut().poll(cx) {
-            return std::task::Poll::Ready(value);
-        }
-        b.as_mut().poll(cx)
-    })
-    .await
-}
 
 /// Which seeds to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,13 +105,26 @@ impl fmt::Display for EnvError {
 
 impl std::error::Error for EnvError {}
 
-/// Parse a seed range: a count `N` (0..N) or `A..B` (B excluded), non-empty.
-pub fn parse_seed_range(text: &str) -> Option<Range<u64>> {
-    let range = match text.split_once("..") {
-        Some((start, end)) => start.trim().parse().ok()?..end.trim().parse().ok()?,
-        None => 0..text.trim().parse().ok()?,
+/// Parse a seed range: a count `N` (0..N) or `A..B` (B excluded), non-empty: the one parser
+/// of `ROOF_SEEDS` and of `roof sweep --seeds`. The error says what was wrong.
+#[doc(hidden)]
+pub fn seed_range(text: &str) -> Result<Range<u64>, String> {
+    let number = |part: &str| {
+        part.trim().parse::<u64>().map_err(|_| {
+            format!(
+                "expected a range A..B or a count N of whole numbers up to {}",
+                u64::MAX
+            )
+        })
     };
-    (range.start < range.end).then_some(range)
+    let range = match text.split_once("..") {
+        Some((start, end)) => number(start)?..number(end)?,
+        None => 0..number(text)?,
+    };
+    if range.start >= range.end {
+        return Err("the range is empty (A must be below B, N at least 1)".into());
+    }
+    Ok(range)
 }
 
 fn flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str) -> Result<bool, EnvError> {
@@ -384,7 +198,7 @@ impl Builder {
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Builder, EnvError> {
         let mut builder = Builder::new();
         if let Some(value) = get("ROOF_SEEDS") {
-            let range = parse_seed_range(&value).ok_or(EnvError {
+            let range = seed_range(&value).map_err(|_| EnvError {
                 variable: "ROOF_SEEDS",
                 value,
                 expected: "a count N (at least 1) or a non-empty range A..B",
@@ -613,104 +427,6 @@ impl Builder {
             Some(name) if name != "main" => name.to_string(),
             _ => "roof_check".to_string(),
         }
-    }
-}
-
-/// A failing seed, with everything needed to understand and replay it.
-#[derive(Clone, Debug)]
-pub struct SeedFailure {
-    /// The seed.
-    pub seed: u64,
-    /// What went wrong.
-    pub failure: Failure,
-    /// The version and settings the seed ran with.
-    pub settings: String,
-    /// The fault plan drawn for the seed and the faults that fired, when faults were on.
-    pub faults: Option<(String, Vec<String>)>,
-    /// The line to paste to replay it.
-    pub replay: String,
-    /// The failing run's trace, when asked for (`ROOF_TRACE=1`).
-    pub trace: Option<String>,
-}
-
-impl fmt::Display for SeedFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(trace) = &self.trace {
-            write!(f, "{trace}")?;
-        }
-        writeln!(f, "roof: seed {} {}", self.seed, self.failure.headline())?;
-        writeln!(f, "roof: {}", self.settings)?;
-        if let Some((plan, fired)) = &self.faults {
-            writeln!(f, "roof: fault plan: {plan}")?;
-            let fired = if fired.is_empty() {
-                "none".to_string()
-            } else {
-                fired.join("; ")
-            };
-            writeln!(f, "roof: faults fired: {fired}")?;
-        }
-        write!(f, "{}", self.replay)
-    }
-}
-
-/// The pasteable replay line: `replay: ROOF_SEED=N cargo test --test <binary> -- <test>`.
-fn replay_line(seed: u64, test: &str) -> String {
-    let binary = env::current_exe()
-        .ok()
-        .and_then(|path| {
-            path.file_stem()
-                .map(|stem| stem.to_string_lossy().into_owned())
-        })
-        .map(|stem| match stem.rsplit_once('-') {
-            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
-            _ => stem,
-        })
-        .unwrap_or_else(|| "<binary>".to_string());
-    format!("replay: ROOF_SEED={seed} cargo test --test {binary} -- {test} --exact")
-}
-
-fn regressions_path(dir: &Path, test: &str) -> PathBuf {
-    let file: String = test
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    dir.join(format!("{file}.seeds"))
-}
-
-/// The seeds recorded for `test` in `dir`, oldest first.
-pub fn read_regressions(dir: &Path, test: &str) -> Vec<u64> {
-    let Ok(text) = fs::read_to_string(regressions_path(dir, test)) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.split('#').next()?.trim().parse().ok())
-        .collect()
-}
-
-fn record_regression(dir: &Path, test: &str, seed: u64) {
-    let path = regressions_path(dir, test);
-    if read_regressions(dir, test).contains(&seed) {
-        return;
-    }
-    let write = || -> std::io::Result<()> {
-        fs::create_dir_all(path.parent().expect("a file under a folder"))?;
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(file, "{seed}")
-    };
-    if let Err(error) = write() {
-        eprintln!(
-            "roof: could not record seed {seed} in {}: {error}",
-            path.display()
-        );
     }
 }
 
