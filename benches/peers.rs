@@ -12,9 +12,6 @@
 //! order-sensitive `checksum` folds the order tasks ran (spawn-join with `--trace 1`) or
 //! timers fired (timers), so a seed change shows in it.
 
-// The wall clock is what a benchmark measures; it never reaches a simulated path.
-#![allow(clippy::disallowed_methods)]
-
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -124,6 +121,8 @@ fn line(scenario: &str, params: serde_json::Value, wall: Duration, mut extra: se
     println!("{out}");
 }
 
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
 fn spawn_join(args: &Args) {
     let tasks = args.u64("tasks", 1_000_000);
     let traced = args.u64("trace", 0) != 0;
@@ -186,6 +185,8 @@ fn timer_durations_ms(count: u64) -> Vec<u64> {
         .collect()
 }
 
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
 fn timers(args: &Args) {
     let count = args.u64("timers", 100_000);
     let seed = args.u64("seed", 0);
@@ -232,6 +233,8 @@ fn timers(args: &Args) {
     );
 }
 
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
 fn timers_day(args: &Args) {
     let steps = args.u64("steps", 86_400);
     let step = Duration::from_millis(args.u64("step-ms", 1000));
@@ -397,6 +400,8 @@ fn yell_echo_once(
     }
 }
 
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
 fn yell_echo(args: &Args) {
     let clients = args.u64("clients", 100) as usize;
     let rounds = args.u64("rounds", 100) as usize;
@@ -425,6 +430,8 @@ fn yell_echo(args: &Args) {
     );
 }
 
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
 fn yell_echo_seeds(args: &Args) {
     let seeds = args.u64("seeds", 20);
     let clients = args.u64("clients", 4) as usize;

@@ -341,6 +341,8 @@ fn a_shard_without_seeds_says_so_and_huge_ranges_stream() {
 /// the summary of what ran, and exits 130.
 #[cfg(unix)]
 #[test]
+// Waits a little for the child process to start its sweep; nothing is timed.
+#[allow(clippy::disallowed_methods)]
 fn ctrl_c_ends_a_sweep_with_its_summary_and_status_130() {
     for seeds in ["18446744073709551615", "0..99999999999999"] {
         let child = Command::new(env!("CARGO_BIN_EXE_roof"))

@@ -4,9 +4,6 @@
 //!
 //! Only behaviour is asserted, never timing: waits below are bounds that fail a hung test.
 
-// Threads and the wall clock are this file's subject (a foreign waker, a child process).
-#![allow(clippy::disallowed_methods)]
-
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io::ErrorKind;
@@ -140,6 +137,8 @@ struct Greeted {
 }
 
 impl Protocol for Greeted {
+    // Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+    #[allow(clippy::disallowed_methods)]
     fn connection_made(&mut self, _transport: Transport) {
         self.log.borrow_mut().push("made".into());
         std::thread::sleep(Duration::from_millis(50));
@@ -160,6 +159,8 @@ impl Protocol for Greeted {
 /// early the data arrives (the whole exchange used to fit in one poll of the driver, and a
 /// `stop` from `connection_lost` then ended `run_until_complete` before it returned).
 #[test]
+// Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+#[allow(clippy::disallowed_methods)]
 fn create_connection_returns_before_the_first_data_is_read() {
     use std::io::Write as _;
 
@@ -254,6 +255,8 @@ impl Future for FromAnotherThread {
 }
 
 #[test]
+// Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+#[allow(clippy::disallowed_methods)]
 fn a_task_woken_on_another_thread_runs_on_its_loop() {
     let event_loop = EventLoop::real();
     let loop_thread = std::thread::current().id();
@@ -296,6 +299,8 @@ impl Served {
 
     /// `roof serve` with at most `descriptors` open files (`ulimit -n`), its stderr in
     /// `serve-<name>.err`.
+    // Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+    #[allow(clippy::disallowed_methods)]
     fn start_limited(name: &str, descriptors: Option<u32>) -> Served {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let output = dir.join(format!("serve-{name}.out"));
@@ -355,6 +360,8 @@ impl Served {
     }
 
     /// Ctrl-C, then wait for the server to close.
+    // Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+    #[allow(clippy::disallowed_methods)]
     fn interrupt(&mut self) -> (ExitStatus, String) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
@@ -672,6 +679,8 @@ fn roof_serve_keeps_serving_under_load_and_abuse() {
 /// retries with a short backoff instead of ending its accept loop (the port used to close for
 /// good while the process stayed up), so once the connections go, a new client is served.
 #[test]
+// Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+#[allow(clippy::disallowed_methods)]
 fn roof_serve_survives_running_out_of_descriptors() {
     let mut served = Served::start_limited("descriptors", Some(64));
     let addr = served.addr;
@@ -716,6 +725,8 @@ fn roof_serve_survives_running_out_of_descriptors() {
 /// `roof client` against a server that accepts and never answers exits 1 with a message
 /// once its timeout has passed, instead of hanging.
 #[test]
+// Real sockets: another thread and a short wall-clock wait are this test's subject or its bound; nothing is timed.
+#[allow(clippy::disallowed_methods)]
 fn roof_client_gives_up_on_a_silent_server() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -5,10 +5,6 @@
 //! on stderr), 130 a sweep interrupted by Ctrl-C (after its summary), 141 stdout closed (as
 //! a process SIGPIPE ended: `roof sweep kv-store | head`).
 
-// The wall clock measures sweep speed and `--seed random` reads the OS; neither reaches a
-// simulated path.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
-
 use std::io::Read as _;
 use std::ops::Range;
 use std::path::PathBuf;

@@ -5,9 +5,6 @@
 //! loop's mailbox (a mutex-guarded list, one per real loop) and the loop runs the task on its
 //! own thread; a task is never run or dropped anywhere else.
 
-// The wall clock is this module's whole point (`clippy.toml` bans it everywhere else).
-#![allow(clippy::disallowed_methods)]
-
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -67,6 +64,8 @@ pub(crate) fn deliver_foreign(runnable: Runnable<TaskMeta>) {
 }
 
 impl Real {
+    // A real loop's clock is the wall clock: its origin is now.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn new(loop_id: u32) -> Real {
         mailboxes().push(Mailbox {
             loop_id,
@@ -81,6 +80,8 @@ impl Real {
     }
 
     /// The wall clock as the loop's `Instant`: time since the loop was made.
+    // Real mode's one reading of the wall clock.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn now(&self) -> Instant {
         let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Instant::from_nanos(nanos)

@@ -46,9 +46,6 @@
 //! assert_eq!(&echoed, b"HELLO");
 //! ```
 
-// The wall clock is this module's whole point (`clippy.toml` bans it everywhere else).
-#![allow(clippy::disallowed_methods)]
-
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
