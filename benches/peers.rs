@@ -314,10 +314,9 @@ fn yell_echo_once(
     use roof::net::{LinkConfig, TcpListener, TcpStream};
 
     let checksum = Checksum::new();
-    let event_loop = EventLoop::with_config(Config {
-        seed,
-        ..config(args)
-    });
+    let mut seeded = config(args);
+    seeded.seed = seed;
+    let event_loop = EventLoop::with_config(seeded);
     event_loop.set_default_link(
         LinkConfig::default()
             .latency(Duration::from_millis(1))

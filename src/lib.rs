@@ -101,6 +101,7 @@ pub use trace::{Trace, TraceMode};
 /// stable text (one line per event), exports as JSON, hashes, and finds where two runs
 /// diverge.
 pub mod trace {
+    pub use crate::engine::id::{TaskId, TimerId};
     pub use crate::engine::trace::{Divergence, Event, EventKind, Trace, TraceMode};
 }
 

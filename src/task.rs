@@ -194,7 +194,7 @@ where
 
 /// The id of the task being polled, if any.
 pub fn current_task() -> Option<TaskId> {
-    kernel::try_with(|kernel| kernel.exec.current.get().map(TaskId)).flatten()
+    kernel::try_with(|kernel| kernel.exec.current.get()).flatten()
 }
 
 /// Give the other ready tasks a turn: this task goes to the back of the ready queue.

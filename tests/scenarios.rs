@@ -197,7 +197,7 @@ fn http_gets_overlap_in_virtual_time() {
         // The server works on all eight at once: its eight 50 ms service sleeps are all armed
         // before the first of them fires.
         let trace = report.trace.unwrap();
-        let service: Vec<u64> = trace
+        let service: Vec<roof::trace::TimerId> = trace
             .events
             .iter()
             .filter_map(|event| match &event.kind {

@@ -270,7 +270,8 @@ fn replay_line(plan: &Plan, seed: u64) -> String {
     let flags = match plan.policy {
         Policy::Fifo => " --fifo".to_string(),
         Policy::Pct { depth, .. } => format!(" --pct {depth}"),
-        Policy::Random => String::new(),
+        // Random, and any policy the command line cannot name (it makes none).
+        _ => String::new(),
     };
     format!("roof run {}{flags} --seed {seed}", plan.scenario.name)
 }

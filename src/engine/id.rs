@@ -12,7 +12,8 @@ use std::time::Duration;
 /// assert_eq!(id.as_u64(), 1);
 /// assert_eq!(id.to_string(), "#1");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct TaskId(pub(crate) u64);
 
 impl TaskId {
@@ -125,5 +126,35 @@ pub struct HostId(pub(crate) u32);
 impl fmt::Display for HostId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "host {}", self.0)
+    }
+}
+
+/// A timer's id, unique within one run and numbered from 1 in creation order (also the
+/// tie-breaker between equal deadlines).
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record));
+/// lp.run_until_complete(roof::sleep(std::time::Duration::from_secs(1))).unwrap();
+/// let trace = lp.report().trace.unwrap();
+/// let armed = trace.events.iter().find_map(|event| match &event.kind {
+///     roof::trace::EventKind::TimerSet { timer, .. } => Some(*timer),
+///     _ => None,
+/// });
+/// assert_eq!(armed.unwrap().to_string(), "t1");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct TimerId(pub(crate) u64);
+
+impl TimerId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TimerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
     }
 }

@@ -10,6 +10,7 @@ use crate::engine::trace::Trace;
 
 /// Why a run failed. Simulation outcomes are values, never panics of the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// A task panicked; the run stops there.
     Panic {
@@ -169,6 +170,7 @@ impl std::error::Error for Failure {}
 
 /// Everything about one run: its seed and policy, how it ended, and its trace.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Report {
     /// The seed.
     pub seed: u64,

@@ -28,6 +28,7 @@ pub const PCT_DEPTH_MAX: u32 = 1_000;
 /// A scheduling policy, chosen per run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Policy {
     /// A seeded uniform pick among the ready tasks (the default in simulation).
     Random,

@@ -32,6 +32,8 @@ use std::task::{Context, Poll, Waker};
 
 use async_task::{Builder, Runnable};
 
+use super::id::TaskId;
+
 /// What a task's header carries: plain ids, and whether it was asked to stop (24 bytes).
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
@@ -434,7 +436,7 @@ pub(crate) struct Executor {
     pub(crate) tasks: RefCell<TaskTable>,
     next_id: Cell<u64>,
     /// The task being polled, if any.
-    pub(crate) current: Cell<Option<u64>>,
+    pub(crate) current: Cell<Option<TaskId>>,
     /// The host of the task being polled (0, `main`, between polls).
     pub(crate) current_host: Cell<u32>,
 }

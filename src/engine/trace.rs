@@ -14,7 +14,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::engine::id::Instant;
+use crate::engine::id::{Instant, TaskId, TimerId};
 
 /// How much of the trace a run keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,86 +31,87 @@ pub enum TraceMode {
 /// What happened, without the time stamp.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// A task was created; `parent` is the task that spawned it.
     Spawn {
         /// The new task's id.
-        task: u64,
+        task: TaskId,
         /// Its name.
         name: String,
         /// Its host, unless it is the default host `main`.
         #[serde(skip_serializing_if = "Option::is_none")]
         host: Option<String>,
         /// The spawning task, if spawned from one.
-        parent: Option<u64>,
+        parent: Option<TaskId>,
     },
     /// A task was polled.
     Poll {
         /// The task.
-        task: u64,
+        task: TaskId,
     },
     /// A task was woken; `by` is the running task, if any.
     Wake {
         /// The woken task.
-        task: u64,
+        task: TaskId,
         /// The task that woke it.
-        by: Option<u64>,
+        by: Option<TaskId>,
     },
     /// A task finished (returned a value).
     Complete {
         /// The task.
-        task: u64,
+        task: TaskId,
     },
     /// A task was cancelled before finishing (aborted, or torn down with its loop).
     Cancel {
         /// The task.
-        task: u64,
+        task: TaskId,
     },
     /// A task panicked.
     Panic {
         /// The task.
-        task: u64,
+        task: TaskId,
         /// The panic message.
         message: String,
     },
     /// A timer was armed.
     TimerSet {
         /// The timer's id (creation order).
-        timer: u64,
+        timer: TimerId,
         /// When it is due.
         deadline_ns: u64,
         /// The task that armed it, if any.
-        by: Option<u64>,
+        by: Option<TaskId>,
     },
     /// A timer fired.
     TimerFire {
         /// The timer.
-        timer: u64,
+        timer: TimerId,
     },
     /// A timer was disarmed before firing.
     TimerCancel {
         /// The timer.
-        timer: u64,
+        timer: TimerId,
     },
     /// A `call_soon`/`call_later` callback was queued to run as task `task`.
     Callback {
         /// The task that runs it.
-        task: u64,
+        task: TaskId,
         /// The timer it came from, for `call_later`/`call_at`.
-        timer: Option<u64>,
+        timer: Option<TimerId>,
     },
     /// A line logged by user code with [`log!`](crate::log), or by roof's facades (a write a
     /// closed transport dropped).
     Log {
         /// The logging task.
-        task: Option<u64>,
+        task: Option<TaskId>,
         /// The text.
         text: String,
     },
     /// A line printed by user code with [`println!`](crate::println).
     Output {
         /// The printing task.
-        task: Option<u64>,
+        task: Option<TaskId>,
         /// The text, without its newline.
         text: String,
     },
@@ -130,14 +131,14 @@ pub enum EventKind {
     /// warning: writes to a closed transport, an `accept` error a server retries.
     Warning {
         /// The running task, if any.
-        task: Option<u64>,
+        task: Option<TaskId>,
         /// What happened.
         text: String,
     },
     /// A client of the test harness returned an error: the seed fails.
     ClientError {
         /// The client's task.
-        task: Option<u64>,
+        task: Option<TaskId>,
         /// The client's name.
         client: String,
         /// Its error.
@@ -155,22 +156,13 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// A task id as rendered in traces: `#3`.
-struct Task(u64);
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
 /// An optional task id after a prefix (` by #3`, ` #3`), or nothing.
-struct Optional(&'static str, Option<u64>);
+struct Optional(&'static str, Option<TaskId>);
 
 impl fmt::Display for Optional {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.1 {
-            Some(id) => write!(f, "{}#{id}", self.0),
+            Some(id) => write!(f, "{}{id}", self.0),
             None => Ok(()),
         }
     }
@@ -187,34 +179,34 @@ impl fmt::Display for Event {
                 host,
                 parent,
             } => {
-                write!(f, "spawn {} {name:?}", Task(*task))?;
+                write!(f, "spawn {} {name:?}", task)?;
                 if let Some(host) = host {
                     write!(f, " on {host}")?;
                 }
                 write!(f, "{}", Optional(" by ", *parent))
             }
-            EventKind::Poll { task } => write!(f, "poll {}", Task(*task)),
+            EventKind::Poll { task } => write!(f, "poll {}", task),
             EventKind::Wake { task, by } => {
-                write!(f, "wake {}{}", Task(*task), Optional(" by ", *by))
+                write!(f, "wake {}{}", task, Optional(" by ", *by))
             }
-            EventKind::Complete { task } => write!(f, "complete {}", Task(*task)),
-            EventKind::Cancel { task } => write!(f, "cancel {}", Task(*task)),
-            EventKind::Panic { task, message } => write!(f, "panic {} {message:?}", Task(*task)),
+            EventKind::Complete { task } => write!(f, "complete {}", task),
+            EventKind::Cancel { task } => write!(f, "cancel {}", task),
+            EventKind::Panic { task, message } => write!(f, "panic {} {message:?}", task),
             EventKind::TimerSet {
                 timer,
                 deadline_ns,
                 by,
             } => write!(
                 f,
-                "timer-set t{timer} at {}{}",
+                "timer-set {timer} at {}{}",
                 Instant::from_nanos(*deadline_ns),
                 Optional(" by ", *by)
             ),
-            EventKind::TimerFire { timer } => write!(f, "timer-fire t{timer}"),
-            EventKind::TimerCancel { timer } => write!(f, "timer-cancel t{timer}"),
+            EventKind::TimerFire { timer } => write!(f, "timer-fire {timer}"),
+            EventKind::TimerCancel { timer } => write!(f, "timer-cancel {timer}"),
             EventKind::Callback { task, timer } => match timer {
-                Some(timer) => write!(f, "callback {} from t{timer}", Task(*task)),
-                None => write!(f, "callback {}", Task(*task)),
+                Some(timer) => write!(f, "callback {} from {timer}", task),
+                None => write!(f, "callback {}", task),
             },
             EventKind::Log { task, text } => write!(f, "log{} {text:?}", Optional(" ", *task)),
             EventKind::Output { task, text } => write!(f, "print{} {text:?}", Optional(" ", *task)),
@@ -405,22 +397,28 @@ mod tests {
                 event(
                     0,
                     EventKind::Spawn {
-                        task: 1,
+                        task: TaskId(1),
                         name: "main".into(),
                         host: None,
                         parent: None,
                     },
                 ),
-                event(0, EventKind::Poll { task: 1 }),
+                event(0, EventKind::Poll { task: TaskId(1) }),
                 event(
                     100_000_000,
                     EventKind::TimerSet {
-                        timer: 1,
+                        timer: TimerId(1),
                         deadline_ns: 200_000_000,
-                        by: Some(1),
+                        by: Some(TaskId(1)),
                     },
                 ),
-                event(200_000_000, EventKind::Wake { task: 2, by: None }),
+                event(
+                    200_000_000,
+                    EventKind::Wake {
+                        task: TaskId(2),
+                        by: None,
+                    },
+                ),
             ],
             hash: 0,
         };
@@ -449,16 +447,19 @@ mod tests {
     fn divergence_names_the_first_differing_event() {
         let a = Trace {
             events: vec![
-                event(0, EventKind::Poll { task: 1 }),
-                event(5, EventKind::Poll { task: 2 }),
+                event(0, EventKind::Poll { task: TaskId(1) }),
+                event(5, EventKind::Poll { task: TaskId(2) }),
             ],
             hash: 0,
         };
         let mut b = a.clone();
-        b.events[1] = event(5, EventKind::Poll { task: 3 });
+        b.events[1] = event(5, EventKind::Poll { task: TaskId(3) });
         let divergence = a.first_divergence(&b).unwrap();
         assert_eq!(divergence.index, 1);
-        assert_eq!(divergence.right.unwrap().kind, EventKind::Poll { task: 3 });
+        assert_eq!(
+            divergence.right.unwrap().kind,
+            EventKind::Poll { task: TaskId(3) }
+        );
         assert!(a.first_divergence(&a.clone()).is_none());
         let shorter = Trace {
             events: a.events[..1].to_vec(),
@@ -470,7 +471,7 @@ mod tests {
     #[test]
     fn json_export_names_the_event() {
         let trace = Trace {
-            events: vec![event(7, EventKind::Complete { task: 4 })],
+            events: vec![event(7, EventKind::Complete { task: TaskId(4) })],
             hash: 0,
         };
         assert_eq!(

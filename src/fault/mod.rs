@@ -187,6 +187,7 @@ macro_rules! buggify {
 }
 
 /// The engine of [`buggify!`]: whether fault point `site` fires now.
+#[doc(hidden)]
 pub fn buggify_at(site: &'static str) -> bool {
     crate::kernel::try_with(|kernel| {
         let active = *kernel

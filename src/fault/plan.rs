@@ -21,6 +21,7 @@ use crate::task::JoinHandle;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum FaultKind {
     /// Cut two hosts apart, both ways.
     Partition,

@@ -25,6 +25,7 @@ pub const STEPS_MAX_DEFAULT: u64 = 10_000_000;
 /// assert_eq!(config.seed, 42);
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// The seed every random decision derives from.
     pub seed: u64,

@@ -23,7 +23,7 @@ use async_task::Runnable;
 use crate::engine::entropy::{LazyRng, Stream};
 use crate::engine::fabric::Fabric;
 use crate::engine::hint;
-use crate::engine::id::Instant;
+use crate::engine::id::{Instant, TaskId};
 use crate::engine::report::{Failure, Report};
 use crate::engine::sched::{Policy, Scheduler};
 use crate::engine::task::{display_name, Executor, Spawn, TaskEnd, TaskHandle, TaskMeta, TaskName};
@@ -251,7 +251,7 @@ impl Kernel {
         if let Some(name) = traced_name {
             let host = (host != 0).then(|| self.net.borrow().host_name(host).to_string());
             self.record(EventKind::Spawn {
-                task: id,
+                task: TaskId(id),
                 name: display_name(id, name.as_ref()),
                 host,
                 parent: self.exec.current.get(),
@@ -323,7 +323,7 @@ impl Kernel {
         }
         if self.trace.enabled() {
             self.record(EventKind::Wake {
-                task: runnable.metadata().id,
+                task: TaskId(runnable.metadata().id),
                 by: self.exec.current.get(),
             });
         }
@@ -350,8 +350,12 @@ impl Kernel {
         }
         drop(tasks);
         let kind = match end {
-            TaskEnd::Completed => EventKind::Complete { task: meta.id },
-            TaskEnd::Cancelled => EventKind::Cancel { task: meta.id },
+            TaskEnd::Completed => EventKind::Complete {
+                task: TaskId(meta.id),
+            },
+            TaskEnd::Cancelled => EventKind::Cancel {
+                task: TaskId(meta.id),
+            },
             TaskEnd::Panicked(payload) => {
                 *self.panicked.borrow_mut() = Some(panic_message(payload.as_ref()));
                 return;

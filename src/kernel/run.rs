@@ -8,7 +8,7 @@ use async_task::Runnable;
 use super::registry::Running;
 use super::{Kernel, Phase, Stop};
 use crate::engine::hint;
-use crate::engine::id::Instant;
+use crate::engine::id::{Instant, TaskId};
 use crate::engine::report::Failure;
 use crate::engine::sched::RANDOM_WINDOW;
 use crate::engine::task::TaskMeta;
@@ -93,7 +93,7 @@ impl Kernel {
                         .borrow()
                         .list()
                         .into_iter()
-                        .map(|(id, name)| (crate::engine::id::TaskId(id), name))
+                        .map(|(id, name)| (TaskId(id), name))
                         .collect(),
                 }));
             };
@@ -186,9 +186,9 @@ impl Kernel {
         let (id, host) = (meta.id, meta.host);
         self.refresh_clock();
         if self.trace.enabled() {
-            self.record(EventKind::Poll { task: id });
+            self.record(EventKind::Poll { task: TaskId(id) });
         }
-        self.exec.current.set(Some(id));
+        self.exec.current.set(Some(TaskId(id)));
         self.exec.current_host.set(host);
         // A panic is caught by the task's guard, which drops the future and reports it here;
         // a task woken during its own poll is queued again by `run` itself.
@@ -207,12 +207,12 @@ impl Kernel {
         let name = self.exec.tasks.borrow_mut().take_name(id);
         if self.trace.enabled() {
             self.record(EventKind::Panic {
-                task: id,
+                task: TaskId(id),
                 message: message.clone(),
             });
         }
         Err(self.fail_now(Failure::Panic {
-            task: crate::engine::id::TaskId(id),
+            task: TaskId(id),
             name,
             host: self.net.borrow().host_name(host).to_string(),
             time: self.now(),

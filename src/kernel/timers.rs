@@ -7,7 +7,7 @@ use std::task::Waker;
 
 use super::{Kernel, Spawned};
 use crate::engine::hint;
-use crate::engine::id::Instant;
+use crate::engine::id::{Instant, TaskId, TimerId};
 use crate::engine::task::{TaskHandle, TaskName};
 use crate::engine::timer::TimerKey;
 use crate::engine::trace::EventKind;
@@ -120,7 +120,7 @@ impl Kernel {
         let key = self.timers.borrow_mut().insert(deadline, token);
         if self.trace.enabled() {
             self.record(EventKind::TimerSet {
-                timer: key.seq,
+                timer: TimerId(key.seq),
                 deadline_ns: deadline.as_nanos(),
                 by: self.exec.current.get(),
             });
@@ -171,7 +171,9 @@ impl Kernel {
         drop(timers);
         let callback = self.take_callback(key);
         if self.trace.enabled() {
-            self.record(EventKind::TimerCancel { timer: key.seq });
+            self.record(EventKind::TimerCancel {
+                timer: TimerId(key.seq),
+            });
         }
         drop(garbage);
         drop(callback);
@@ -207,8 +209,8 @@ impl Kernel {
         );
         if self.trace.enabled() {
             self.record(EventKind::Callback {
-                task: spawned.0,
-                timer,
+                task: TaskId(spawned.0),
+                timer: timer.map(TimerId),
             });
         }
         spawned
@@ -247,7 +249,9 @@ impl Kernel {
                 _ => None,
             };
             if self.trace.enabled() {
-                self.record(EventKind::TimerFire { timer: key.seq });
+                self.record(EventKind::TimerFire {
+                    timer: TimerId(key.seq),
+                });
             }
             if let Some(waker) = token.waker {
                 waker.wake();

@@ -15,6 +15,7 @@ use super::*;
 /// assert_eq!(lossy.latency, Duration::from_millis(5));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LinkConfig {
     /// One-way latency.
     pub latency: Duration,
