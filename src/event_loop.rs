@@ -176,6 +176,18 @@ impl fmt::Debug for EventLoop {
 }
 
 /// A cloneable handle to an [`EventLoop`], for use inside tasks and callbacks.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let handle: roof::LoopHandle = lp.handle();
+/// let seen = lp.run_until_complete(async move {
+///     roof::sleep(Duration::from_secs(1)).await;
+///     (handle.is_running(), handle.time())
+/// }).unwrap();
+/// assert_eq!(seen, (true, 1.0));
+/// assert!(!lp.is_running());
+/// ```
 #[derive(Clone)]
 pub struct LoopHandle {
     pub(crate) kernel: Rc<Kernel>,
@@ -184,6 +196,17 @@ pub struct LoopHandle {
 /// The loop running on this thread (asyncio's `get_running_loop`).
 ///
 /// Panics outside a running loop.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(7));
+/// let (seed, time) = lp.run_until_complete(async {
+///     roof::sleep(Duration::from_millis(250)).await;
+///     let running = roof::get_running_loop();
+///     (running.seed(), running.time())
+/// }).unwrap();
+/// assert_eq!((seed, time), (7, 0.25));
+/// ```
 pub fn get_running_loop() -> LoopHandle {
     kernel::with(|kernel| LoopHandle {
         kernel: kernel.clone(),
@@ -314,6 +337,19 @@ impl fmt::Debug for LoopHandle {
 }
 
 /// A callback queued with [`call_soon`](LoopHandle::call_soon).
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let lp = roof::EventLoop::new();
+/// let ran = Rc::new(Cell::new(0));
+/// let (a, b) = (ran.clone(), ran.clone());
+/// let _kept: roof::Handle = lp.call_soon(move || a.set(a.get() + 1));
+/// let mut cancelled = lp.call_soon(move || b.set(b.get() + 10));
+/// cancelled.cancel();
+/// assert!(cancelled.cancelled());
+/// lp.run_until_complete(roof::sleep(std::time::Duration::from_millis(1))).unwrap();
+/// assert_eq!(ran.get(), 1, "only the first callback ran");
+/// ```
 #[derive(Debug)]
 pub struct Handle {
     task: Option<JoinHandle<()>>,
@@ -345,6 +381,17 @@ impl Drop for Handle {
 
 /// A callback scheduled with [`call_later`](LoopHandle::call_later) or
 /// [`call_at`](LoopHandle::call_at).
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// let timer: roof::TimerHandle = lp.call_later(Duration::from_secs(5), || roof::println!("too late"));
+/// assert_eq!(timer.when(), 5.0);
+/// timer.cancel();
+/// assert!(timer.cancelled());
+/// lp.run_until_complete(roof::sleep(Duration::from_secs(10))).unwrap();
+/// assert_eq!(lp.report().output, "", "a cancelled callback never runs");
+/// ```
 pub struct TimerHandle {
     kernel: Weak<Kernel>,
     timer: Rc<CallbackTimer>,

@@ -156,6 +156,13 @@ pub mod io {
 
 /// Whether an [`EventLoop`] is running on this thread: code (a panic hook, say) can tell a
 /// simulated task's panic, which the run reports as its failure, from any other.
+///
+/// ```
+/// assert!(!roof::in_simulation());
+/// let lp = roof::EventLoop::new();
+/// assert!(lp.run_until_complete(async { roof::in_simulation() }).unwrap());
+/// assert!(!roof::in_simulation(), "only while a loop runs");
+/// ```
 pub fn in_simulation() -> bool {
     kernel::is_running_here()
 }

@@ -56,6 +56,26 @@ use crate::net::{TcpListener, TcpStream, ToSocketAddr};
 use crate::task::JoinHandle;
 
 /// The callbacks of a connection, as in asyncio. Every method has a default that does nothing.
+///
+/// ```
+/// use roof::protocol::{create_server, Protocol, Transport};
+/// struct Log;
+/// impl Protocol for Log {
+///     fn connection_made(&mut self, _: Transport) { roof::println!("made") }
+///     fn data_received(&mut self, data: &[u8]) { roof::println!("data {data:?}") }
+///     fn eof_received(&mut self) -> bool { roof::println!("eof"); false }
+///     fn connection_lost(&mut self, error: Option<std::io::Error>) { roof::println!("lost {error:?}") }
+/// }
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// lp.run_until_complete(async {
+///     let _server = create_server(|| Log, "0.0.0.0:7").await.unwrap();
+///     let mut stream = roof::net::TcpStream::connect("main:7").await.unwrap();
+///     roof::io::AsyncWriteExt::write_all(&mut stream, &[1]).await.unwrap();
+///     drop(stream); // closes it: the server reads EOF
+///     roof::sleep(std::time::Duration::from_secs(1)).await;
+/// }).unwrap();
+/// assert_eq!(lp.report().output, "made\ndata [1]\neof\nlost None\n");
+/// ```
 pub trait Protocol: 'static {
     /// The connection is up; keep the transport to write.
     fn connection_made(&mut self, transport: Transport) {
@@ -108,6 +128,26 @@ struct TransportState {
 pub const DROPPED_WRITES_QUIET: u32 = 4;
 
 /// The writing side of a connection, handed to [`Protocol::connection_made`]; cheap to clone.
+///
+/// ```
+/// use roof::io::AsyncReadExt;
+/// use roof::protocol::{create_connection, Protocol, Transport};
+/// struct Quiet;
+/// impl Protocol for Quiet {}
+/// let lp = roof::EventLoop::new();
+/// let text = lp.run_until_complete(async {
+///     let listener = roof::net::TcpListener::bind("0.0.0.0:7").await.unwrap();
+///     let transport: Transport = create_connection(Quiet, "main:7").await.unwrap();
+///     transport.write(b"hello, world"); // buffered; never blocks
+///     transport.close(); // after sending what is buffered: the peer reads EOF
+///     assert!(transport.is_closing());
+///     let (mut stream, _) = listener.accept().await.unwrap();
+///     let mut text = String::new();
+///     stream.read_to_string(&mut text).await.unwrap();
+///     text
+/// }).unwrap();
+/// assert_eq!(text, "hello, world");
+/// ```
 #[derive(Clone)]
 pub struct Transport {
     state: Rc<TransportState>,
@@ -123,6 +163,22 @@ impl fmt::Debug for Transport {
 }
 
 /// What [`Transport::get_extra_info`] knows.
+///
+/// ```
+/// use roof::protocol::{create_connection, create_server, ExtraInfo, Protocol};
+/// struct Idle;
+/// impl Protocol for Idle {}
+/// let lp = roof::EventLoop::new();
+/// let (peer, unknown) = lp.run_until_complete(async {
+///     let _server = create_server(|| Idle, "0.0.0.0:8000").await.unwrap();
+///     let transport = create_connection(Idle, "main:8000").await.unwrap();
+///     (transport.get_extra_info("peername"), transport.get_extra_info("socket"))
+/// }).unwrap();
+/// let Some(ExtraInfo::Addr(addr)) = &peer else { panic!("peername is an address") };
+/// assert_eq!(addr.port(), 8000);
+/// assert_eq!(peer.unwrap().to_string(), "('10.0.0.1', 8000)", "as Python prints it");
+/// assert_eq!(unknown, None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExtraInfo {
     /// An address (`peername`, `sockname`).
@@ -375,6 +431,21 @@ impl ServerState {
 }
 
 /// A listening server made by [`create_server`].
+///
+/// ```
+/// use roof::protocol::{create_server, Protocol};
+/// struct Idle;
+/// impl Protocol for Idle {}
+/// let lp = roof::EventLoop::new();
+/// lp.run_until_complete(async {
+///     let server = create_server(|| Idle, "0.0.0.0:0").await.unwrap();
+///     assert!(server.is_serving());
+///     assert_ne!(server.local_addr().port(), 0, "port 0 picks a free port");
+///     server.close();
+///     server.wait_closed().await;
+///     assert!(!server.is_serving());
+/// }).unwrap();
+/// ```
 pub struct Server {
     state: Rc<ServerState>,
 }
@@ -450,6 +521,26 @@ fn accept_failed(error: &io::Error) -> AcceptFailure {
 
 /// Listen on `addr` and serve each connection with a fresh protocol from `factory` (asyncio's
 /// `loop.create_server`). The server runs on the current host.
+///
+/// ```
+/// use roof::io::{AsyncReadExt, AsyncWriteExt};
+/// use roof::protocol::{create_server, Protocol, Transport};
+/// struct Upper(Option<Transport>);
+/// impl Protocol for Upper {
+///     fn connection_made(&mut self, transport: Transport) { self.0 = Some(transport) }
+///     fn data_received(&mut self, data: &[u8]) { self.0.as_ref().unwrap().write(&data.to_ascii_uppercase()) }
+/// }
+/// let lp = roof::EventLoop::new();
+/// let reply = lp.run_until_complete(async {
+///     let _server = create_server(|| Upper(None), "0.0.0.0:7").await.unwrap();
+///     let mut stream = roof::net::TcpStream::connect("main:7").await.unwrap();
+///     stream.write_all(b"hi").await.unwrap();
+///     let mut reply = [0u8; 2];
+///     stream.read_exact(&mut reply).await.unwrap();
+///     reply
+/// }).unwrap();
+/// assert_eq!(&reply, b"HI");
+/// ```
 ///
 /// # Errors while serving
 /// An `accept` that fails for want of resources (too many open files, no memory) is logged
@@ -535,6 +626,25 @@ where
 
 /// Connect to `addr` and drive the connection with `protocol` (asyncio's
 /// `loop.create_connection`); returns the transport once connected.
+///
+/// ```
+/// use roof::protocol::{create_connection, Protocol};
+/// use std::{cell::RefCell, rc::Rc};
+/// struct Collect(Rc<RefCell<Vec<u8>>>);
+/// impl Protocol for Collect {
+///     fn data_received(&mut self, data: &[u8]) { self.0.borrow_mut().extend_from_slice(data) }
+/// }
+/// let lp = roof::EventLoop::new();
+/// lp.host("server", || async {
+///     let listener = roof::net::TcpListener::bind("0.0.0.0:7").await.unwrap();
+///     let (mut stream, _) = listener.accept().await.unwrap();
+///     roof::io::AsyncWriteExt::write_all(&mut stream, b"welcome").await.unwrap();
+/// }).unwrap();
+/// let received = Rc::new(RefCell::new(Vec::new()));
+/// lp.run_until_complete(create_connection(Collect(received.clone()), "server:7")).unwrap().unwrap();
+/// lp.run_until_complete(roof::sleep(std::time::Duration::from_secs(1))).unwrap();
+/// assert_eq!(*received.borrow(), b"welcome");
+/// ```
 pub async fn create_connection<P: Protocol>(
     protocol: P,
     addr: impl ToSocketAddr,

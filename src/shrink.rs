@@ -22,6 +22,24 @@ use std::fmt;
 
 /// Shrink `choices` while `fails` holds, trying at most `budget` candidates. Returns the
 /// smallest failing sequence found, without trailing zeros.
+///
+/// ```
+/// use roof::{Choices, Config, EventLoop};
+/// // The "bug": the second task runs before the first.
+/// let fails = |choices: &[u32]| {
+///     let config = Config::new(0).echo(false).choices(Choices(choices.to_vec()));
+///     let order = EventLoop::with_config(config).run_until_complete(async {
+///         let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+///         let (a, b) = (log.clone(), log.clone());
+///         roof::gather!(async move { a.borrow_mut().push(1) }, async move { b.borrow_mut().push(2) }).await.unwrap();
+///         log.take()
+///     });
+///     order.unwrap() != [1, 2]
+/// };
+/// let failing = [3, 1, 2, 0, 4];
+/// assert!(fails(&failing));
+/// assert_eq!(roof::shrink::minimize(&failing, fails, 1_000), [1], "one choice makes the bug");
+/// ```
 pub fn minimize(choices: &[u32], mut fails: impl FnMut(&[u32]) -> bool, budget: usize) -> Vec<u32> {
     let mut best = trimmed(choices.to_vec());
     let tries = std::cell::Cell::new(0);
@@ -105,12 +123,33 @@ fn trimmed(mut choices: Vec<u32>) -> Vec<u32> {
 }
 
 /// How far a sequence is from FIFO: its non-zero entries.
+///
+/// ```
+/// use roof::{Config, EventLoop, Policy};
+/// let config = Config::new(0).policy(Policy::Fifo).record_choices(true).echo(false);
+/// let lp = EventLoop::with_config(config);
+/// lp.run_until_complete(roof::gather!(async {}, async {}, async {})).unwrap().unwrap();
+/// let choices = lp.report().choices.unwrap();
+/// assert!(!choices.is_empty());
+/// assert_eq!(roof::shrink::deviations(&choices), 0, "FIFO always picks the oldest");
+/// assert_eq!(roof::shrink::deviations(&[0, 2, 0, 1]), 2);
+/// ```
 pub fn deviations(choices: &[u32]) -> usize {
     choices.iter().filter(|&&choice| choice != 0).count()
 }
 
 /// The text form of a choice sequence for the command line: comma-separated choices, with a
 /// run of N zeros written `Nz` (`3z,2,1` is `0,0,0,2,1`); `-` is the empty sequence (FIFO).
+///
+/// ```
+/// use roof::shrink::Token;
+/// let token = Token::encode(&[0, 0, 0, 2, 1, 0]);
+/// assert_eq!(token, "3z,2,1", "trailing zeros dropped: the replay is FIFO there anyway");
+/// let choices = Token::decode(&token).unwrap();
+/// assert_eq!(choices, [0, 0, 0, 2, 1]);
+/// assert_eq!(Token::encode(&[]), "-");
+/// let _replay = roof::Config::new(0).choices(roof::Choices(choices));
+/// ```
 pub struct Token;
 
 /// The most choices a token may hold: a run makes at most one choice per step, and this is
@@ -118,6 +157,14 @@ pub struct Token;
 pub const CHOICES_MAX: usize = 10_000_000;
 
 /// A malformed choice token.
+///
+/// ```
+/// use roof::shrink::{Token, TokenError};
+/// let error: TokenError = Token::decode("1,two").unwrap_err();
+/// assert!(error.to_string().contains("expected comma-separated numbers"), "{error}");
+/// let too_long = Token::decode("99999999z").unwrap_err();
+/// assert!(too_long.to_string().contains("more than 10000000 choices"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenError {
     token: String,

@@ -31,12 +31,33 @@ use crate::engine::sched::Choices;
 use crate::fault::{FaultKind, FaultPlan, PlannedFault};
 
 /// Any seed.
+///
+/// ```
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(32), |(seed in roof::strategies::seeds())| {
+///     let draw = || {
+///         let lp = roof::EventLoop::with_config(roof::Config::new(seed).echo(false));
+///         lp.run_until_complete(async { roof::random::u64() }).unwrap()
+///     };
+///     prop_assert_eq!(draw(), draw());
+/// });
+/// ```
 pub fn seeds() -> impl Strategy<Value = u64> {
     any::<u64>()
 }
 
 /// Choice sequences of up to `max_len` entries, mostly zeros (FIFO) with a few small
 /// deviations; they shrink toward fewer entries and zeros.
+///
+/// ```
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(32), |(choices in roof::strategies::choices(16))| {
+///     prop_assert!(choices.0.len() <= 16);
+///     let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false).choices(choices));
+///     let out = lp.run_until_complete(roof::gather!(async { 1 }, async { 2 })).unwrap().unwrap();
+///     prop_assert_eq!(out, (1, 2), "whatever the schedule, gather keeps argument order");
+/// });
+/// ```
 pub fn choices(max_len: usize) -> impl Strategy<Value = Choices> {
     vec(
         prop_oneof![6 => Just(0u32), 3 => 1u32..4, 1 => 4u32..64],
@@ -58,6 +79,21 @@ fn fault_kinds() -> impl Strategy<Value = FaultKind> {
 
 /// Fault plans of up to `max_faults` faults on `hosts` (at least two), starting within
 /// `window`; they shrink toward fewer, shorter, earlier faults.
+///
+/// ```
+/// use proptest::prelude::*;
+/// use std::time::Duration;
+/// let hosts = vec!["server".to_string(), "c".to_string()];
+/// let plans = roof::strategies::fault_plans(hosts, Duration::from_secs(1), 4);
+/// proptest!(ProptestConfig::with_cases(16), |(plan in plans)| {
+///     prop_assert!(plan.faults.len() <= 4);
+///     let ran = roof::harness::Builder::new().seed(0).fault_plan(plan).try_run(|sim| {
+///         sim.host("server", || async {});
+///         sim.client("c", async { roof::sleep(Duration::from_secs(2)).await; Ok::<(), String>(()) });
+///     });
+///     prop_assert_eq!(ran.ok(), Some(1), "a client that only sleeps survives any plan");
+/// });
+/// ```
 pub fn fault_plans(
     hosts: Vec<String>,
     window: Duration,

@@ -19,6 +19,20 @@ pub use crate::engine::id::TaskId;
 
 /// The error of awaiting a task that did not finish: it was aborted, its host crashed, or its
 /// loop closed.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let error: roof::JoinError = lp.run_until_complete(async {
+///     let mut handle = roof::spawn(std::future::pending::<()>());
+///     handle.abort();
+///     let id = handle.id();
+///     let error = handle.await.unwrap_err();
+///     assert_eq!(error.task(), id);
+///     error
+/// }).unwrap();
+/// assert!(error.is_cancelled());
+/// assert_eq!(error.to_string(), "task #2 was cancelled");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinError {
     task: TaskId,
@@ -51,6 +65,20 @@ impl std::error::Error for JoinError {}
 /// cancels it.
 ///
 /// [`abort`]: JoinHandle::abort
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let total = lp.run_until_complete(async {
+///     let handles: Vec<roof::JoinHandle<u64>> =
+///         (1..=3).map(|n| roof::spawn(async move { n * 10 })).collect();
+///     let mut total = 0;
+///     for handle in handles {
+///         total += handle.await.unwrap();
+///     }
+///     total
+/// }).unwrap();
+/// assert_eq!(total, 60);
+/// ```
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
     /// The task, until its output is taken or the handle lets go of it.
@@ -193,6 +221,18 @@ where
 }
 
 /// The id of the task being polled, if any.
+///
+/// ```
+/// assert_eq!(roof::current_task(), None, "no task runs outside a loop");
+/// let lp = roof::EventLoop::new();
+/// let (main, child, child_id) = lp.run_until_complete(async {
+///     let child = roof::spawn(async { roof::current_task() });
+///     let id = child.id();
+///     (roof::current_task(), child.await.unwrap(), id)
+/// }).unwrap();
+/// assert_eq!(main.unwrap().as_u64(), 1, "main is task #1");
+/// assert_eq!(child, Some(child_id));
+/// ```
 pub fn current_task() -> Option<TaskId> {
     kernel::try_with(|kernel| kernel.exec.current.get()).flatten()
 }
@@ -216,6 +256,24 @@ pub fn yield_now() -> YieldNow {
 }
 
 /// The future returned by [`yield_now`].
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).policy(roof::Policy::Fifo));
+/// let spins = lp.run_until_complete(async {
+///     let done = Rc::new(Cell::new(false));
+///     let flag = done.clone();
+///     roof::spawn(async move { flag.set(true) }).detach();
+///     let mut spins = 0;
+///     while !done.get() {
+///         let turn: roof::task::YieldNow = roof::yield_now();
+///         turn.await; // the other task runs meanwhile
+///         spins += 1;
+///     }
+///     spins
+/// }).unwrap();
+/// assert_eq!(spins, 1);
+/// ```
 #[must_use = "yield_now does nothing unless awaited"]
 #[derive(Debug)]
 pub struct YieldNow {

@@ -9,6 +9,15 @@ use crate::engine::sched::Policy;
 use crate::engine::trace::Trace;
 
 /// Why a run failed. Simulation outcomes are values, never panics of the engine.
+///
+/// ```
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// // Nothing will ever wake the main task, and no timer is pending.
+/// let failure = lp.run_until_complete(std::future::pending::<()>()).unwrap_err();
+/// assert!(matches!(failure, roof::Failure::Deadlock { .. }));
+/// assert_eq!(failure.kind(), "deadlock");
+/// assert_eq!(lp.report().outcome, Err(failure));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {
@@ -169,6 +178,21 @@ fn client_of(message: &str) -> Option<(&str, &str)> {
 impl std::error::Error for Failure {}
 
 /// Everything about one run: its seed and policy, how it ended, and its trace.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(9).echo(false));
+/// lp.run_until_complete(async {
+///     roof::println!("done");
+///     roof::sleep(Duration::from_secs(2)).await;
+/// })
+/// .unwrap();
+/// let report = lp.report();
+/// assert!(report.passed());
+/// assert_eq!((report.seed, report.output.as_str()), (9, "done\n"));
+/// assert_eq!(report.virtual_time.as_secs_f64(), 2.0);
+/// assert!(report.to_string().starts_with("seed 9 passed at 2.000000000s"));
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Report {

@@ -26,6 +26,21 @@ pub const PCT_HORIZON: u64 = 10_000;
 pub const PCT_DEPTH_MAX: u32 = 1_000;
 
 /// A scheduling policy, chosen per run.
+///
+/// ```
+/// use roof::{Config, EventLoop, Policy};
+/// let lp = EventLoop::with_config(Config::new(0).policy(Policy::Fifo).echo(false));
+/// let order = lp.run_until_complete(async {
+///     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+///     let spawn = |i| { let log = log.clone(); roof::spawn(async move { log.borrow_mut().push(i) }) };
+///     let tasks = [spawn(0), spawn(1), spawn(2)];
+///     for task in tasks { task.await.unwrap(); }
+///     log.take()
+/// }).unwrap();
+/// assert_eq!(order, [0, 1, 2], "FIFO runs ready tasks oldest first, as asyncio does");
+/// assert_eq!(lp.policy(), Policy::Fifo);
+/// assert_eq!(Policy::pct(3), Policy::Pct { depth: 3, horizon: roof::sched::PCT_HORIZON });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -58,6 +73,20 @@ impl Policy {
 }
 
 /// Where choices come from: the policy, or a recorded sequence being replayed.
+///
+/// ```
+/// use roof::{Choices, Config, EventLoop};
+/// let run = |config: Config| {
+///     let lp = EventLoop::with_config(config.echo(false).record_choices(true));
+///     lp.run_until_complete(roof::gather!(async { 1 }, async { 2 }, async { 3 })).unwrap().unwrap();
+///     lp.report()
+/// };
+/// let first = run(Config::new(7));
+/// let recorded = Choices(first.choices.clone().unwrap());
+/// // Another seed, but the recorded choices: the same schedule, event for event.
+/// let replayed = run(Config::new(99).choices(recorded));
+/// assert_eq!(replayed.trace_hash, first.trace_hash);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Choices(pub Vec<u32>);
 

@@ -17,6 +17,19 @@ use serde::Serialize;
 use crate::engine::id::{Instant, TaskId, TimerId};
 
 /// How much of the trace a run keeps.
+///
+/// ```
+/// use roof::{Config, EventLoop, TraceMode};
+/// let run = |mode| {
+///     let lp = EventLoop::with_config(Config::new(0).trace(mode).echo(false));
+///     lp.run_until_complete(async { roof::log!("hi") }).unwrap();
+///     lp.report()
+/// };
+/// assert!(run(TraceMode::Record).trace.is_some());
+/// assert!(run(TraceMode::Hash).trace.is_none(), "hashed, not kept");
+/// assert_eq!(run(TraceMode::Hash).trace_hash, run(TraceMode::Record).trace_hash);
+/// assert_eq!(run(TraceMode::Off).events, 0);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TraceMode {
     /// Nothing is recorded; the hash stays at its initial value.
@@ -29,6 +42,19 @@ pub enum TraceMode {
 }
 
 /// What happened, without the time stamp.
+///
+/// ```
+/// use roof::trace::EventKind;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record).echo(false));
+/// lp.run_until_complete(async { roof::println!("hello") }).unwrap();
+/// let trace = lp.report().trace.unwrap();
+/// assert!(matches!(&trace.events[0].kind, EventKind::Spawn { name, .. } if name == "main"));
+/// let printed: Vec<&str> = trace.events.iter().filter_map(|event| match &event.kind {
+///     EventKind::Output { text, .. } => Some(text.as_str()),
+///     _ => None,
+/// }).collect();
+/// assert_eq!(printed, ["hello"]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -147,6 +173,19 @@ pub enum EventKind {
 }
 
 /// One trace event: what happened and when.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record).echo(false));
+/// lp.run_until_complete(async {
+///     roof::sleep(Duration::from_millis(5)).await;
+///     roof::log!("woke");
+/// }).unwrap();
+/// let trace = lp.report().trace.unwrap();
+/// let woke = trace.events.iter().find(|event| matches!(event.kind, roof::trace::EventKind::Log { .. })).unwrap();
+/// assert_eq!(woke.time_ns, 5_000_000);
+/// assert_eq!(woke.to_string(), "0.005000000s log #1 \"woke\"");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Virtual time, in nanoseconds since the origin.
@@ -246,6 +285,19 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 }
 
 /// A finished trace: the events of one run and their hash.
+///
+/// ```
+/// use roof::{Config, EventLoop, TraceMode};
+/// let trace_of = |seed| {
+///     let lp = EventLoop::with_config(Config::new(seed).trace(TraceMode::Record).echo(false));
+///     lp.run_until_complete(async { roof::log!("drew {}", roof::random::below(1000)) }).unwrap();
+///     lp.report().trace.unwrap()
+/// };
+/// let trace = trace_of(1);
+/// assert_eq!(trace, trace_of(1), "same seed, same trace");
+/// assert_eq!(trace.hash_hex(), format!("{:016x}", trace.hash));
+/// assert!(trace.to_json().starts_with(r#"[{"time_ns":0,"event":"spawn""#));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Trace {
     /// The events, in the order they happened.
@@ -295,6 +347,19 @@ impl Trace {
 }
 
 /// Where two traces first differ; an event is `None` where its trace ended early.
+///
+/// ```
+/// use roof::{Config, EventLoop, TraceMode};
+/// let trace_of = |seed| {
+///     let lp = EventLoop::with_config(Config::new(seed).trace(TraceMode::Record).echo(false));
+///     lp.run_until_complete(async { roof::log!("drew {}", roof::random::below(1_000_000)) }).unwrap();
+///     lp.report().trace.unwrap()
+/// };
+/// let divergence = trace_of(1).first_divergence(&trace_of(2)).expect("the seeds drew differently");
+/// assert!(matches!(&divergence.left.as_ref().unwrap().kind, roof::trace::EventKind::Log { .. }));
+/// assert!(divergence.to_string().starts_with("traces diverge at event"));
+/// assert_eq!(trace_of(1).first_divergence(&trace_of(1)), None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
     /// Index of the first differing event.

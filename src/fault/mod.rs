@@ -26,6 +26,18 @@ use crate::event_loop::LoopHandle;
 use crate::net::LinkFault;
 
 /// A link fault in force, from [`LoopHandle::degrade_link`].
+///
+/// ```
+/// use roof::net::LinkFault;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// lp.host("db", || async {}).unwrap();
+/// let burst: roof::fault::LinkFaultId =
+///     lp.degrade_link("main", "db", LinkFault::default().loss(0.5)).unwrap();
+/// assert_eq!(lp.link("main", "db").unwrap().loss, 0.5);
+/// lp.restore_link(burst);
+/// lp.restore_link(burst); // ended already: nothing happens
+/// assert_eq!(lp.link("main", "db").unwrap().loss, 0.0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LinkFaultId(u64);
 

@@ -20,6 +20,20 @@ use crate::net::LinkFault;
 use crate::task::JoinHandle;
 
 /// A kind of fault.
+///
+/// ```
+/// use roof::fault::{FaultKind, FaultPlan};
+/// use std::time::Duration;
+/// let hosts = ["a".to_string(), "b".to_string()];
+/// for seed in 0..20 {
+///     let plan = FaultPlan::draw(seed, &hosts, Duration::from_secs(1));
+///     for fault in &plan.faults {
+///         assert!(plan.kinds.contains(&fault.kind), "only the kinds this seed enabled");
+///         let one_host = matches!(fault.kind, FaultKind::Clog | FaultKind::Crash);
+///         assert_eq!(fault.peer.is_none(), one_host);
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum FaultKind {
@@ -55,6 +69,19 @@ const KINDS: [FaultKind; 6] = [
 ];
 
 /// One fault of a plan: what, on which hosts, when, for how long.
+///
+/// ```
+/// use roof::fault::{FaultKind, PlannedFault};
+/// use std::time::Duration;
+/// let cut = PlannedFault {
+///     kind: FaultKind::Partition,
+///     host: "server".into(),
+///     peer: Some("client".into()),
+///     at: Duration::from_millis(100),
+///     lasts: Duration::from_millis(50),
+/// };
+/// assert_eq!(cut.to_string(), "Partition server client at 100ms for 50ms");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedFault {
     /// The kind.
@@ -84,6 +111,21 @@ impl fmt::Display for PlannedFault {
 }
 
 /// The faults one seed gets.
+///
+/// ```
+/// use roof::fault::{FaultKind, FaultPlan, FiredFaults, PlannedFault};
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+/// lp.host("server", || async { roof::println!("server up") }).unwrap();
+/// let crash = PlannedFault { kind: FaultKind::Crash, host: "server".into(), peer: None,
+///     at: Duration::from_secs(1), lasts: Duration::from_secs(2) };
+/// let plan = FaultPlan { kinds: vec![FaultKind::Crash], faults: vec![crash] };
+/// let fired = FiredFaults::default();
+/// lp.run_until_complete(lp.start_nemesis(plan, fired.clone())).unwrap().unwrap();
+/// assert_eq!(*fired.borrow(), ["1.000000000s Crash server at 1s for 2s"]);
+/// assert_eq!(lp.report().output, "server up\nserver up\n", "crashed, then restarted");
+/// assert_eq!(FaultPlan::none().to_string(), "none");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
     /// The kinds this seed enabled (swarm testing).

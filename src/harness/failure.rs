@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 use crate::engine::report::Failure;
 
 /// A failing seed, with everything needed to understand and replay it.
+///
+/// ```
+/// let failure = roof::harness::Builder::new()
+///     .seeds(0..4)
+///     .name("doc_seed_failure")
+///     .try_run(|sim| {
+///         sim.client("c", async { Err::<(), _>("boom") });
+///     })
+///     .unwrap_err();
+/// assert_eq!(failure.seed, 0, "the first failing seed stops the sweep");
+/// assert_eq!(failure.failure.kind(), "error");
+/// assert!(failure.replay.contains("ROOF_SEED=0"), "{}", failure.replay);
+/// assert!(failure.to_string().contains("boom"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct SeedFailure {
     /// The seed.
@@ -77,6 +91,16 @@ fn regressions_path(dir: &Path, test: &str) -> PathBuf {
 }
 
 /// The seeds recorded for `test` in `dir`, oldest first.
+///
+/// ```
+/// use roof::harness::read_regressions;
+/// let dir = std::env::temp_dir().join(format!("roof-doc-regressions-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("my_test.seeds"), "# failed on CI\n17\n4 # flaky\n").unwrap();
+/// assert_eq!(read_regressions(&dir, "my_test"), [17, 4]);
+/// assert!(read_regressions(&dir, "another_test").is_empty(), "no file, no seeds");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub fn read_regressions(dir: &Path, test: &str) -> Vec<u64> {
     let Ok(text) = fs::read_to_string(regressions_path(dir, test)) else {
         return Vec::new();

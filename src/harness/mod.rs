@@ -83,6 +83,14 @@ enum Seeds {
 }
 
 /// A malformed `ROOF_*` variable.
+///
+/// ```
+/// use roof::harness::Builder;
+/// let env = |variable: &str| (variable == "ROOF_SEEDS").then(|| "ten".to_string());
+/// let error = Builder::from_vars(env).unwrap_err();
+/// assert_eq!((error.variable, error.value.as_str()), ("ROOF_SEEDS", "ten"));
+/// assert!(error.to_string().starts_with("ROOF_SEEDS=\"ten\" is invalid"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvError {
     /// The variable.
@@ -143,6 +151,24 @@ fn flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str) -> Result
 }
 
 /// How [`check`] runs; every setting defaults from the environment in [`Builder::from_env`].
+///
+/// ```
+/// use roof::harness::Builder;
+/// use std::time::Duration;
+/// let ran = Builder::new()
+///     .seeds(0..4)
+///     .policy(roof::Policy::pct(2))
+///     .time_max(Duration::from_secs(60))
+///     .check_determinism(true)
+///     .try_run(|sim| {
+///         sim.client("c", async {
+///             roof::sleep(Duration::from_secs(1)).await;
+///             Ok::<(), String>(())
+///         });
+///     })
+///     .unwrap();
+/// assert_eq!(ran, 4, "seeds run");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
     seeds: Seeds,
@@ -434,6 +460,19 @@ impl Builder {
 /// on the first failing seed, printing it with its replay line.
 ///
 /// Panics with a message naming the variable if a `ROOF_*` variable is malformed.
+///
+/// ```
+/// let runs = std::cell::Cell::new(0);
+/// roof::check(|sim| {
+///     runs.set(runs.get() + 1);
+///     sim.client("c", async {
+///         let answer = roof::spawn(async { 6 * 7 }).await.map_err(|e| e.to_string())?;
+///         assert_eq!(answer, 42); // a panic fails the seed, as an `Err` does
+///         Ok::<(), String>(())
+///     });
+/// });
+/// assert!(runs.get() >= 1, "32 seeds unless ROOF_SEED or ROOF_SEEDS says otherwise");
+/// ```
 pub fn check<F: Fn(&Sim)>(body: F) {
     match Builder::from_env() {
         Ok(builder) => builder.run(body),

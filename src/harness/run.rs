@@ -23,6 +23,17 @@ pub(super) struct Clients {
 }
 
 /// The simulation a test body sets up: hosts (servers) and clients.
+///
+/// ```
+/// let seeds = std::cell::RefCell::new(Vec::new());
+/// roof::harness::Builder::new().seeds(0..3).run(|sim: &roof::harness::Sim| {
+///     seeds.borrow_mut().push(sim.seed()); // the loop's methods, through Deref
+///     sim.host("server", || async {});
+///     sim.client("c", async { Ok::<(), String>(()) });
+///     assert_eq!(sim.hosts(), ["main", "server", "c"]);
+/// });
+/// assert_eq!(seeds.into_inner(), [0, 1, 2]);
+/// ```
 pub struct Sim {
     event_loop: EventLoop,
     clients: RefCell<Clients>,

@@ -53,6 +53,20 @@ pub use crate::engine::id::HostId;
 
 /// Something that names one socket address: `SocketAddr`, `"host:port"`, `("host", port)`,
 /// `(IpAddr, port)`. Host names are resolved by the running simulation.
+///
+/// ```
+/// use roof::net::ToSocketAddr;
+/// use std::net::{IpAddr, Ipv4Addr};
+/// assert_eq!("10.0.0.9:80".to_socket_addr().unwrap().port(), 80);
+/// let local = (IpAddr::from(Ipv4Addr::LOCALHOST), 8080).to_socket_addr().unwrap();
+/// assert_eq!(local.to_string(), "127.0.0.1:8080");
+/// assert!("no-port".to_socket_addr().is_err());
+/// let lp = roof::EventLoop::new();
+/// lp.host("db", || async {}).unwrap();
+/// // Host names resolve inside the running simulation.
+/// let db = lp.run_until_complete(async { ("db", 5432).to_socket_addr() }).unwrap().unwrap();
+/// assert_eq!((db.ip(), db.port()), (lp.host_addr("db").unwrap(), 5432));
+/// ```
 pub trait ToSocketAddr {
     /// Resolve to one address, looking host names up with `lookup`.
     fn to_socket_addr(&self) -> io::Result<SocketAddr>;
@@ -119,6 +133,17 @@ impl<T: ToSocketAddr + ?Sized> ToSocketAddr for &&T {
 ///
 /// Fails with `NotFound` for a name no host has. On a real loop the operating system
 /// resolves the name. Panics outside a running loop.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// lp.host("db", || async {}).unwrap();
+/// let (db, missing) = lp.run_until_complete(async {
+///     (roof::net::lookup("db").unwrap(), roof::net::lookup("nowhere").unwrap_err())
+/// }).unwrap();
+/// assert_eq!(db, lp.host_addr("db").unwrap());
+/// assert_eq!(db.to_string(), "10.0.0.2", "main is 10.0.0.1, then hosts in creation order");
+/// assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+/// ```
 pub fn lookup(host: &str) -> io::Result<IpAddr> {
     #[cfg(feature = "real-net")]
     if kernel::with(|kernel| kernel.is_real()) {
@@ -128,11 +153,32 @@ pub fn lookup(host: &str) -> io::Result<IpAddr> {
 }
 
 /// The host the current task runs on.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let worker = lp.client("worker", async { roof::net::current_host() }).unwrap();
+/// let (main, worker) = lp.run_until_complete(async move {
+///     (roof::net::current_host(), worker.await.unwrap())
+/// }).unwrap();
+/// assert_eq!(main.to_string(), "host 0");
+/// assert_eq!(worker, lp.host_id("worker").unwrap());
+/// ```
 pub fn current_host() -> HostId {
     kernel::with(|kernel| HostId(kernel.exec.current_host.get()))
 }
 
 /// The name of the host the current task runs on.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let worker = lp.client("worker", async {
+///     roof::spawn(async { roof::net::current_host_name() }).await.unwrap()
+/// }).unwrap();
+/// let names = lp.run_until_complete(async move {
+///     (roof::net::current_host_name(), worker.await.unwrap())
+/// }).unwrap();
+/// assert_eq!(names, ("main".to_string(), "worker".to_string()), "a task runs on its spawner's host");
+/// ```
 pub fn current_host_name() -> String {
     kernel::with(|kernel| {
         kernel

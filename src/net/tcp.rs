@@ -15,6 +15,21 @@ use crate::kernel;
 /// A TCP socket listening on the current host.
 ///
 /// Dropping it stops listening; connections not yet accepted are reset.
+///
+/// ```
+/// use roof::net::{TcpListener, TcpStream};
+/// use std::io::ErrorKind;
+/// let lp = roof::EventLoop::new();
+/// let (peer, client_addr) = lp.run_until_complete(async {
+///     let listener = TcpListener::bind("0.0.0.0:80").await.unwrap();
+///     let taken = TcpListener::bind("0.0.0.0:80").await.unwrap_err();
+///     assert_eq!(taken.kind(), ErrorKind::AddrInUse);
+///     let client = roof::spawn(TcpStream::connect("main:80"));
+///     let (_stream, peer) = listener.accept().await.unwrap();
+///     (peer, client.await.unwrap().unwrap().local_addr().unwrap())
+/// }).unwrap();
+/// assert_eq!(peer, client_addr, "accept reports the client's address");
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     inner: Listener,
@@ -107,6 +122,24 @@ impl Drop for TcpListener {
 /// Bytes arrive in order, cut into segments of random size. Writes wait while the peer's
 /// receive buffer is full. Dropping the stream closes it gracefully (the peer reads EOF);
 /// [`abort`](TcpStream::abort) resets it.
+///
+/// ```
+/// use roof::{io::{AsyncReadExt, AsyncWriteExt}, net::{TcpListener, TcpStream}};
+/// let lp = roof::EventLoop::new();
+/// lp.host("server", || async {
+///     let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
+///     let (mut stream, _) = listener.accept().await.unwrap();
+///     stream.write_all(b"hello").await.unwrap();
+/// }).unwrap(); // the stream is dropped: closed, and the client reads EOF after the data
+/// let received = lp.run_until_complete(async {
+///     let mut stream = TcpStream::connect("server:7").await.unwrap();
+///     assert_eq!(stream.peer_addr().unwrap().port(), 7);
+///     let mut text = String::new();
+///     stream.read_to_string(&mut text).await.unwrap();
+///     text
+/// }).unwrap();
+/// assert_eq!(received, "hello");
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     inner: Stream,

@@ -10,6 +10,25 @@ use crate::kernel;
 
 /// A UDP socket on the current host. Datagrams may be lost, duplicated or reordered, as the
 /// link between the hosts says ([`LinkConfig`](super::LinkConfig)).
+///
+/// ```
+/// use roof::net::UdpSocket;
+/// let lp = roof::EventLoop::new();
+/// lp.host("echo", || async {
+///     let socket = UdpSocket::bind("0.0.0.0:9").await.unwrap();
+///     let mut buf = [0u8; 64];
+///     let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+///     socket.send_to(&buf[..n], from).await.unwrap();
+/// }).unwrap();
+/// let reply = lp.run_until_complete(async {
+///     let socket = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+///     socket.send_to(b"ping", "echo:9").await.unwrap();
+///     let mut buf = [0u8; 64];
+///     let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+///     (buf[..n].to_vec(), from.port())
+/// }).unwrap();
+/// assert_eq!(reply, (b"ping".to_vec(), 9));
+/// ```
 #[derive(Debug)]
 pub struct UdpSocket {
     inner: Socket,

@@ -25,6 +25,18 @@ pub use crate::engine::id::Instant;
 /// since the loop was made).
 ///
 /// Panics outside a running [`EventLoop`](crate::EventLoop).
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let (start, end) = lp.run_until_complete(async {
+///     let start = roof::time::now();
+///     roof::sleep(Duration::from_millis(1500)).await;
+///     (start, roof::time::now())
+/// }).unwrap();
+/// assert_eq!(start, roof::time::Instant::ORIGIN);
+/// assert_eq!(end - start, Duration::from_millis(1500));
+/// ```
 pub fn now() -> Instant {
     kernel::with(|kernel| kernel.time_now())
 }
@@ -55,6 +67,20 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// Wait until the clock reads `deadline`. A deadline that has passed is a bare yield, as
 /// [`sleep`] of zero is.
+///
+/// ```
+/// use roof::time::{now, sleep_until};
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let woke = lp.run_until_complete(async {
+///     let deadline = now() + Duration::from_secs(5);
+///     roof::sleep(Duration::from_secs(2)).await;
+///     sleep_until(deadline).await; // 3 s more
+///     sleep_until(deadline).await; // passed: a bare yield
+///     now()
+/// }).unwrap();
+/// assert_eq!(woke.as_secs_f64(), 5.0);
+/// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline: Deadline::At(deadline),
@@ -74,6 +100,19 @@ enum Deadline {
 }
 
 /// The future returned by [`sleep`] and [`sleep_until`].
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let woke = lp.run_until_complete(async {
+///     let sleep: roof::time::Sleep = roof::sleep(Duration::from_secs(2));
+///     assert_eq!(sleep.deadline(), None, "a relative sleep starts when first polled");
+///     roof::sleep(Duration::from_secs(1)).await;
+///     sleep.await; // its full 2 s from here
+///     roof::time::now()
+/// }).unwrap();
+/// assert_eq!(woke.as_secs_f64(), 3.0);
+/// ```
 #[must_use = "a Sleep does nothing unless awaited"]
 #[derive(Debug)]
 pub struct Sleep {
@@ -153,6 +192,17 @@ impl Drop for Sleep {
 }
 
 /// The error of a [`timeout`] whose deadline passed first.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let elapsed: roof::time::Elapsed = lp.run_until_complete(async {
+///     roof::timeout(Duration::from_millis(10), std::future::pending::<()>()).await.unwrap_err()
+/// }).unwrap();
+/// assert_eq!(elapsed.to_string(), "deadline has elapsed");
+/// let error: std::io::Error = elapsed.into();
+/// assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed(());
 
@@ -240,6 +290,23 @@ pub fn interval(period: Duration) -> Interval {
 }
 
 /// Ticks at a fixed period; see [`interval`].
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let ticks = lp.run_until_complete(async {
+///     let mut interval: roof::time::Interval = roof::time::interval(Duration::from_millis(100));
+///     assert_eq!(interval.period(), Duration::from_millis(100));
+///     interval.tick().await; // the first tick, at once
+///     roof::sleep(Duration::from_millis(250)).await; // a slow consumer...
+///     let mut ticks = Vec::new();
+///     for _ in 0..3 {
+///         ticks.push(interval.tick().await.elapsed_since_origin().as_millis());
+///     }
+///     ticks
+/// }).unwrap();
+/// assert_eq!(ticks, [100, 200, 300], "...catches up on the grid, without drift");
+/// ```
 #[derive(Debug)]
 pub struct Interval {
     period: Duration,
