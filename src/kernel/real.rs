@@ -17,7 +17,7 @@ use async_io::Timer;
 use async_task::Runnable;
 
 use crate::engine::id::Instant;
-use crate::engine::task::TaskMeta;
+use crate::engine::task::{Ready, TaskMeta};
 
 /// The real-mode state of a kernel: where its clock starts, and whether it is asleep.
 pub(crate) struct Real {
@@ -115,11 +115,7 @@ impl Real {
 
     /// Sleep until a task is queued (on any thread) or `deadline` passes, driving the
     /// reactor meanwhile: ready sockets wake their tasks from inside this call.
-    pub(crate) fn wait(
-        &self,
-        ready: &RefCell<VecDeque<Runnable<TaskMeta>>>,
-        deadline: Option<Instant>,
-    ) {
+    pub(crate) fn wait(&self, ready: &RefCell<VecDeque<Ready>>, deadline: Option<Instant>) {
         let timer = deadline
             .map(|deadline| Timer::at(self.origin + Duration::from_nanos(deadline.as_nanos())));
         self.waiting.set(true);
@@ -157,7 +153,7 @@ impl Drop for Real {
 /// The future an idle real loop blocks on.
 struct Wait<'a> {
     real: &'a Real,
-    ready: &'a RefCell<VecDeque<Runnable<TaskMeta>>>,
+    ready: &'a RefCell<VecDeque<Ready>>,
     timer: Option<Timer>,
 }
 

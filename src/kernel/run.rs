@@ -11,7 +11,7 @@ use crate::engine::hint;
 use crate::engine::id::{Instant, TaskId};
 use crate::engine::report::Failure;
 use crate::engine::sched::RANDOM_WINDOW;
-use crate::engine::task::TaskMeta;
+use crate::engine::task::{Ready, TaskMeta};
 use crate::engine::trace::EventKind;
 
 impl Kernel {
@@ -138,7 +138,7 @@ impl Kernel {
         let mut ready = self.exec.ready.borrow_mut();
         let len = ready.len();
         if len <= 1 {
-            return ready.pop_front();
+            return ready.pop_front().map(|ready| ready.runnable);
         }
         // The task that just entered the random window will be picked within the next few
         // dozen steps: start loading its header (and the start of its future) now; and, in
@@ -146,37 +146,45 @@ impl Kernel {
         // is FIFO). With a million tasks each first read of a picked task's header was a miss
         // (spawn-join: 92% of the loop's own samples on that load). Hints only.
         if len > RANDOM_WINDOW {
-            let behind = &ready[len.min(2 * RANDOM_WINDOW) - 1];
+            let behind = &ready[len.min(2 * RANDOM_WINDOW) - 1].runnable;
             hint::prefetch(std::ptr::from_ref(behind.metadata()).cast());
         }
         let entering = &ready[len.min(RANDOM_WINDOW) - 1];
-        hint::prefetch_lines(std::ptr::from_ref(entering.metadata()).cast(), 2);
+        hint::prefetch_lines(std::ptr::from_ref(entering.runnable.metadata()).cast(), 2);
         // Its table entry too, which its end reads (timers: 13% of samples in
-        // `TaskTable::unregister`).
+        // `TaskTable::unregister`), and the connection it was woken for, which its poll reads
+        // first (yell-echo at 100,000 clients: most of `poll_read`'s samples on that read).
         if let Ok(tasks) = self.exec.tasks.try_borrow() {
-            tasks.prefetch(entering.metadata().slot);
+            tasks.prefetch(entering.runnable.metadata().slot);
+        }
+        if entering.hint != 0 {
+            hint::prefetch_lines(std::ptr::without_provenance(entering.hint), 4);
         }
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
             len,
-            ready.iter().map(|runnable| runnable.metadata().id),
+            ready.iter().map(|ready| ready.runnable.metadata().id),
             step,
         );
         // The ends, the usual picks among a few ready tasks, without `remove`'s general shift.
-        if choice == 0 {
+        let picked = if choice == 0 {
             ready.pop_front()
         } else if choice == len - 1 {
             ready.pop_back()
         } else {
             ready.remove(choice)
-        }
+        };
+        picked.map(|ready| ready.runnable)
     }
 
     pub(super) fn step(&self, runnable: Runnable<TaskMeta>) -> Result<(), Failure> {
         let steps = self.steps.get() + 1;
         self.steps.set(steps);
         if steps > self.config.steps_max {
-            self.exec.ready.borrow_mut().push_front(runnable);
+            self.exec
+                .ready
+                .borrow_mut()
+                .push_front(Ready::new(runnable));
             return Err(self.fail_now(Failure::StepLimit {
                 limit: self.config.steps_max,
                 time: self.now(),
@@ -247,7 +255,9 @@ impl Kernel {
             let mut ran = 0;
             loop {
                 let next = self.exec.ready.borrow_mut().pop_front();
-                let Some(runnable) = next else { break };
+                let Some(Ready { runnable, .. }) = next else {
+                    break;
+                };
                 // Cancelled (a task spawned by a drop just now too): its future is dropped,
                 // not polled. A panic in a drop now fails nothing: the loop is closing.
                 runnable.metadata().cancel();

@@ -11,7 +11,7 @@ use super::*;
 impl Fabric {
     /// Start loading what three upcoming deliveries will touch: the furthest one's packet,
     /// the middle one's connection end, the nearest one's reader task. A hint only.
-    pub(crate) fn prefetch_deliveries(&self, [far, middle, _near]: [Option<u32>; 3]) {
+    pub(crate) fn prefetch_deliveries(&self, [far, middle, near]: [Option<u32>; 3]) {
         use crate::engine::hint::prefetch as prefetch_address;
         let segment = |id: Option<u32>| match self.in_flight.get(id? as usize)? {
             Some(InFlight::Segment(segment)) if (segment.conn as usize) < self.conns.len() => {
@@ -36,6 +36,16 @@ impl Fabric {
             prefetch_address(conn);
             prefetch_address(end);
             prefetch_address(end.wrapping_add(64));
+        }
+        if let Some(segment) = segment(near) {
+            // The reader the delivery will wake: its task's header (a waker's data word is
+            // its task's address), which the wakeup reads first.
+            let reader = self.conns[segment.conn as usize]
+                .as_ref()
+                .and_then(|conn| conn.ends[segment.to].reader.as_ref());
+            if let Some(reader) = reader {
+                prefetch_address(reader.data().cast());
+            }
         }
     }
 
