@@ -187,6 +187,17 @@ impl<T> TaskHandle<T> {
 
     /// Let the task run on with nobody waiting for it.
     pub(crate) fn detach(mut self) {
+        self.let_go();
+    }
+
+    /// Whether the handle still holds its task (it lets go once the output is taken).
+    pub(crate) fn is_held(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// Let go of the task (detach it), keeping an empty handle: a holder that took the
+    /// output, or gave up waiting, needs no `Option` around the handle of its own.
+    pub(crate) fn let_go(&mut self) {
         if let Some(task) = self.task.take() {
             task.detach();
         }
@@ -195,9 +206,7 @@ impl<T> TaskHandle<T> {
 
 impl<T> Drop for TaskHandle<T> {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
-        }
+        self.let_go();
     }
 }
 

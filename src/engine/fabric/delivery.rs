@@ -44,7 +44,8 @@ impl Fabric {
                 .as_ref()
                 .and_then(|conn| conn.ends[segment.to].reader.as_ref());
             if let Some(reader) = reader {
-                prefetch_address(reader.data().cast());
+                // Both lines: a header is not line-aligned, and its metadata ends it.
+                crate::engine::hint::prefetch_lines(reader.data().cast(), 2);
             }
         }
     }

@@ -321,11 +321,13 @@ impl<T: Prefetch> TimerQueue<T> {
         }
     }
 
+    #[inline(always)]
     fn is_armed_slot(&self, slot: u32) -> bool {
         self.armed_bits[slot as usize / 64] & (1 << (slot % 64)) != 0
     }
 
     /// Whether `key` names the timer currently armed in its slot.
+    #[inline(always)]
     pub(crate) fn is_armed(&self, key: TimerKey) -> bool {
         // The bitset first: it is small and cached, and a fired timer's bit is clear, so the
         // sequence table is read only when the slot holds an armed timer.
@@ -336,6 +338,7 @@ impl<T: Prefetch> TimerQueue<T> {
 
     /// Disarm a timer; false if it already fired or was cancelled. Its payload is dropped later,
     /// through [`take_garbage`](TimerQueue::take_garbage).
+    #[inline]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> bool {
         if !self.is_armed(key) {
             return false;
@@ -557,6 +560,8 @@ impl<T: Prefetch> TimerQueue<T> {
 
     /// Drop every tombstone at once (when they outnumber the armed timers), so cancelled
     /// far-future timers do not pile up.
+    #[cold]
+    #[inline(never)]
     fn compact(&mut self) {
         let mut kept = Vec::with_capacity(self.armed);
         let mut all: Vec<Entry<T>> = self.soon.drain(..).collect();
