@@ -39,6 +39,8 @@
 //!   [`UdpSocket`](net::UdpSocket), [`LinkConfig`](net::LinkConfig); [`io`] for their helpers.
 //! - [`protocol`]: asyncio's `Protocol` and `Transport`, `create_server`, `create_connection`.
 //! - [`fault`]: partitions, clogs, crashes and restarts, link faults, fault plans, `buggify!`.
+//! - [`sync`]: asyncio's toolkit: [`Lock`](sync::Lock), [`Event`](sync::Event),
+//!   [`Condition`](sync::Condition), semaphores, [`Barrier`](sync::Barrier), queues.
 //! - [`random`]: seeded draws for user code.
 //! - [`harness`]: [`check`] and its builder, for seed sweeps in tests; [`shrink`] and
 //!   [`strategies`] around it.
@@ -78,6 +80,7 @@ pub mod random;
 pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod sync;
 pub mod task;
 pub mod time;
 
@@ -113,7 +116,7 @@ pub mod report {
 /// Scheduling policies: which ready task runs next ([`Policy`]), and recorded choice
 /// sequences that replay a run ([`Choices`]).
 pub mod sched {
-    pub use crate::engine::sched::{Choices, Policy, PCT_DEPTH_MAX, PCT_HORIZON};
+    pub use crate::engine::sched::{Choices, Policy, PCT_DEPTH_MAX, PCT_HORIZON, PREEMPT_ODDS};
 }
 
 /// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end`, `read_line` and

@@ -20,6 +20,7 @@ mod scenarios;
 mod shrink;
 mod snapshots;
 mod stream;
+mod sync;
 mod tasks;
 mod time;
 mod trace;

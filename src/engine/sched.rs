@@ -17,6 +17,11 @@ use crate::engine::entropy::{Rng, Stream};
 /// How many of the oldest ready tasks [`Policy::Random`] chooses among.
 pub const RANDOM_WINDOW: usize = 64;
 
+/// The odds of a preemption at a toolkit operation (a lock's acquire, a queue's get, ...)
+/// under [`Policy::Random`] and [`Policy::Pct`]: one in this many, when another task is
+/// ready. Never under [`Policy::Fifo`].
+pub const PREEMPT_ODDS: u64 = 4;
+
 /// The default number of steps over which [`Policy::Pct`] spreads its priority change points.
 pub const PCT_HORIZON: u64 = 10_000;
 
@@ -178,6 +183,33 @@ impl Scheduler {
         choice
     }
 
+    /// The preemption point of a toolkit operation: whether the running task yields before
+    /// it, so that another ready task runs first. `others_ready` tasks could run instead;
+    /// with none, nothing is drawn or recorded (as a pick among one task). Recorded as a
+    /// choice (1 for a preemption), so a replay and the shrinker see it as they see picks;
+    /// a zero replays as no preemption, so a sequence of zeros is still FIFO.
+    pub(crate) fn preempt(&mut self, others_ready: usize) -> bool {
+        if others_ready == 0 {
+            return false;
+        }
+        self.decisions += 1;
+        let preempt = match &mut self.replay {
+            Some((choices, position)) => {
+                let recorded = choices.get(*position).copied().unwrap_or(0);
+                *position += 1;
+                recorded != 0
+            }
+            None => match self.policy {
+                Policy::Fifo => false,
+                Policy::Random | Policy::Pct { .. } => self.rng.below(PREEMPT_ODDS) == 0,
+            },
+        };
+        if let Some(record) = &mut self.record {
+            record.push(u32::from(preempt));
+        }
+        preempt
+    }
+
     fn pct_choice<I: Iterator<Item = u64>>(&mut self, task_ids: I, step: u64) -> usize {
         let mut best = (0usize, 0u64, 0u64);
         for (index, id) in task_ids.enumerate() {
@@ -240,6 +272,34 @@ mod tests {
             .map(|step| replay.choose(1000, 0..1000, step))
             .collect();
         assert_eq!(picks, replayed);
+    }
+
+    #[test]
+    fn preemption_points_draw_under_random_never_under_fifo_and_replay() {
+        let mut fifo = Scheduler::new(Policy::Fifo, 1, None, true);
+        assert!((0..100).all(|_| !fifo.preempt(3)));
+        assert_eq!(
+            fifo.recorded(),
+            Some(&[0; 100][..]),
+            "recorded as no preemption"
+        );
+        let mut random = Scheduler::new(Policy::Random, 1, None, true);
+        let drawn: Vec<bool> = (0..400).map(|_| random.preempt(2)).collect();
+        let preempted = drawn.iter().filter(|&&preempt| preempt).count();
+        assert!(
+            (50..150).contains(&preempted),
+            "about one in four: {preempted}"
+        );
+        assert!(!random.preempt(0), "alone, a task is never preempted");
+        assert_eq!(
+            random.recorded().unwrap().len(),
+            400,
+            "and nothing is recorded"
+        );
+        let recorded = Choices(random.recorded().unwrap().to_vec());
+        let mut replay = Scheduler::new(Policy::Fifo, 99, Some(recorded), false);
+        let replayed: Vec<bool> = (0..400).map(|_| replay.preempt(2)).collect();
+        assert_eq!(drawn, replayed);
     }
 
     #[test]

@@ -161,6 +161,19 @@ pub enum EventKind {
         /// What happened.
         text: String,
     },
+    /// An operation on one of [`roof::sync`](crate::sync)'s primitives: `acquire`,
+    /// `release`, `put`, `get`, `set`, `wait`, `notify`, ... (an operation that has to wait
+    /// first is traced as `<op>-wait`, then as `<op>` when it completes).
+    Sync {
+        /// The task, if one was running.
+        task: Option<TaskId>,
+        /// The primitive: `lock`, `event`, `condition`, `semaphore`, `barrier`, `queue`.
+        kind: &'static str,
+        /// The primitive's number in this run, from 1 in order of first traced use.
+        object: u64,
+        /// The operation.
+        op: &'static str,
+    },
     /// A client of the test harness returned an error: the seed fails.
     ClientError {
         /// The client's task.
@@ -255,6 +268,12 @@ impl fmt::Display for Event {
             EventKind::Warning { task, text } => {
                 write!(f, "warning{} {text:?}", Optional(" ", *task))
             }
+            EventKind::Sync {
+                task,
+                kind,
+                object,
+                op,
+            } => write!(f, "sync{} {kind}-{object} {op}", Optional(" ", *task)),
             EventKind::ClientError {
                 task,
                 client,

@@ -44,6 +44,7 @@ pub(crate) mod real;
 mod registry;
 mod run;
 mod timers;
+mod toolkit;
 
 pub use config::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub(crate) use registry::{
@@ -100,6 +101,8 @@ pub(crate) struct Kernel {
     pub(crate) hosts: RefCell<Vec<HostRecord>>,
     /// Crashes so far: while 0, no task can be stale and the check is skipped.
     crashes: Cell<u32>,
+    /// The toolkit's primitives numbered so far in this run (for their trace events).
+    sync_objects: Cell<u64>,
     /// Real mode (feature `real-net`): the wall clock and the cross-thread mailbox.
     #[cfg(feature = "real-net")]
     pub(crate) real: Option<crate::kernel::real::Real>,
@@ -174,6 +177,7 @@ impl Kernel {
                 hosts
             }),
             crashes: Cell::new(0),
+            sync_objects: Cell::new(0),
             #[cfg(feature = "real-net")]
             real: real.then(|| crate::kernel::real::Real::new(id)),
             config,
