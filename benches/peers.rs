@@ -6,6 +6,7 @@
 //! cargo bench --bench peers -- spawn-join --tasks 1000000 [--trace 1] [--seed S]
 //! cargo bench --bench peers -- timers --timers 100000 --seed 0
 //! cargo bench --bench peers -- timers-day --steps 86400 --step-ms 1000
+//! cargo bench --bench peers -- queue --producers 4 --consumers 4 --items 1000000 --maxsize 64
 //! ```
 //!
 //! Every run uses the default simulation policy (`Random`, seeded) with tracing off; the
@@ -463,6 +464,77 @@ fn yell_echo_seeds(args: &Args) {
     );
 }
 
+/// P producers put `items` numbered items (split evenly) into one `roof::sync::Queue` of
+/// `maxsize`; C consumers take them until each gets its end marker (as the peers' asyncio
+/// program does). Checked by the sum of the items taken.
+fn queue(args: &Args) {
+    let producers = args.u64("producers", 4).max(1);
+    let consumers = args.u64("consumers", 4).max(1);
+    let items = args.u64("items", 1_000_000);
+    let maxsize = usize::try_from(args.u64("maxsize", 64).max(1))
+        .unwrap_or_else(|_| die("--maxsize is too large"));
+    let seed = args.u64("seed", 0);
+    let start = Instant::now();
+    let event_loop = EventLoop::with_config(config(args));
+    let sum = event_loop
+        .run_until_complete(async move {
+            let queue = Rc::new(roof::sync::Queue::<Option<u64>>::new(maxsize));
+            let takers: Vec<_> = (0..consumers)
+                .map(|_| {
+                    let queue = queue.clone();
+                    roof::spawn(async move {
+                        let mut total = 0u64;
+                        while let Some(item) = queue.get().await.expect("queue open") {
+                            total += item;
+                        }
+                        total
+                    })
+                })
+                .collect();
+            let per = items / producers;
+            let makers: Vec<_> = (0..producers)
+                .map(|producer| {
+                    let queue = queue.clone();
+                    let count = if producer == producers - 1 {
+                        items - per * (producers - 1)
+                    } else {
+                        per
+                    };
+                    roof::spawn(async move {
+                        for item in producer * per..producer * per + count {
+                            queue.put(Some(item)).await.expect("queue open");
+                        }
+                    })
+                })
+                .collect();
+            for maker in makers {
+                maker.await.expect("producer");
+            }
+            for _ in 0..consumers {
+                queue.put(None).await.expect("queue open");
+            }
+            let mut sum = 0u64;
+            for taker in takers {
+                sum += taker.await.expect("consumer");
+            }
+            sum
+        })
+        .unwrap_or_else(|failure| die(&failure.to_string()));
+    drop(event_loop);
+    let wall = start.elapsed();
+    assert_eq!(sum, items * items.saturating_sub(1) / 2, "queue sum");
+    line(
+        "queue",
+        serde_json::json!({"producers": producers, "consumers": consumers, "items": items,
+            "maxsize": maxsize, "seed": seed}),
+        wall,
+        serde_json::json!({
+            "items_per_wall_second": items as f64 / wall.as_secs_f64(),
+            "sum": sum,
+        }),
+    );
+}
+
 fn main() {
     let args = Args::parse();
     match args.scenario.as_str() {
@@ -471,8 +543,9 @@ fn main() {
         "timers-day" => timers_day(&args),
         "yell-echo" => yell_echo(&args),
         "yell-echo-seeds" => yell_echo_seeds(&args),
+        "queue" => queue(&args),
         other => die(&format!(
-            "unknown scenario {other:?}; expected spawn-join | timers | timers-day | yell-echo | yell-echo-seeds"
+            "unknown scenario {other:?}; expected spawn-join | timers | timers-day | yell-echo | yell-echo-seeds | queue"
         )),
     }
 }
