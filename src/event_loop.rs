@@ -249,6 +249,19 @@ impl LoopHandle {
         self.kernel.is_closed()
     }
 
+    /// A pending [`Future`](crate::Future) (asyncio's `loop.create_future`).
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::new();
+    /// let future = lp.create_future::<&str>();
+    /// let setter = future.clone();
+    /// lp.call_soon(move || setter.set_result("done").unwrap());
+    /// assert_eq!(lp.run_until_complete(async move { (&future).await }).unwrap(), Ok("done"));
+    /// ```
+    pub fn create_future<T: 'static>(&self) -> crate::Future<T> {
+        crate::Future::new()
+    }
+
     /// Schedule `future` as a task (asyncio's `loop.create_task`).
     pub fn create_task<F>(&self, future: F) -> JoinHandle<F::Output>
     where

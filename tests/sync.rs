@@ -606,3 +606,61 @@ fn toolkit_runs_are_deterministic_seed_by_seed() {
     }
     assert_ne!(hash(1), hash(2), "the seed changes the schedule");
 }
+
+#[test]
+fn a_future_wakes_its_waiters_and_callbacks_in_the_order_they_came() {
+    async fn waiter(future: roof::Future<u32>, name: &'static str) {
+        roof::println!("{name}: waits");
+        match (&future).await {
+            Ok(value) => roof::println!("{name}: got {value}"),
+            Err(roof::sync::Cancelled) => roof::println!("{name}: cancelled"),
+        }
+    }
+    let event_loop = EventLoop::with_config(quiet(0).policy(Policy::Fifo));
+    let handle = event_loop.handle();
+    let future: roof::Future<u32> = event_loop.create_future();
+    let other: roof::Future<u32> = event_loop.create_future();
+    event_loop
+        .run_until_complete(async move {
+            future.add_done_callback(|done| {
+                roof::println!("early callback: result = {}", done.result().unwrap());
+            });
+            let tasks: Vec<_> = ["a", "b"]
+                .map(|name| roof::spawn(waiter(future.clone(), name)))
+                .into();
+            yield_now().await;
+            future.add_done_callback(|done| {
+                roof::println!("callback: result = {}", done.result().unwrap());
+            });
+            roof::println!("main: done = {}", python_bool(future.done()));
+            future.set_result(42).unwrap();
+            roof::println!("main: set, done = {}", python_bool(future.done()));
+            if future.set_result(43) == Err(roof::sync::InvalidStateError) {
+                roof::println!("main: set twice: InvalidStateError");
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            roof::println!("main: result = {}", future.result().unwrap());
+            let task = roof::spawn(waiter(other.clone(), "c"));
+            yield_now().await;
+            roof::println!("main: cancel = {}", python_bool(other.cancel()));
+            roof::println!("main: cancel again = {}", python_bool(other.cancel()));
+            task.await.unwrap();
+            roof::println!("main: cancelled = {}", python_bool(other.cancelled()));
+            if other.result() == Err(roof::sync::FutureError::Cancelled) {
+                roof::println!("main: result: CancelledError");
+            }
+            let late: roof::Future<&str> = roof::Future::new();
+            late.set_result("x").unwrap();
+            late.add_done_callback(|done| {
+                roof::println!("late callback: {}", done.result().unwrap());
+            });
+            roof::println!("main: added late callback");
+            yield_now().await;
+            roof::println!("main: end");
+            drop(handle);
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("future"));
+}

@@ -1,4 +1,4 @@
-//! asyncio's synchronisation toolkit: [`Lock`], [`Event`], [`Condition`], [`Semaphore`],
+//! asyncio's synchronisation toolkit: [`Future`], [`Lock`], [`Event`], [`Condition`], [`Semaphore`],
 //! [`BoundedSemaphore`], [`Barrier`], and the queues [`Queue`], [`PriorityQueue`] and
 //! [`LifoQueue`], with asyncio's names and semantics (CPython 3.11's; `shutdown` as 3.13's).
 //!
@@ -53,7 +53,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -62,12 +61,14 @@ use crate::kernel;
 
 mod barrier;
 mod event;
+mod future;
 mod lock;
 mod queue;
 mod semaphore;
 
 pub use barrier::{Barrier, BrokenBarrierError};
 pub use event::Event;
+pub use future::{Cancelled, Future, FutureError, InvalidStateError};
 pub use lock::{Condition, ConditionGuard, Lock, LockGuard};
 pub use queue::{GetError, LifoQueue, PriorityQueue, PutError, Queue, TaskDoneError};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit, TooManyReleases};
@@ -111,7 +112,7 @@ async fn preemption_point() {
 /// One waiting task: asyncio's waiter future. `done` once woken; dropped (cancelled) by the
 /// waiting operation's drop.
 #[derive(Default)]
-struct Waiter {
+pub(super) struct Waiter {
     done: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
@@ -229,9 +230,9 @@ impl Drop for Enqueued<'_> {
 }
 
 /// The future of [`Enqueued::wait`].
-struct WaitWoken<'a>(&'a Waiter);
+pub(super) struct WaitWoken<'a>(pub(super) &'a Waiter);
 
-impl Future for WaitWoken<'_> {
+impl std::future::Future for WaitWoken<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
