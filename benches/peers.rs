@@ -467,6 +467,7 @@ fn yell_echo_seeds(args: &Args) {
 /// P producers put `items` numbered items (split evenly) into one `roof::sync::Queue` of
 /// `maxsize`; C consumers take them until each gets its end marker (as the peers' asyncio
 /// program does). Checked by the sum of the items taken.
+// A benchmark measures wall time around the simulation it runs.
 #[allow(clippy::disallowed_methods)]
 fn queue(args: &Args) {
     let producers = args.u64("producers", 4).max(1);

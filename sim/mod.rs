@@ -7,6 +7,7 @@
 use roof::{Config, EventLoop, Report};
 
 pub mod add_42;
+pub mod bank;
 pub mod call_later;
 pub mod config_race;
 pub mod echo_ping_pong;
@@ -84,6 +85,18 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "workers that assume the config loader ran first: an ordering bug FIFO never shows",
         run: config_race::run,
         planted_bug: true,
+    },
+    Scenario {
+        name: "bank",
+        description: "tellers on roof::sync locks and queues, with a planted bug: check and debit under two holds",
+        run: bank::run,
+        planted_bug: true,
+    },
+    Scenario {
+        name: "bank-fixed",
+        description: "the bank with its bug fixed: both locks, in account order, from check to credit",
+        run: bank::run_fixed,
+        planted_bug: false,
     },
 ];
 

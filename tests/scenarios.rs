@@ -233,3 +233,40 @@ fn echo_ping_pong_makes_its_exchanges_and_stops_on_connection_lost() {
         );
     }
 }
+
+/// The bank's planted bug hides from FIFO (no teller ever waits), shows under Random through
+/// the toolkit's preemption points, and shrinks to a single preemption; the fixed bank
+/// passes every seed.
+#[test]
+fn the_bank_overdraws_only_when_a_teller_is_preempted_and_the_fix_holds() {
+    let bank = sim::find("bank").unwrap();
+    let fifo = sim::run(bank, crate::quiet(0).policy(roof::Policy::Fifo));
+    assert!(fifo.passed(), "{:?}", fifo.outcome);
+    let failing: Vec<u64> = (0..300)
+        .filter(|&seed| !sim::run(bank, crate::quiet(seed)).passed())
+        .collect();
+    assert!(!failing.is_empty(), "no seed exposed the overdraft");
+    assert!(failing.len() < 100, "{} of 300 failed", failing.len());
+    let report = sim::run(bank, crate::quiet(failing[0]).record_choices(true));
+    let failure = report.outcome.clone().unwrap_err().to_string();
+    assert!(failure.contains("is overdrawn"), "{failure}");
+    let choices = report.choices.clone().unwrap();
+    let shrunk = roof::shrink::minimize(
+        &choices,
+        |candidate| {
+            let config = crate::quiet(failing[0]).choices(roof::Choices(candidate.to_vec()));
+            !sim::run(bank, config).passed()
+        },
+        2_000,
+    );
+    assert_eq!(
+        roof::shrink::deviations(&shrunk),
+        1,
+        "one preemption is enough: {shrunk:?}"
+    );
+    let fixed = sim::find("bank-fixed").unwrap();
+    for seed in 0..300 {
+        let report = sim::run(fixed, crate::quiet(seed));
+        assert!(report.passed(), "seed {seed}: {:?}", report.outcome);
+    }
+}

@@ -79,7 +79,7 @@ impl Event {
 
     /// Wait until the flag is set (at once if it is).
     pub async fn wait(&self) {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         if self.set.get() {
             self.traced.record("wait");
             return;

@@ -208,7 +208,7 @@ impl<'a, T: Clone + 'static> IntoFuture for &'a Future<T> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            preemption_point().await;
+            preemption_point(&self.shared.traced).await;
             if !self.done() {
                 self.shared.traced.record("wait-wait");
                 self.wait_done().await;

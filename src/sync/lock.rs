@@ -70,7 +70,7 @@ impl Lock {
     /// Wait for the lock and take it. Free and with nobody waiting, it is taken at once;
     /// otherwise the caller queues behind the tasks already waiting.
     pub async fn acquire(&self) -> LockGuard<'_> {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         if !self.locked.get() && self.waiters.is_empty() {
             self.locked.set(true);
             self.traced.record("acquire");
@@ -265,7 +265,7 @@ impl ConditionGuard<'_> {
     /// `Condition.wait`).
     pub async fn wait(&mut self) {
         self.reacquire().await;
-        preemption_point().await;
+        preemption_point(&self.condition.traced).await;
         let condition = self.condition;
         condition.traced.record("wait");
         self.held = false;

@@ -100,11 +100,12 @@ impl fmt::Debug for Traced {
     }
 }
 
-/// The preemption point before an operation that can wait (see the module documentation):
-/// yields once if the scheduler says so.
-async fn preemption_point() {
+/// The preemption point before an operation on `traced` that can wait (see the module
+/// documentation): yields once if the scheduler says so, traced as `preempted`.
+async fn preemption_point(traced: &Traced) {
     let preempt = kernel::try_with(|kernel| kernel.preempt_here()).unwrap_or(false);
     if preempt {
+        traced.record("preempted");
         crate::task::yield_now().await;
     }
 }

@@ -124,7 +124,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     async fn put(&self, item: T) -> Result<(), PutError<T>> {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         while self.full() {
             if self.shut_down.get() {
                 return Err(PutError::QueueShutDown(item));
@@ -160,7 +160,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     async fn get(&self) -> Result<T, GetError> {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         while self.qsize() == 0 {
             if self.shut_down.get() {
                 return Err(GetError::QueueShutDown);
@@ -209,7 +209,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     async fn join(&self) {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         if self.unfinished.get() == 0 {
             self.traced.record("join");
             return;

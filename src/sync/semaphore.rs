@@ -77,7 +77,7 @@ impl Semaphore {
 
     /// Take a permit, waiting (behind the tasks already waiting) while none is free.
     pub async fn acquire(&self) -> SemaphorePermit<'_> {
-        preemption_point().await;
+        preemption_point(&self.traced).await;
         if !self.locked() {
             self.value.set(self.value.get() - 1);
             self.traced.record("acquire");
