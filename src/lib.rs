@@ -96,7 +96,7 @@ pub use harness::check;
 pub use kernel::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use report::{Failure, Report};
 pub use sched::{Choices, Policy};
-pub use sync::Future;
+pub use sync::{select, select_all, Either, Future};
 pub use time::{sleep, sleep_until, timeout};
 pub use trace::{Trace, TraceMode};
 

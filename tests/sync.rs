@@ -664,3 +664,64 @@ fn a_future_wakes_its_waiters_and_callbacks_in_the_order_they_came() {
         .unwrap();
     assert_eq!(event_loop.report().output, reference("future"));
 }
+
+/// Two futures ready at once: FIFO always takes the first; Random takes either, the same
+/// one for the same seed, and a replay of the recorded choices takes the same one again.
+#[test]
+fn select_takes_the_branch_the_scheduler_chooses() {
+    fn winner(config: Config) -> (&'static str, roof::Report) {
+        let event_loop = EventLoop::with_config(config.echo(false).record_choices(true));
+        let winner = event_loop
+            .run_until_complete(async {
+                let left = Box::pin(async { "left" });
+                let right = Box::pin(async { "right" });
+                match roof::select(left, right).await {
+                    roof::Either::Left((value, _)) | roof::Either::Right((value, _)) => value,
+                }
+            })
+            .unwrap();
+        (winner, event_loop.report())
+    }
+    for seed in 0..20 {
+        assert_eq!(winner(Config::new(seed).policy(Policy::Fifo)).0, "left");
+    }
+    let picks: Vec<&str> = (0..40).map(|seed| winner(Config::new(seed)).0).collect();
+    assert!(
+        picks.contains(&"left") && picks.contains(&"right"),
+        "{picks:?}"
+    );
+    for seed in 0..40 {
+        let (first, report) = winner(Config::new(seed));
+        assert_eq!(winner(Config::new(seed)).0, first, "seed {seed}");
+        let recorded = roof::Choices(report.choices.unwrap());
+        assert_eq!(
+            winner(Config::new(999).choices(recorded)).0,
+            first,
+            "seed {seed} replayed"
+        );
+    }
+}
+
+#[test]
+fn select_all_returns_the_rest_and_none_for_nothing() {
+    let event_loop = EventLoop::with_config(quiet(3));
+    event_loop
+        .run_until_complete(async {
+            let nothing: Vec<std::future::Ready<u8>> = Vec::new();
+            assert!(roof::select_all(nothing).await.is_none());
+            let sleeps: Vec<_> = [3u64, 1, 2]
+                .into_iter()
+                .map(|ms| {
+                    Box::pin(async move {
+                        roof::sleep(Duration::from_millis(ms)).await;
+                        ms
+                    })
+                })
+                .collect();
+            let (first, index, rest) = roof::select_all(sleeps).await.unwrap();
+            assert_eq!((first, index), (1, 1));
+            let (second, _, rest) = roof::select_all(rest).await.unwrap();
+            assert_eq!((second, rest.len()), (2, 1));
+        })
+        .unwrap();
+}

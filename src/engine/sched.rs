@@ -210,6 +210,32 @@ impl Scheduler {
         preempt
     }
 
+    /// The choice point of a `select` over `branches` futures: the branch polled first (the
+    /// others follow in order, wrapping around). 0 under FIFO (declaration order, as a
+    /// `biased` select); uniform under Random and PCT; recorded and replayed as a pick is.
+    /// Nothing is drawn or recorded for one branch.
+    pub(crate) fn choose_branch(&mut self, branches: usize) -> usize {
+        if branches <= 1 {
+            return 0;
+        }
+        self.decisions += 1;
+        let choice = match &mut self.replay {
+            Some((choices, position)) => {
+                let recorded = choices.get(*position).copied().unwrap_or(0);
+                *position += 1;
+                (recorded as usize).min(branches - 1)
+            }
+            None => match self.policy {
+                Policy::Fifo => 0,
+                Policy::Random | Policy::Pct { .. } => self.rng.below(branches as u64) as usize,
+            },
+        };
+        if let Some(record) = &mut self.record {
+            record.push(choice as u32);
+        }
+        choice
+    }
+
     fn pct_choice<I: Iterator<Item = u64>>(&mut self, task_ids: I, step: u64) -> usize {
         let mut best = (0usize, 0u64, 0u64);
         for (index, id) in task_ids.enumerate() {

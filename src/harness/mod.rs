@@ -282,6 +282,13 @@ impl Builder {
     }
 
     /// Run each seed twice and fail on the first event where the traces differ.
+    ///
+    /// What it catches: anything that makes two runs of one seed in one process differ, such
+    /// as iterating a `HashMap`, reading the wall clock, or a `futures::select!` drawing from
+    /// its own generator. What it cannot: a difference that happens not to show in those two
+    /// runs (a select whose hidden draw agrees both times, about half the seeds for a two-way
+    /// select), or one between processes or builds. Use [`roof::select`](crate::select) and
+    /// [`roof::random`](crate::random) so that every draw comes from the seed.
     pub fn check_determinism(mut self, check: bool) -> Builder {
         self.check_determinism = check;
         self

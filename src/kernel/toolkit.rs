@@ -1,5 +1,6 @@
-//! What the toolkit (`roof::sync`) asks of the kernel: a trace event per operation, a
-//! preemption point before each one that waits, and a number for each primitive.
+//! What the toolkit (`roof::sync`, `roof::select`) asks of the kernel: a trace event per
+//! operation, a preemption point before each one that waits, the branch a select polls
+//! first, and a number for each primitive.
 
 use std::cell::Cell;
 
@@ -30,6 +31,11 @@ impl Kernel {
             object: number,
             op,
         });
+    }
+
+    /// The branch a `select` over `branches` futures polls first (the scheduler's choice).
+    pub(crate) fn choose_branch(&self, branches: usize) -> usize {
+        self.scheduler.borrow_mut().choose_branch(branches)
     }
 
     /// The preemption point before a toolkit operation: whether the running task should

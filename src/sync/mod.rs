@@ -64,6 +64,7 @@ mod event;
 mod future;
 mod lock;
 mod queue;
+mod select;
 mod semaphore;
 
 pub use barrier::{Barrier, BrokenBarrierError};
@@ -71,6 +72,7 @@ pub use event::Event;
 pub use future::{Cancelled, Future, FutureError, InvalidStateError};
 pub use lock::{Condition, ConditionGuard, Lock, LockGuard};
 pub use queue::{GetError, LifoQueue, PriorityQueue, PutError, Queue, TaskDoneError};
+pub use select::{select, select_all, Either, Select, SelectAll};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit, TooManyReleases};
 
 /// A primitive's identity in traces: its kind, and its number in the run that uses it.
