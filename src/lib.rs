@@ -37,6 +37,8 @@
 //! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
 //! - [`net`]: hosts, [`TcpListener`](net::TcpListener), [`TcpStream`](net::TcpStream),
 //!   [`UdpSocket`](net::UdpSocket), [`LinkConfig`](net::LinkConfig); [`io`] for their helpers.
+//! - [`streams`]: asyncio's streams: `open_connection`, `start_server`, `StreamReader`,
+//!   `StreamWriter`.
 //! - [`protocol`]: asyncio's `Protocol` and `Transport`, `create_server`, `create_connection`.
 //! - [`fault`]: partitions, clogs, crashes and restarts, link faults, fault plans, `buggify!`.
 //! - [`sync`]: asyncio's toolkit: [`Lock`](sync::Lock), [`Event`](sync::Event),
@@ -80,6 +82,7 @@ pub mod random;
 pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod streams;
 pub mod sync;
 pub mod task;
 pub mod time;

@@ -50,6 +50,116 @@ pub mod conformance {
         }
     }
 
+    /// asyncio's streams against the echo server: lines, exact reads, separators, a large
+    /// payload written under `drain`'s backpressure, EOF after `write_eof`, and an incomplete
+    /// read at the end.
+    pub async fn streams_against_echo(echo: &str) {
+        use roof::streams::{open_connection, ReadError};
+        let (mut reader, mut writer) = open_connection(echo).await.unwrap();
+        assert!(writer.get_extra_info("peername").is_some());
+        assert!(writer.get_extra_info("no such thing").is_none());
+        writer.write(b"first line\nsecond");
+        writer.write(b" line\nabc|def|");
+        writer.drain().await.unwrap();
+        assert_eq!(reader.readline().await.unwrap(), b"first line\n");
+        assert_eq!(reader.readexactly(6).await.unwrap(), b"second");
+        assert_eq!(reader.readuntil(b"\n").await.unwrap(), b" line\n");
+        assert_eq!(reader.readuntil(b"|").await.unwrap(), b"abc|");
+        // Written by another task while this one reads: the echo server's replies must be
+        // read for it to go on reading.
+        let big = pattern(300_000);
+        let expected = big.clone();
+        let writing = roof::spawn(async move {
+            for chunk in big.chunks(7_000) {
+                writer.write(chunk);
+                writer.drain().await.unwrap();
+            }
+            writer.write_eof();
+            writer
+        });
+        assert_eq!(reader.readexactly(4).await.unwrap(), b"def|");
+        let rest = reader.read_to_eof().await.unwrap();
+        assert!(
+            rest == expected,
+            "the echoed payload differs ({} bytes)",
+            rest.len()
+        );
+        let mut writer = writing.await.unwrap();
+        assert!(reader.at_eof());
+        match reader.readexactly(1).await {
+            Err(ReadError::IncompleteRead {
+                partial,
+                expected: Some(1),
+            }) => assert!(partial.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            reader.readline().await.unwrap(),
+            b"",
+            "readline at EOF is empty"
+        );
+        writer.close();
+        writer.wait_closed().await;
+    }
+
+    /// A stream writer facing a peer that never reads: `drain` holds it back (within
+    /// `patience`) before 64 MiB were queued.
+    pub async fn stream_drain_holds_back(sink: &str, patience: Duration) {
+        let (_reader, mut writer) = roof::streams::open_connection(sink).await.unwrap();
+        let chunk = vec![7u8; 16 * 1024];
+        for _ in 0..(64 * 1024 * 1024 / chunk.len()) {
+            writer.write(&chunk);
+            if roof::timeout(patience, writer.drain()).await.is_err() {
+                return;
+            }
+        }
+        panic!("64 MiB queued for a peer that never reads, drain never waited");
+    }
+
+    /// A `start_server` on `bind` that upper-cases each line until EOF, reached at the
+    /// address `connect` makes of its local address: two clients at once.
+    pub async fn stream_server_upper_cases_lines(
+        bind: &str,
+        connect: impl Fn(std::net::SocketAddr) -> String,
+    ) {
+        use roof::streams::{open_connection, start_server, StreamReader, StreamWriter};
+        let upper = |mut reader: StreamReader, mut writer: StreamWriter| async move {
+            loop {
+                let line = reader.readline().await.unwrap();
+                if line.is_empty() {
+                    break;
+                }
+                writer.write(&line.to_ascii_uppercase());
+                writer.drain().await.unwrap();
+            }
+        };
+        let server = start_server(upper, bind).await.unwrap();
+        let address = connect(server.local_addr());
+        let clients: Vec<_> = ["one", "two"]
+            .into_iter()
+            .map(|name| {
+                let address = address.clone();
+                roof::spawn(async move {
+                    let (mut reader, mut writer) = open_connection(address.as_str()).await.unwrap();
+                    for round in 0..3 {
+                        writer.write(format!("{name} {round}\n").as_bytes());
+                        let answer = reader.readline().await.unwrap();
+                        assert_eq!(
+                            answer,
+                            format!("{} {round}\n", name.to_uppercase()).as_bytes()
+                        );
+                    }
+                    writer.write_eof();
+                    assert!(reader.read_to_eof().await.unwrap().is_empty());
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+        server.close();
+    }
+
     /// A server that accepts and never reads.
     pub async fn sink_server(listener: TcpListener) {
         let mut held = Vec::new();
@@ -173,6 +283,23 @@ mod sim {
             let len = 1 + (seed as usize * 37_813) % 200_000;
             event_loop
                 .run_until_complete(async move { echo_intact_and_ordered("echo:7", len).await })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn streams_on_the_simulated_fabric() {
+        for seed in 0..30 {
+            world(seed)
+                .run_until_complete(streams_against_echo("echo:7"))
+                .unwrap();
+            world(seed)
+                .run_until_complete(stream_drain_holds_back("sink:9", Duration::from_secs(5)))
+                .unwrap();
+            world(seed)
+                .run_until_complete(stream_server_upper_cases_lines("0.0.0.0:4000", |addr| {
+                    format!("main:{}", addr.port())
+                }))
                 .unwrap();
         }
     }

@@ -69,6 +69,21 @@ fn the_conformance_bodies_pass_on_loopback() {
     event_loop
         .run_until_complete(async move { half_close(&address).await })
         .unwrap();
+    let address = echo.clone();
+    event_loop
+        .run_until_complete(async move { streams_against_echo(&address).await })
+        .unwrap();
+    let address = sink.clone();
+    event_loop
+        .run_until_complete(async move {
+            stream_drain_holds_back(&address, Duration::from_millis(300)).await
+        })
+        .unwrap();
+    event_loop
+        .run_until_complete(stream_server_upper_cases_lines("127.0.0.1:0", |addr| {
+            addr.to_string()
+        }))
+        .unwrap();
     let accepted = event_loop
         .run_until_complete(async move {
             backpressure_bounds_buffered_bytes(&sink, Duration::from_millis(300)).await
