@@ -20,6 +20,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::engine::report::ExceptionContext;
 use crate::engine::report::{Failure, Report};
 use crate::engine::task::TaskName;
 use crate::kernel::{self, CallbackTimer, Config, Kernel};
@@ -247,6 +248,56 @@ impl LoopHandle {
     /// Whether the loop has been closed.
     pub fn is_closed(&self) -> bool {
         self.kernel.is_closed()
+    }
+
+    /// Handle panics of tasks and callbacks with `handler` (asyncio's
+    /// `set_exception_handler`): the handler is told of each, with an [`ExceptionContext`],
+    /// and the loop goes on; the panicking task ends (awaiting it gives a
+    /// [`JoinError`]). `None` restores the default: in simulation a panic
+    /// fails the run, on a real loop it is reported on stderr and the loop goes on.
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let log = seen.clone();
+    /// lp.set_exception_handler(Some(move |context: &roof::ExceptionContext| {
+    ///     log.borrow_mut().push(context.message.clone());
+    /// }));
+    /// let after = lp.run_until_complete(async {
+    ///     let doomed = roof::spawn_named("doomed", async { panic!("boom") });
+    ///     assert!(doomed.await.is_err());
+    ///     "the loop went on"
+    /// }).unwrap();
+    /// assert_eq!(after, "the loop went on");
+    /// assert_eq!(seen.borrow().as_slice(), ["boom"]);
+    /// ```
+    pub fn set_exception_handler<H>(&self, handler: Option<H>)
+    where
+        H: Fn(&ExceptionContext) + 'static,
+    {
+        *self.kernel.exception_handler.borrow_mut() =
+            handler.map(|handler| Rc::new(handler) as kernel::ExceptionHandler);
+    }
+
+    /// Whether an exception handler is set.
+    pub fn has_exception_handler(&self) -> bool {
+        self.kernel.exception_handler.borrow().is_some()
+    }
+
+    /// Tell the exception handler of `context` (asyncio's `call_exception_handler`); with
+    /// none set, a warning (in the trace, and on stderr on a real loop). A handler that
+    /// panics fails the run.
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).trace(roof::TraceMode::Record).echo(false));
+    /// lp.call_exception_handler(&roof::ExceptionContext::new("disk nearly full"));
+    /// assert!(lp.report().trace.unwrap().render().contains("warning \"disk nearly full\""));
+    /// ```
+    pub fn call_exception_handler(&self, context: &ExceptionContext) {
+        let handler = self.kernel.exception_handler.borrow().clone();
+        // A handler that panicked failed the run already (the loop reports it).
+        let _ = self.kernel.handle_exception(handler, context);
     }
 
     /// A pending [`Future`](crate::Future) (asyncio's `loop.create_future`).

@@ -97,7 +97,7 @@ pub mod executor {
 }
 pub use harness::check;
 pub use kernel::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
-pub use report::{Failure, Report};
+pub use report::{ExceptionContext, Failure, Report};
 pub use sched::{Choices, Policy};
 pub use sync::{select, select_all, Either, Future};
 pub use time::{sleep, sleep_until, timeout};
@@ -114,7 +114,7 @@ pub mod trace {
 
 /// How a run ended: a [`Report`] and, when it failed, the [`Failure`].
 pub mod report {
-    pub use crate::engine::report::{Failure, Report};
+    pub use crate::engine::report::{ExceptionContext, Failure, Report};
 }
 
 /// Scheduling policies: which ready task runs next ([`Policy`]), and recorded choice

@@ -132,6 +132,38 @@ impl<T> JoinHandle<T> {
         self.task.let_go();
     }
 
+    /// The task's name: given at spawn or by [`set_name`](JoinHandle::set_name), else
+    /// asyncio's `Task-<id>` (asyncio's `Task.get_name`).
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::new();
+    /// lp.run_until_complete(async {
+    ///     let task = roof::spawn(async {});
+    ///     assert_eq!(task.get_name(), format!("Task-{}", task.id().as_u64()));
+    ///     task.set_name("worker");
+    ///     assert_eq!(task.get_name(), "worker");
+    ///     assert!(roof::task::all_tasks().iter().any(|(id, name)| *id == task.id() && name == "worker"));
+    /// }).unwrap();
+    /// ```
+    pub fn get_name(&self) -> String {
+        let id = self.id;
+        kernel::try_with(|kernel| kernel.exec.tasks.borrow().name(id))
+            .unwrap_or_else(|| crate::engine::task::display_name(id, None))
+    }
+
+    /// Rename the task (asyncio's `Task.set_name`); nothing once it has finished.
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        if !self.task.is_held() || self.task.is_finished() {
+            return;
+        }
+        let name = crate::engine::task::TaskName::from(name.into());
+        let meta = self.task.metadata();
+        kernel::try_with(|kernel| {
+            kernel.exec.tasks.borrow_mut().set_name(self.id, name);
+            meta.mark_named();
+        });
+    }
+
     /// Whether the task has finished: it returned, or it was cancelled and its future has
     /// been dropped.
     pub fn is_finished(&self) -> bool {
@@ -203,6 +235,50 @@ where
     let name = name.into();
     let name = Some(crate::engine::task::TaskName::from(name));
     JoinHandle::spawned(kernel::running().spawn(future, name))
+}
+
+/// The live tasks of the running loop, by id, with their names (asyncio's `all_tasks`);
+/// empty outside a loop.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let tasks = lp.run_until_complete(async {
+///     let _worker = roof::spawn_named("worker", roof::sleep(std::time::Duration::from_secs(1)));
+///     roof::task::all_tasks()
+/// }).unwrap();
+/// let names: Vec<&str> = tasks.iter().map(|(_, name)| name.as_str()).collect();
+/// assert_eq!(names, ["main", "worker"]);
+/// assert!(roof::task::all_tasks().is_empty());
+/// ```
+pub fn all_tasks() -> Vec<(TaskId, String)> {
+    kernel::try_with(|kernel| {
+        kernel
+            .exec
+            .tasks
+            .borrow()
+            .list()
+            .into_iter()
+            .map(|(id, name)| (TaskId(id), name))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The name of the task being polled, if any.
+///
+/// ```
+/// let lp = roof::EventLoop::new();
+/// let name = lp.run_until_complete(async {
+///     roof::spawn_named("worker", async { roof::task::current_task_name() }).await.unwrap()
+/// }).unwrap();
+/// assert_eq!(name.as_deref(), Some("worker"));
+/// ```
+pub fn current_task_name() -> Option<String> {
+    kernel::try_with(|kernel| {
+        let id = kernel.exec.current.get()?;
+        Some(kernel.exec.tasks.borrow().name(id.0))
+    })
+    .flatten()
 }
 
 /// The id of the task being polled, if any.

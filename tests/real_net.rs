@@ -821,3 +821,19 @@ fn a_panicking_connection_handler_does_not_stop_a_real_server() {
         .unwrap_err();
     assert_eq!(failure.kind(), "panic", "{failure}");
 }
+
+/// On a real loop, by default, a panicking task is reported (on stderr) and the loop goes on,
+/// as asyncio's default exception handler logs and carries on.
+#[test]
+fn a_panicking_task_on_a_real_loop_is_reported_and_the_loop_goes_on() {
+    let event_loop = EventLoop::real();
+    let after = event_loop
+        .run_until_complete(async {
+            let doomed = roof::spawn(async { panic!("a real task broke") });
+            assert!(doomed.await.is_err());
+            roof::sleep(Duration::from_millis(1)).await;
+            "went on"
+        })
+        .unwrap();
+    assert_eq!(after, "went on");
+}

@@ -423,3 +423,64 @@ fn a_panic_while_dropping_a_cancelled_future_is_contained() {
     );
     assert_eq!(bombs.get(), 1);
 }
+
+/// With an exception handler, a panicking task and a panicking callback are reported with
+/// their context and the loop goes on; without one, a panic fails the run; a handler that
+/// panics fails it too.
+#[test]
+fn an_exception_handler_hears_of_panics_and_the_loop_goes_on() {
+    let event_loop = EventLoop::with_config(quiet(0).trace(TraceMode::Record));
+    let heard: Rc<RefCell<Vec<roof::ExceptionContext>>> = Rc::default();
+    let log = heard.clone();
+    event_loop.set_exception_handler(Some(move |context: &roof::ExceptionContext| {
+        log.borrow_mut().push(context.clone());
+    }));
+    assert!(event_loop.has_exception_handler());
+    event_loop
+        .host("worker", std::future::pending::<()>)
+        .unwrap();
+    let survived = event_loop
+        .run_until_complete(async {
+            let doomed = roof::spawn_named("doomed", async {
+                roof::sleep(Duration::from_millis(5)).await;
+                panic!("the task broke");
+            });
+            assert!(
+                doomed.await.is_err(),
+                "a panicked task's handle gives an error"
+            );
+            roof::get_running_loop().call_soon(|| panic!("the callback broke"));
+            roof::sleep(Duration::from_millis(1)).await;
+            roof::task::all_tasks().len()
+        })
+        .unwrap();
+    assert_eq!(survived, 2, "main and the worker host's start task live on");
+    let heard = heard.borrow();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert_eq!(heard[0].message, "the task broke");
+    assert_eq!(heard[0].task_name.as_deref(), Some("doomed"));
+    assert_eq!(heard[0].host.as_deref(), Some("main"));
+    assert_eq!(heard[0].time.as_nanos(), 5_000_000);
+    assert_eq!(heard[1].message, "the callback broke");
+    assert_eq!(heard[1].task_name.as_deref(), Some("callback"));
+    assert!(event_loop.report().passed());
+
+    // The default again: a panic fails the run.
+    event_loop.set_exception_handler(None::<fn(&roof::ExceptionContext)>);
+    let failure = event_loop
+        .run_until_complete(async { roof::spawn(async { panic!("now fatal") }).await })
+        .unwrap_err();
+    assert!(failure.to_string().contains("now fatal"), "{failure}");
+
+    let strict = EventLoop::with_config(quiet(0));
+    strict.set_exception_handler(Some(|_: &roof::ExceptionContext| {
+        panic!("the handler broke")
+    }));
+    let failure = strict
+        .run_until_complete(async { roof::spawn(async { panic!("first") }).await })
+        .unwrap_err();
+    assert!(
+        failure.to_string().contains("the handler broke"),
+        "{failure}"
+    );
+}

@@ -246,3 +246,40 @@ impl Report {
         format!("{:016x}", self.trace_hash)
     }
 }
+
+/// What went wrong, for an exception handler (asyncio's exception handler `context`): a
+/// task's panic, or what a program passed to
+/// [`call_exception_handler`](crate::LoopHandle::call_exception_handler).
+///
+/// ```
+/// let context = roof::ExceptionContext::new("the cache is stale");
+/// assert_eq!(context.message, "the cache is stale");
+/// assert_eq!(context.task, None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExceptionContext {
+    /// What happened (a panic's message).
+    pub message: String,
+    /// The task it happened in, if any.
+    pub task: Option<TaskId>,
+    /// That task's name.
+    pub task_name: Option<String>,
+    /// That task's host.
+    pub host: Option<String>,
+    /// When, in virtual time (the wall clock's, on a real loop).
+    pub time: Instant,
+}
+
+impl ExceptionContext {
+    /// A context with only a message.
+    pub fn new(message: impl Into<String>) -> ExceptionContext {
+        ExceptionContext {
+            message: message.into(),
+            task: None,
+            task_name: None,
+            host: None,
+            time: Instant::ORIGIN,
+        }
+    }
+}

@@ -80,6 +80,11 @@ impl TaskMeta {
         self.has(NAMED)
     }
 
+    /// Record that the task has a name in the table's name map (given after its spawn).
+    pub(crate) fn mark_named(&self) {
+        self.flags.fetch_or(NAMED, Ordering::Relaxed);
+    }
+
     /// Ask the task to stop: its next run drops its future instead of polling it.
     pub(crate) fn cancel(&self) {
         self.flags.fetch_or(CANCELLED, Ordering::Relaxed);

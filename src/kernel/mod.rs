@@ -103,6 +103,8 @@ pub(crate) struct Kernel {
     crashes: Cell<u32>,
     /// The toolkit's primitives numbered so far in this run (for their trace events).
     sync_objects: Cell<u64>,
+    /// `set_exception_handler`'s handler: told of panics instead of failing the run.
+    pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
     /// Real mode (feature `real-net`): the wall clock and the cross-thread mailbox.
     #[cfg(feature = "real-net")]
     pub(crate) real: Option<crate::kernel::real::Real>,
@@ -115,6 +117,9 @@ pub(crate) struct HostRecord {
     /// The host's start function, run when it is added and again on every restart.
     pub(crate) start: Option<HostStart>,
 }
+
+/// An exception handler (see `LoopHandle::set_exception_handler`).
+pub(crate) type ExceptionHandler = Rc<dyn Fn(&crate::engine::report::ExceptionContext)>;
 
 /// A host's start function.
 pub(crate) type HostStart = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = ()>>>>;
@@ -178,6 +183,7 @@ impl Kernel {
             }),
             crashes: Cell::new(0),
             sync_objects: Cell::new(0),
+            exception_handler: RefCell::new(None),
             #[cfg(feature = "real-net")]
             real: real.then(|| crate::kernel::real::Real::new(id)),
             config,

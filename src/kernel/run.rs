@@ -9,7 +9,7 @@ use super::registry::Running;
 use super::{Kernel, Phase, Stop};
 use crate::engine::hint;
 use crate::engine::id::{Instant, TaskId};
-use crate::engine::report::Failure;
+use crate::engine::report::{ExceptionContext, Failure};
 use crate::engine::sched::RANDOM_WINDOW;
 use crate::engine::task::{Ready, TaskMeta};
 use crate::engine::trace::EventKind;
@@ -227,13 +227,54 @@ impl Kernel {
                 message: message.clone(),
             });
         }
-        Err(self.fail_now(Failure::Panic {
-            task: TaskId(id),
-            name,
-            host: self.net.borrow().host_name(host).to_string(),
-            time: self.now(),
+        let host = self.net.borrow().host_name(host).to_string();
+        let handler = self.exception_handler.borrow().clone();
+        if handler.is_none() && !self.is_real() {
+            // In simulation, by default, a panic fails the run: what a test wants.
+            return Err(self.fail_now(Failure::Panic {
+                task: TaskId(id),
+                name,
+                host,
+                time: self.now(),
+                message,
+            }));
+        }
+        let context = ExceptionContext {
             message,
-        }))
+            task: Some(TaskId(id)),
+            task_name: Some(name),
+            host: Some(host),
+            time: self.now(),
+        };
+        self.handle_exception(handler, &context)
+    }
+
+    /// Tell `handler` of `context`, or, with none, warn (asyncio's default handler logs). A
+    /// handler that panics fails the run.
+    pub(crate) fn handle_exception(
+        &self,
+        handler: Option<super::ExceptionHandler>,
+        context: &ExceptionContext,
+    ) -> Result<(), Failure> {
+        let Some(handler) = handler else {
+            let task = match (&context.task, &context.task_name) {
+                (Some(task), Some(name)) => format!("task {task} ({name}): "),
+                _ => String::new(),
+            };
+            self.warn(format!("{task}{}", context.message));
+            return Ok(());
+        };
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(context)));
+        match handled {
+            Ok(()) => Ok(()),
+            Err(payload) => Err(self.fail_now(Failure::Panic {
+                task: context.task.unwrap_or(TaskId(0)),
+                name: "exception handler".into(),
+                host: context.host.clone().unwrap_or_else(|| "main".into()),
+                time: self.now(),
+                message: super::panic_message(payload.as_ref()),
+            })),
+        }
     }
 
     /// Cancel every task and timer. Cancelling drops futures, which may wake or cancel others,
