@@ -1,4 +1,4 @@
-//! The asyncio facade: [`EventLoop`], its callbacks, and [`gather`].
+//! The asyncio facade: [`EventLoop`] and its callbacks ([`gather`](crate::gather()) has a module of its own).
 //!
 //! Names follow asyncio where the behaviour matches: `run_until_complete`, `run_forever`,
 //! `stop`, `close`, `time`, `create_task`, `call_soon`, `call_later`, `call_at`, `gather`.
@@ -24,7 +24,7 @@ use crate::engine::report::ExceptionContext;
 use crate::engine::report::{Failure, Report};
 use crate::engine::task::TaskName;
 use crate::kernel::{self, CallbackTimer, Config, Kernel};
-use crate::task::{JoinError, JoinHandle};
+use crate::task::JoinHandle;
 use crate::time::Instant;
 
 /// An asyncio-style event loop running a deterministic simulation.
@@ -253,7 +253,7 @@ impl LoopHandle {
     /// Handle panics of tasks and callbacks with `handler` (asyncio's
     /// `set_exception_handler`): the handler is told of each, with an [`ExceptionContext`],
     /// and the loop goes on; the panicking task ends (awaiting it gives a
-    /// [`JoinError`]). `None` restores the default: in simulation a panic
+    /// [`JoinError`](crate::JoinError)). `None` restores the default: in simulation a panic
     /// fails the run, on a real loop it is reported on stderr and the loop goes on.
     ///
     /// ```
@@ -502,66 +502,3 @@ impl fmt::Debug for Kernel {
         f.debug_struct("Kernel").field("id", &self.id).finish()
     }
 }
-
-/// Run `futures` concurrently, each as its own task, and return their results in argument
-/// order, whatever the order they finish in (asyncio's `gather`).
-///
-/// The tasks are created when the returned future is first polled, in argument order.
-///
-/// ```
-/// use std::time::Duration;
-/// let lp = roof::EventLoop::new();
-/// let results = lp.run_until_complete(roof::gather(vec![
-///     Box::pin(async { roof::sleep(Duration::from_millis(20)).await; 1 }) as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
-///     Box::pin(async { 2 }),
-/// ])).unwrap();
-/// assert_eq!(results.unwrap(), vec![1, 2]);
-/// ```
-#[doc(alias = "join_all")]
-pub async fn gather<F>(futures: Vec<F>) -> Result<Vec<F::Output>, JoinError>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    let handles: Vec<JoinHandle<F::Output>> = futures.into_iter().map(crate::spawn).collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(handle.await?);
-    }
-    Ok(results)
-}
-
-/// Awaits a tuple of join handles in order; the engine behind [`gather!`](crate::gather!).
-#[doc(hidden)]
-pub trait JoinTuple {
-    /// The tuple of outputs.
-    type Output;
-    /// Await every handle, in order.
-    fn join(self) -> impl Future<Output = Result<Self::Output, JoinError>>;
-}
-
-macro_rules! join_tuple {
-    ($($name:ident),+) => {
-        impl<$($name: 'static),+> JoinTuple for ($(JoinHandle<$name>,)+) {
-            type Output = ($($name,)+);
-            #[allow(non_snake_case)]
-            async fn join(self) -> Result<Self::Output, JoinError> {
-                let ($($name,)+) = self;
-                Ok(($($name.await?,)+))
-            }
-        }
-    };
-}
-
-join_tuple!(A);
-join_tuple!(A, B);
-join_tuple!(A, B, C);
-join_tuple!(A, B, C, D);
-join_tuple!(A, B, C, D, E);
-join_tuple!(A, B, C, D, E, F);
-join_tuple!(A, B, C, D, E, F, G);
-join_tuple!(A, B, C, D, E, F, G, H);
-join_tuple!(A, B, C, D, E, F, G, H, I);
-join_tuple!(A, B, C, D, E, F, G, H, I, J);
-join_tuple!(A, B, C, D, E, F, G, H, I, J, K);
-join_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);

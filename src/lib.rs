@@ -74,6 +74,7 @@
 mod engine;
 pub mod event_loop;
 pub mod fault;
+pub mod gather;
 pub mod harness;
 mod kernel;
 pub mod net;
@@ -87,7 +88,8 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
-pub use event_loop::{gather, get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
+pub use event_loop::{get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
+pub use gather::{gather, gather_results};
 pub use task::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
 
 /// The former name of [`task`], kept so that existing paths still resolve.
@@ -183,7 +185,7 @@ pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::event_loop::JoinTuple;
+    pub use crate::gather::{gather_tuple, JoinTuple, SpawnTuple};
     /// The seed-range parser the `roof` command line shares with the harness.
     pub use crate::harness::seed_range;
 
@@ -222,6 +224,10 @@ macro_rules! log {
 /// Run futures of different types concurrently, each as its own task, and return a tuple of
 /// their outputs in argument order (up to 12).
 ///
+/// As [`gather`](crate::gather()): the members are scheduled when the macro is evaluated
+/// inside a running loop (outside one, when first polled), and dropping the gather before it
+/// finished aborts the members still running. A failure is the first in argument order.
+///
 /// ```
 /// let lp = roof::EventLoop::new();
 /// let (a, b) = lp.run_until_complete(roof::gather!(async { 1 }, async { "two" })).unwrap().unwrap();
@@ -230,9 +236,6 @@ macro_rules! log {
 #[macro_export]
 macro_rules! gather {
     ($($future:expr),+ $(,)?) => {
-        async move {
-            use $crate::__private::JoinTuple as _;
-            ($($crate::spawn($future),)+).join().await
-        }
+        $crate::__private::gather_tuple(($($future,)+))
     };
 }

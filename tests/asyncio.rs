@@ -138,3 +138,43 @@ fn callbacks_due_together_run_in_scheduling_order_under_fifo_and_seeded_order_un
         assert_eq!(lines, ["a", "b", "c", "d"], "each runs once");
     }
 }
+
+/// `tests/reference/gather_nested.py`: gather schedules its members when called, so a gather
+/// of gathers runs them in the order the inner gathers were made; a timeout around a gather
+/// (asyncio's `wait_for`) aborts every member.
+#[test]
+fn gather_schedules_members_when_called_and_a_timeout_aborts_them_all() {
+    type Job = std::pin::Pin<Box<dyn std::future::Future<Output = &'static str>>>;
+    fn job(name: &'static str, delay_ms: u64) -> Job {
+        Box::pin(async move {
+            roof::println!("{name} starts");
+            roof::sleep(Duration::from_millis(delay_ms)).await;
+            roof::println!("{name} ends");
+            name
+        })
+    }
+    let event_loop = fifo();
+    event_loop
+        .run_until_complete(async {
+            let first = roof::gather(vec![job("a", 20), job("b", 10)]);
+            let second = roof::gather(vec![job("c", 10), job("d", 0)]);
+            roof::println!("main: both gathers made");
+            roof::sleep(Duration::ZERO).await;
+            roof::println!("main: gathering them");
+            let gathered = roof::gather(vec![first, second]).await.unwrap();
+            let inner: Vec<Vec<&str>> = gathered.into_iter().map(Result::unwrap).collect();
+            let text = format!("{inner:?}").replace('"', "'");
+            roof::println!("gathered: {text}");
+            let doomed = roof::gather(vec![job("e", 50), job("f", 1000)]);
+            if roof::timeout(Duration::from_millis(100), doomed)
+                .await
+                .is_err()
+            {
+                roof::println!("timed out");
+            }
+            roof::sleep(Duration::from_secs(2)).await;
+            roof::println!("f never ended");
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("gather_nested"));
+}
