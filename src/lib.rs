@@ -102,7 +102,7 @@ pub use kernel::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub use report::{ExceptionContext, Failure, Report};
 pub use sched::{Choices, Policy};
 pub use sync::{select, select_all, Either, Future};
-pub use time::{sleep, sleep_until, timeout};
+pub use time::{sleep, sleep_until, timeout, timeout_at};
 pub use trace::{Trace, TraceMode};
 
 /// The event log of a run: every spawn, poll, wake, completion, timer, callback, network

@@ -237,6 +237,34 @@ where
     JoinHandle::spawned(kernel::running().spawn(future, name))
 }
 
+/// Run `future` as its own task, protected from the cancellation of whoever awaits it
+/// (asyncio's `shield`): dropping the returned handle (a [`timeout`](crate::timeout) that
+/// gave up, an abort of the awaiting task) leaves the task running.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+/// let lp = roof::EventLoop::new();
+/// let saved = lp.run_until_complete(async {
+///     let saved = Rc::new(Cell::new(false));
+///     let flag = saved.clone();
+///     let save = roof::task::shield(async move {
+///         roof::sleep(Duration::from_secs(2)).await;
+///         flag.set(true);
+///     });
+///     assert!(roof::timeout(Duration::from_secs(1), save).await.is_err());
+///     roof::sleep(Duration::from_secs(2)).await;
+///     saved.get()
+/// }).unwrap();
+/// assert!(saved, "the shielded task finished after its awaiter gave up");
+/// ```
+pub fn shield<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    spawn(future)
+}
+
 /// The live tasks of the running loop, by id, with their names (asyncio's `all_tasks`);
 /// empty outside a loop.
 ///

@@ -240,6 +240,28 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     }
 }
 
+/// Run `future`, giving up with [`Elapsed`] once the clock reads `deadline` (asyncio's
+/// `timeout_at`). As [`timeout`]: the future is polled first, and dropped when time is up,
+/// which cancels it (a [`gather`](crate::gather()) aborts its members).
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let (first, second) = lp.run_until_complete(async {
+///     let deadline = roof::time::now() + Duration::from_secs(3);
+///     let first = roof::time::timeout_at(deadline, roof::sleep(Duration::from_secs(2))).await;
+///     let second = roof::time::timeout_at(deadline, roof::sleep(Duration::from_secs(2))).await;
+///     (first, second)
+/// }).unwrap();
+/// assert!(first.is_ok() && second.is_err(), "the second sleep would end past the deadline");
+/// ```
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep_until(deadline),
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The future returned by [`timeout`].
     #[must_use = "a Timeout does nothing unless awaited"]
