@@ -37,6 +37,7 @@
 //! - [`time`]: virtual [`Instant`](time::Instant), [`sleep`], [`timeout`], [`interval`](time::interval).
 //! - [`net`]: hosts, [`TcpListener`](net::TcpListener), [`TcpStream`](net::TcpStream),
 //!   [`UdpSocket`](net::UdpSocket), [`LinkConfig`](net::LinkConfig); [`io`] for their helpers.
+//! - [`wait`]: asyncio's `wait` (`ReturnWhen`, a timeout) and `as_completed`.
 //! - [`streams`]: asyncio's streams: `open_connection`, `start_server`, `StreamReader`,
 //!   `StreamWriter`.
 //! - [`protocol`]: asyncio's `Protocol` and `Transport`, `create_server`, `create_connection`.
@@ -87,6 +88,7 @@ pub mod streams;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod wait;
 
 pub use event_loop::{get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
 pub use gather::{gather, gather_results};

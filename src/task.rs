@@ -17,8 +17,9 @@ use crate::kernel::Spawned;
 
 pub use crate::engine::id::TaskId;
 
-/// The error of awaiting a task that did not finish: it was aborted, its host crashed, or its
-/// loop closed.
+/// The error of awaiting a task that did not finish: it was aborted, its host crashed, its
+/// loop closed, or it panicked while an exception handler was set (without one, a panic
+/// fails a simulated run).
 ///
 /// ```
 /// let lp = roof::EventLoop::new();
@@ -36,13 +37,18 @@ pub use crate::engine::id::TaskId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinError {
     task: TaskId,
+    panicked: bool,
 }
 
 impl JoinError {
-    /// Always true: the only way a simulated task fails to finish is cancellation (a panic
-    /// ends the whole run instead).
+    /// Whether the task was cancelled (the other way to fail is a panic).
     pub fn is_cancelled(&self) -> bool {
-        true
+        !self.panicked
+    }
+
+    /// Whether the task panicked (under an exception handler, or on a real loop).
+    pub fn is_panic(&self) -> bool {
+        self.panicked
     }
 
     /// The task that was cancelled.
@@ -53,7 +59,11 @@ impl JoinError {
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {} was cancelled", self.task)
+        if self.panicked {
+            write!(f, "task {} panicked", self.task)
+        } else {
+            write!(f, "task {} was cancelled", self.task)
+        }
     }
 }
 
@@ -181,19 +191,21 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let cancelled = JoinError {
-            task: TaskId(self.id),
-        };
+        let task = TaskId(self.id);
         if !self.task.is_held() {
-            return Poll::Ready(Err(cancelled));
+            return Poll::Ready(Err(JoinError {
+                task,
+                panicked: false,
+            }));
         }
         let output = match Pin::new(&mut self.task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            // The future returned: its output. Cancelled: none.
+            // The future returned: its output. Cancelled or panicked: none.
             Poll::Ready(output) => output,
         };
+        let panicked = self.task.metadata().panicked();
         self.task.let_go();
-        Poll::Ready(output.ok_or(cancelled))
+        Poll::Ready(output.ok_or(JoinError { task, panicked }))
     }
 }
 

@@ -484,3 +484,56 @@ fn an_exception_handler_hears_of_panics_and_the_loop_goes_on() {
         "{failure}"
     );
 }
+
+/// asyncio's `wait`: FIRST_EXCEPTION returns at the first panic (a cancellation does not
+/// count), ALL_COMPLETED with a timeout returns what finished by then; the tasks left run on.
+#[test]
+fn wait_returns_when_asked_and_leaves_the_rest_running() {
+    use roof::wait::{wait, ReturnWhen};
+    let event_loop = EventLoop::with_config(quiet(0));
+    event_loop.set_exception_handler(Some(|_: &roof::ExceptionContext| {}));
+    event_loop
+        .run_until_complete(async {
+            let sleeper = |ms: u64| {
+                roof::spawn(async move {
+                    roof::sleep(Duration::from_millis(ms)).await;
+                    ms
+                })
+            };
+            let mut aborted = sleeper(1);
+            aborted.abort();
+            let doomed = roof::spawn(async {
+                roof::sleep(Duration::from_millis(10)).await;
+                panic!("broken")
+            });
+            let tasks = vec![aborted, sleeper(100), doomed];
+            let waited = wait(tasks, ReturnWhen::FirstException, None).await;
+            assert_eq!(
+                roof::time::now().as_nanos(),
+                10_000_000,
+                "at the panic, not before"
+            );
+            let done: Vec<(usize, bool, bool)> = waited
+                .done
+                .iter()
+                .map(|(index, result)| {
+                    let error = result.as_ref().unwrap_err();
+                    (*index, error.is_cancelled(), error.is_panic())
+                })
+                .collect();
+            assert_eq!(done, [(0, true, false), (2, false, true)]);
+            assert_eq!(waited.pending.len(), 1);
+            let (index, survivor) = waited.pending.into_iter().next().unwrap();
+            assert_eq!(index, 1);
+            let waited = wait(
+                vec![survivor],
+                ReturnWhen::AllCompleted,
+                Some(Duration::from_millis(5)),
+            )
+            .await;
+            assert!(waited.done.is_empty(), "the timeout came first");
+            let (_, survivor) = waited.pending.into_iter().next().unwrap();
+            assert_eq!(survivor.await.unwrap(), 100, "it ran on");
+        })
+        .unwrap();
+}

@@ -53,7 +53,7 @@ pub(crate) struct TaskMeta {
     pub(crate) tail_lines: u8,
     /// [`TRACED`] and [`NAMED`] (set at spawn), [`CANCELLED`] (set once cancellation was asked
     /// for: abort, a crash, the loop closing; the next run drops the future instead of
-    /// polling it). Set and read on the loop's thread only; atomic because the header is
+    /// polling it), [`PANICKED`] (the future panicked). Set and read on the loop's thread only; atomic because the header is
     /// shared with wakers, which may live on other threads.
     flags: AtomicU8,
 }
@@ -64,6 +64,8 @@ const TRACED: u8 = 1;
 const NAMED: u8 = 2;
 /// Cancellation was asked for.
 const CANCELLED: u8 = 4;
+/// The future panicked (and the loop went on: an exception handler heard of it).
+const PANICKED: u8 = 8;
 
 impl TaskMeta {
     fn has(&self, flag: u8) -> bool {
@@ -92,6 +94,11 @@ impl TaskMeta {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.has(CANCELLED)
+    }
+
+    /// Whether the future panicked.
+    pub(crate) fn panicked(&self) -> bool {
+        self.has(PANICKED)
     }
 }
 
@@ -155,6 +162,7 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
                 Poll::Ready(Some(output))
             }
             Err(payload) => {
+                this.meta.flags.fetch_or(PANICKED, Ordering::Relaxed);
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
                 H::ended(this.meta, TaskEnd::Panicked(payload));
                 Poll::Ready(None)
