@@ -291,17 +291,7 @@ where
 /// assert!(roof::task::all_tasks().is_empty());
 /// ```
 pub fn all_tasks() -> Vec<(TaskId, String)> {
-    kernel::try_with(|kernel| {
-        kernel
-            .exec
-            .tasks
-            .borrow()
-            .list()
-            .into_iter()
-            .map(|(id, name)| (TaskId(id), name))
-            .collect()
-    })
-    .unwrap_or_default()
+    kernel::try_with(|kernel| kernel.exec.tasks.borrow().list()).unwrap_or_default()
 }
 
 /// The name of the task being polled, if any.

@@ -417,12 +417,12 @@ impl TaskTable {
     }
 
     /// (id, name) of every live task, by id.
-    pub(crate) fn list(&self) -> Vec<(u64, String)> {
+    pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
         let mut tasks: Vec<_> = self
             .entries()
             .map(|entry| {
                 let id = entry.meta().id;
-                (id, self.name(id))
+                (TaskId(id), self.name(id))
             })
             .collect();
         tasks.sort();

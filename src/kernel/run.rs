@@ -87,14 +87,7 @@ impl Kernel {
             let Some(deadline) = next else {
                 return Err(self.fail_now(Failure::Deadlock {
                     time: self.now(),
-                    blocked: self
-                        .exec
-                        .tasks
-                        .borrow()
-                        .list()
-                        .into_iter()
-                        .map(|(id, name)| (TaskId(id), name))
-                        .collect(),
+                    blocked: self.exec.tasks.borrow().list(),
                 }));
             };
             if deadline > Instant::ORIGIN + self.config.time_max {
