@@ -1,5 +1,5 @@
-//! Waiting on many tasks: asyncio's `wait` (with `return_when` and a timeout) and
-//! `as_completed`.
+//! Waiting on many tasks: asyncio's `wait` (with `return_when` and a timeout), `as_completed`
+//! and `TaskGroup`.
 //!
 //! A finished task's result can be read only once, by awaiting its handle, so where asyncio
 //! returns sets of done tasks these return the results of the done ones, with each one's
@@ -182,5 +182,158 @@ impl<T> futures_util::stream::Stream for AsCompleted<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_next_task(cx)
+    }
+}
+
+/// Tasks that succeed or fail together (asyncio 3.11's `TaskGroup`): [`wait`](TaskGroup::wait)
+/// waits for every member; the first to fail (return `Err`, or panic under an exception
+/// handler) aborts the others, and `wait` returns its error once they have ended. Members
+/// may add members (share the group in an `Rc`). A group dropped with members still running
+/// aborts them, as leaving asyncio's `async with` by cancellation does.
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = roof::EventLoop::new();
+/// let (ok, failed) = lp.run_until_complete(async {
+///     let group = roof::wait::TaskGroup::new();
+///     group.spawn(async { roof::sleep(Duration::from_millis(2)).await; Ok::<_, String>(1) });
+///     group.spawn(async { Ok(2) });
+///     let ok = group.wait().await;
+///     let group = roof::wait::TaskGroup::new();
+///     group.spawn(async { Err::<u8, _>("no".to_string()) });
+///     group.spawn(async { roof::sleep(Duration::from_secs(60)).await; Ok(3) }); // aborted
+///     let failed = group.wait().await;
+///     (ok, failed)
+/// }).unwrap();
+/// assert_eq!(ok, Ok(vec![1, 2]));
+/// assert_eq!(failed, Err(roof::wait::GroupError::Failed("no".to_string())));
+/// ```
+pub struct TaskGroup<T, E> {
+    /// The members still running (`None` once finished), in spawn order.
+    members: std::cell::RefCell<Vec<Member<T, E>>>,
+    results: std::cell::RefCell<Vec<Option<T>>>,
+}
+
+/// A member's handle while it runs.
+type Member<T, E> = Option<JoinHandle<Result<T, E>>>;
+
+impl<T, E> std::fmt::Debug for TaskGroup<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskGroup")
+            .field("members", &self.members.borrow().len())
+            .finish()
+    }
+}
+
+impl<T: 'static, E: 'static> Default for TaskGroup<T, E> {
+    fn default() -> Self {
+        TaskGroup::new()
+    }
+}
+
+/// Why a [`TaskGroup`] failed: its first failing member's error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupError<E> {
+    /// A member returned this error.
+    Failed(E),
+    /// A member panicked (under an exception handler) or was aborted from outside.
+    Task(JoinError),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for GroupError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupError::Failed(error) => write!(f, "a task of the group failed: {error}"),
+            GroupError::Task(error) => write!(f, "a task of the group ended: {error}"),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for GroupError<E> {}
+
+impl<T: 'static, E: 'static> TaskGroup<T, E> {
+    /// An empty group.
+    pub fn new() -> Self {
+        TaskGroup {
+            members: std::cell::RefCell::new(Vec::new()),
+            results: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Run `future` as a member (asyncio's `create_task` on the group).
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+    {
+        self.members.borrow_mut().push(Some(crate::spawn(future)));
+        self.results.borrow_mut().push(None);
+    }
+
+    /// Wait for every member: their results in the order they were spawned, or the first
+    /// failure, once the others have been aborted and have ended.
+    pub async fn wait(&self) -> Result<Vec<T>, GroupError<E>> {
+        let failure = std::future::poll_fn(|cx| self.poll_members(cx)).await;
+        if let Some(failure) = failure {
+            let rest: Vec<JoinHandle<Result<T, E>>> = self
+                .members
+                .borrow_mut()
+                .iter_mut()
+                .filter_map(Option::take)
+                .collect();
+            for mut member in rest {
+                member.abort();
+                let _ = member.await;
+            }
+            return Err(failure);
+        }
+        Ok(self
+            .results
+            .borrow_mut()
+            .drain(..)
+            .map(|result| result.expect("group invariant: every member succeeded"))
+            .collect())
+    }
+
+    /// Poll the members not finished: the first failure, or `None` once all succeeded.
+    fn poll_members(&self, cx: &mut Context<'_>) -> Poll<Option<GroupError<E>>> {
+        let mut index = 0;
+        loop {
+            // Members may spawn members while polled: look the list up afresh each time.
+            let member = self
+                .members
+                .borrow_mut()
+                .get_mut(index)
+                .and_then(Option::take);
+            let Some(mut member) = member else {
+                if index >= self.members.borrow().len() {
+                    break;
+                }
+                index += 1;
+                continue;
+            };
+            match Pin::new(&mut member).poll(cx) {
+                Poll::Ready(Ok(Ok(value))) => self.results.borrow_mut()[index] = Some(value),
+                Poll::Ready(Ok(Err(error))) => return Poll::Ready(Some(GroupError::Failed(error))),
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(GroupError::Task(error))),
+                Poll::Pending => self.members.borrow_mut()[index] = Some(member),
+            }
+            index += 1;
+        }
+        let all = self.members.borrow().iter().all(Option::is_none);
+        if all {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<T, E> Drop for TaskGroup<T, E> {
+    fn drop(&mut self) {
+        for member in self.members.get_mut().iter_mut().filter_map(Option::take) {
+            let mut member = member;
+            member.abort();
+        }
     }
 }

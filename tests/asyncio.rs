@@ -178,3 +178,47 @@ fn gather_schedules_members_when_called_and_a_timeout_aborts_them_all() {
         .unwrap();
     assert_eq!(event_loop.report().output, reference("gather_nested"));
 }
+
+/// `tests/reference/task_group.py`: a TaskGroup waits for all; the first failure aborts the
+/// others, which end before the group reports it.
+#[test]
+fn a_task_group_waits_for_all_and_its_first_failure_cancels_the_rest() {
+    struct Cancelled(&'static str, bool);
+    impl Drop for Cancelled {
+        fn drop(&mut self) {
+            if !self.1 {
+                roof::println!("{} cancelled", self.0);
+            }
+        }
+    }
+    async fn job(name: &'static str, delay_ms: u64, fail: bool) -> Result<&'static str, String> {
+        roof::println!("{name} starts");
+        let mut guard = Cancelled(name, false);
+        roof::sleep(Duration::from_millis(delay_ms)).await;
+        guard.1 = true;
+        if fail {
+            roof::println!("{name} fails");
+            return Err(name.to_string());
+        }
+        roof::println!("{name} ends");
+        Ok(name)
+    }
+    let event_loop = fifo();
+    event_loop
+        .run_until_complete(async {
+            let group = roof::wait::TaskGroup::new();
+            group.spawn(job("a", 20, false));
+            group.spawn(job("b", 10, false));
+            let results = group.wait().await.unwrap();
+            roof::println!("results: {} {}", results[0], results[1]);
+            let group = roof::wait::TaskGroup::new();
+            group.spawn(job("c", 10, true));
+            group.spawn(job("d", 1000, false));
+            group.spawn(job("e", 5, false));
+            if let Err(roof::wait::GroupError::Failed(error)) = group.wait().await {
+                roof::println!("failed: ['{error}']");
+            }
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("task_group"));
+}
