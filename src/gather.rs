@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::cancel::TakenRequest;
 use crate::task::{JoinError, JoinHandle};
 
 /// Run `futures` concurrently, each as its own task, and return their results in argument
@@ -73,6 +74,8 @@ struct Members<F: Future> {
     handles: Vec<Option<JoinHandle<F::Output>>>,
     results: Vec<Option<Result<F::Output, JoinError>>>,
     finished: bool,
+    /// The awaiter's cancellation request, taken to cancel the members.
+    request: TakenRequest,
 }
 
 impl<F: Future + 'static> Members<F>
@@ -85,6 +88,7 @@ where
             handles: Vec::new(),
             results: Vec::new(),
             finished: false,
+            request: TakenRequest::default(),
         };
         if crate::kernel::try_with(|_| ()).is_some() {
             members.spawn();
@@ -105,6 +109,11 @@ where
     /// Poll every member not finished; whether all are, and the first failure seen.
     fn poll_all(&mut self, cx: &mut Context<'_>) -> (bool, Option<JoinError>) {
         self.spawn();
+        if self.request.take() {
+            for handle in self.handles.iter().flatten() {
+                handle.cancel();
+            }
+        }
         let mut all = true;
         let mut failure = None;
         for (handle, result) in self.handles.iter_mut().zip(self.results.iter_mut()) {
@@ -177,12 +186,18 @@ where
         let (all, failure) = members.poll_all(cx);
         if let Some(failure) = failure {
             members.detach_rest();
+            if members.request.raise() {
+                return Poll::Pending;
+            }
             return Poll::Ready(Err(failure));
         }
         if !all {
             return Poll::Pending;
         }
         members.finished = true;
+        if members.request.raise() {
+            return Poll::Pending;
+        }
         let results = std::mem::take(&mut members.results);
         Poll::Ready(Ok(results
             .into_iter()
@@ -224,6 +239,9 @@ where
             return Poll::Pending;
         }
         members.finished = true;
+        if members.request.raise() {
+            return Poll::Pending;
+        }
         let results = std::mem::take(&mut members.results);
         Poll::Ready(
             results

@@ -72,6 +72,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod cancel;
 mod engine;
 pub mod event_loop;
 pub mod fault;
@@ -92,7 +93,9 @@ pub mod wait;
 
 pub use event_loop::{get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};
 pub use gather::{gather, gather_results};
-pub use task::{current_task, spawn, spawn_named, yield_now, JoinError, JoinHandle, TaskId};
+pub use task::{
+    current_task, spawn, spawn_named, yield_now, Cancelled, JoinError, JoinHandle, TaskId,
+};
 
 /// The former name of [`task`], kept so that existing paths still resolve.
 #[deprecated(note = "renamed: use roof::task (or the re-exports at the crate root)")]

@@ -11,10 +11,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::engine;
+use crate::engine::cancel::CancelState;
 use crate::engine::task::TaskHandle;
 use crate::kernel;
 use crate::kernel::Spawned;
 
+pub use crate::cancel::{catch_cancelled, Cancelled, CatchCancelled, Raise};
 pub use crate::engine::id::TaskId;
 
 /// The error of awaiting a task that did not finish: it was aborted, its host crashed, its
@@ -94,18 +97,72 @@ pub struct JoinHandle<T> {
     /// The task, until its output is taken or the handle lets go of it (16 bytes in all:
     /// a million handles held in a `Vec` are a benchmark's peak memory).
     task: TaskHandle<T>,
+    /// The task's id, and in its top bits [`SHIELDED`], [`FORWARDED`] and [`ENDED_CANCELLED`].
     id: u64,
 }
+
+/// The handle is a [`shield`]'s: a cancellation request of its awaiter is not passed on.
+const SHIELDED: u64 = 1 << 63;
+/// The handle passed its awaiter's cancellation request on to its task, and raises it in
+/// the awaiter if the task ends cancelled.
+const FORWARDED: u64 = 1 << 62;
+/// The task ended unfinished (kept once the handle let go of the task).
+const ENDED_CANCELLED: u64 = 1 << 61;
+/// The id's own bits.
+const ID_BITS: u64 = (1 << 61) - 1;
 
 impl<T> JoinHandle<T> {
     /// The handle of a task the kernel just spawned.
     pub(crate) fn spawned((id, task): Spawned<T>) -> JoinHandle<T> {
+        debug_assert!(id <= ID_BITS, "task invariant: ids fit in 61 bits");
         JoinHandle { task, id }
+    }
+
+    fn raw_id(&self) -> u64 {
+        self.id & ID_BITS
     }
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        TaskId(self.id)
+        TaskId(self.raw_id())
+    }
+
+    /// Ask the task to stop, as asyncio's `Task.cancel()` does: the request is delivered at
+    /// its next await on a roof primitive, which does not return; the task unwinds to the
+    /// nearest [`catch_cancelled`], where it may clean up
+    /// (with awaits) and finish, or raise it again. Uncaught, the task ends cancelled. A
+    /// task that has not run yet ends before it runs. False if the task has finished already.
+    /// See [`roof::task::catch_cancelled`](crate::task::catch_cancelled) for the await points.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::new();
+    /// let (error, cancelled) = lp.run_until_complete(async {
+    ///     let mut worker = roof::spawn(roof::sleep(Duration::from_secs(10)));
+    ///     roof::sleep(Duration::from_millis(1)).await; // the worker sleeps
+    ///     assert!(worker.cancel());
+    ///     let error = (&mut worker).await.unwrap_err();
+    ///     assert!(!worker.cancel(), "it has finished");
+    ///     (error, worker.cancelled())
+    /// }).unwrap();
+    /// assert!(error.is_cancelled() && cancelled);
+    /// ```
+    pub fn cancel(&self) -> bool {
+        if self.is_finished() {
+            return false;
+        }
+        kernel::request_cancel(self.task.metadata());
+        true
+    }
+
+    /// Whether the task ended cancelled: aborted, a [`cancel`](JoinHandle::cancel) it did
+    /// not catch, its host crashed or its loop closed (asyncio's `Task.cancelled()`).
+    pub fn cancelled(&self) -> bool {
+        if self.task.is_held() {
+            self.task.is_finished() && self.task.metadata().ended_cancelled()
+        } else {
+            self.id & ENDED_CANCELLED != 0
+        }
     }
 
     /// Cancel the task: its future is dropped (never polled again) the next time the loop
@@ -115,7 +172,8 @@ impl<T> JoinHandle<T> {
     /// As with asyncio's `Task.cancel()`, the task is not finished at once:
     /// [`is_finished`](JoinHandle::is_finished) turns true, and `.await` resolves, only once
     /// the future has been dropped and its drop guards have run (asyncio: once its `finally`
-    /// ran). Unlike asyncio's, the cancellation cannot be observed or refused by the task.
+    /// ran). The task cannot observe this cancellation: [`cancel`](JoinHandle::cancel) is
+    /// asyncio's, which the task sees and may catch.
     ///
     /// ```
     /// use std::time::Duration;
@@ -156,7 +214,7 @@ impl<T> JoinHandle<T> {
     /// }).unwrap();
     /// ```
     pub fn get_name(&self) -> String {
-        let id = self.id;
+        let id = self.raw_id();
         kernel::try_with(|kernel| kernel.exec.tasks.borrow().name(id))
             .unwrap_or_else(|| crate::engine::task::display_name(id, None))
     }
@@ -168,8 +226,9 @@ impl<T> JoinHandle<T> {
         }
         let name = crate::engine::task::TaskName::from(name.into());
         let meta = self.task.metadata();
+        let id = self.raw_id();
         kernel::try_with(|kernel| {
-            kernel.exec.tasks.borrow_mut().set_name(self.id, name);
+            kernel.exec.tasks.borrow_mut().set_name(id, name);
             meta.mark_named();
         });
     }
@@ -181,9 +240,28 @@ impl<T> JoinHandle<T> {
     }
 }
 
+impl<T> JoinHandle<T> {
+    /// The awaiter has a cancellation request, and the task has not finished: pass it on to
+    /// the task (asyncio cancels the task a cancelled task awaits) and wait on, or, for a
+    /// shield, deliver it here.
+    fn pass_on_cancel(&mut self) {
+        if self.id & SHIELDED != 0 {
+            engine::cancel::deliver_cancel();
+            return;
+        }
+        if self.id & FORWARDED == 0 {
+            self.id |= FORWARDED;
+            kernel::request_cancel(self.task.metadata());
+        }
+        engine::cancel::set_cancel_state(CancelState::Forwarded);
+    }
+}
+
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.raw_id())
+            .finish()
     }
 }
 
@@ -191,7 +269,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let task = TaskId(self.id);
+        let task = self.id();
         if !self.task.is_held() {
             return Poll::Ready(Err(JoinError {
                 task,
@@ -199,11 +277,26 @@ impl<T> Future for JoinHandle<T> {
             }));
         }
         let output = match Pin::new(&mut self.task).poll(cx) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                if engine::cancel::cancel_requested() {
+                    self.pass_on_cancel();
+                }
+                return Poll::Pending;
+            }
             // The future returned: its output. Cancelled or panicked: none.
             Poll::Ready(output) => output,
         };
         let panicked = self.task.metadata().panicked();
+        if output.is_none() && self.task.metadata().ended_cancelled() {
+            self.id |= ENDED_CANCELLED;
+            if self.id & FORWARDED != 0 {
+                // The awaiter's request ended the task: the awaiter is cancelled too.
+                self.id &= !FORWARDED;
+                self.task.let_go();
+                engine::cancel::set_cancel_state(CancelState::Delivered);
+                return Poll::Pending;
+            }
+        }
         self.task.let_go();
         Poll::Ready(output.ok_or(JoinError { task, panicked }))
     }
@@ -251,7 +344,9 @@ where
 
 /// Run `future` as its own task, protected from the cancellation of whoever awaits it
 /// (asyncio's `shield`): dropping the returned handle (a [`timeout`](crate::timeout) that
-/// gave up, an abort of the awaiting task) leaves the task running.
+/// gave up, an abort of the awaiting task) leaves the task running, and a cancellation
+/// request of the awaiting task ([`JoinHandle::cancel`]) is delivered to the awaiter at this
+/// handle, not passed on to the task.
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc, time::Duration};
@@ -274,7 +369,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    spawn(future)
+    let mut handle = spawn(future);
+    handle.id |= SHIELDED;
+    handle
 }
 
 /// The live tasks of the running loop, by id, with their names (asyncio's `all_tasks`);
@@ -375,6 +472,9 @@ impl Future for YieldNow {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if crate::engine::cancel::deliver_cancel() {
+            return Poll::Pending;
+        }
         if self.yielded {
             return Poll::Ready(());
         }

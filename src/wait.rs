@@ -212,6 +212,8 @@ pub struct TaskGroup<T, E> {
     /// The members still running (`None` once finished), in spawn order.
     members: std::cell::RefCell<Vec<Member<T, E>>>,
     results: std::cell::RefCell<Vec<Option<T>>>,
+    /// The waiter's cancellation request, taken to cancel the members.
+    request: std::cell::RefCell<crate::cancel::TakenRequest>,
 }
 
 /// A member's handle while it runs.
@@ -258,6 +260,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         TaskGroup {
             members: std::cell::RefCell::new(Vec::new()),
             results: std::cell::RefCell::new(Vec::new()),
+            request: std::cell::RefCell::default(),
         }
     }
 
@@ -272,8 +275,15 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
 
     /// Wait for every member: their results in the order they were spawned, or the first
     /// failure, once the others have been aborted and have ended.
+    ///
+    /// A cancellation request of the waiting task ([`JoinHandle::cancel`]) is passed on to
+    /// every member; once all have ended, the waiter is cancelled, as asyncio's task group
+    /// does (even if the members caught theirs).
     pub async fn wait(&self) -> Result<Vec<T>, GroupError<E>> {
         let failure = std::future::poll_fn(|cx| self.poll_members(cx)).await;
+        if self.request.borrow().taken() {
+            return crate::cancel::Cancelled.raise().await;
+        }
         if let Some(failure) = failure {
             let rest: Vec<JoinHandle<Result<T, E>>> = self
                 .members
@@ -297,6 +307,12 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
 
     /// Poll the members not finished: the first failure, or `None` once all succeeded.
     fn poll_members(&self, cx: &mut Context<'_>) -> Poll<Option<GroupError<E>>> {
+        if self.request.borrow_mut().take() {
+            for member in self.members.borrow().iter().flatten() {
+                member.cancel();
+            }
+        }
+        let draining = self.request.borrow().taken();
         let mut index = 0;
         loop {
             // Members may spawn members while polled: look the list up afresh each time.
@@ -314,6 +330,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
             };
             match Pin::new(&mut member).poll(cx) {
                 Poll::Ready(Ok(Ok(value))) => self.results.borrow_mut()[index] = Some(value),
+                // Cancelled: every member ends, however it ends, before the waiter is.
+                Poll::Ready(_) if draining => {}
                 Poll::Ready(Ok(Err(error))) => return Poll::Ready(Some(GroupError::Failed(error))),
                 Poll::Ready(Err(error)) => return Poll::Ready(Some(GroupError::Task(error))),
                 Poll::Pending => self.members.borrow_mut()[index] = Some(member),

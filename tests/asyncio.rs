@@ -1,7 +1,7 @@
 //! Where roof mirrors asyncio, it behaves as CPython does: each program here is the port of
 //! one in `tests/reference/`, run under `Policy::Fifo`, and prints what CPython printed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -221,4 +221,322 @@ fn a_task_group_waits_for_all_and_its_first_failure_cancels_the_rest() {
         })
         .unwrap();
     assert_eq!(event_loop.report().output, reference("task_group"));
+}
+
+/// `tests/reference/task_cancel.py`: `Task.cancel()` reaches the task at its next await; it
+/// may catch it, clean up with awaits and finish, or let it through; a task awaiting another
+/// passes the request on; a task awaiting a future cancels the future.
+#[test]
+fn a_cancel_request_is_seen_at_the_next_await_as_asyncio_delivers_it() {
+    use roof::sync::Lock;
+    use roof::task::catch_cancelled;
+    type Log = Rc<RefCell<Vec<String>>>;
+    fn note(log: &Log, line: impl Into<String>) {
+        log.borrow_mut().push(line.into());
+    }
+    fn flush(log: &Log) {
+        for line in log.borrow_mut().drain(..) {
+            roof::println!("{line}");
+        }
+    }
+    let long = Duration::from_secs(10);
+    let event_loop = fifo();
+    event_loop
+        .run_until_complete(async move {
+            let log: Log = Rc::default();
+            let zero = || roof::sleep(Duration::ZERO);
+
+            let cleaner = roof::spawn({
+                let log = log.clone();
+                async move {
+                    match catch_cancelled(roof::sleep(long)).await {
+                        Ok(()) => None,
+                        Err(_) => {
+                            note(&log, "cleaner: cancelled, cleaning up");
+                            roof::sleep(Duration::from_secs(1)).await;
+                            note(&log, "cleaner: clean");
+                            Some("cleaned")
+                        }
+                    }
+                }
+            });
+            zero().await;
+            roof::println!("cancel returns {}", python_bool(cleaner.cancel()));
+            let mut cleaner = cleaner;
+            let result = (&mut cleaner).await.unwrap().unwrap();
+            roof::println!(
+                "result: {result} | cancelled: {}",
+                python_bool(cleaner.cancelled())
+            );
+            flush(&log);
+
+            let mut plain = roof::spawn(async move { roof::sleep(long).await });
+            zero().await;
+            plain.cancel();
+            assert!((&mut plain).await.unwrap_err().is_cancelled());
+            roof::println!("plain: cancelled = {}", python_bool(plain.cancelled()));
+
+            let mut unstarted = roof::spawn(async move { roof::sleep(long).await });
+            unstarted.cancel();
+            assert!((&mut unstarted).await.unwrap_err().is_cancelled());
+            roof::println!(
+                "unstarted: cancelled = {}",
+                python_bool(unstarted.cancelled())
+            );
+
+            let mut reraiser = roof::spawn({
+                let log = log.clone();
+                async move {
+                    if let Err(cancelled) = catch_cancelled(roof::sleep(long)).await {
+                        note(&log, "reraiser: saw it, raising again");
+                        cancelled.raise::<()>().await;
+                    }
+                }
+            });
+            zero().await;
+            reraiser.cancel();
+            assert!((&mut reraiser).await.is_err());
+            roof::println!(
+                "reraiser: cancelled = {}",
+                python_bool(reraiser.cancelled())
+            );
+            flush(&log);
+
+            let lock = Rc::new(Lock::new());
+            let held = lock.acquire().await;
+            let mut waiter = roof::spawn({
+                let (lock, log) = (lock.clone(), log.clone());
+                async move {
+                    let acquired = catch_cancelled(async {
+                        let _guard = lock.acquire().await;
+                        note(&log, "waiter: took the lock");
+                    })
+                    .await;
+                    if let Err(cancelled) = acquired {
+                        note(&log, "waiter: cancelled while waiting for the lock");
+                        cancelled.raise::<()>().await;
+                    }
+                }
+            });
+            zero().await;
+            waiter.cancel();
+            zero().await;
+            drop(held);
+            assert!((&mut waiter).await.is_err());
+            roof::println!(
+                "waiter: cancelled = {} | lock locked = {}",
+                python_bool(waiter.cancelled()),
+                python_bool(lock.locked())
+            );
+            flush(&log);
+
+            let mut outer = roof::spawn({
+                let log = log.clone();
+                async move {
+                    let mut child = roof::spawn({
+                        let log = log.clone();
+                        async move {
+                            if let Err(cancelled) = catch_cancelled(roof::sleep(long)).await {
+                                note(&log, "inner: cancelled");
+                                cancelled.raise::<()>().await;
+                            }
+                        }
+                    });
+                    if let Err(cancelled) = catch_cancelled(&mut child).await {
+                        note(
+                            &log,
+                            format!(
+                                "outer: cancelled, child cancelled = {}",
+                                python_bool(child.cancelled())
+                            ),
+                        );
+                        cancelled.raise::<()>().await;
+                    }
+                }
+            });
+            zero().await;
+            zero().await;
+            outer.cancel();
+            assert!((&mut outer).await.is_err());
+            roof::println!("outer: cancelled = {}", python_bool(outer.cancelled()));
+            flush(&log);
+
+            let mut parent = roof::spawn({
+                let log = log.clone();
+                async move {
+                    let child = roof::spawn({
+                        let log = log.clone();
+                        async move {
+                            if catch_cancelled(roof::sleep(long)).await.is_err() {
+                                note(&log, "swallower: swallowed");
+                            }
+                            7
+                        }
+                    });
+                    let value = child.await.unwrap();
+                    note(&log, format!("parent: child returned {value}"));
+                    value
+                }
+            });
+            zero().await;
+            zero().await;
+            parent.cancel();
+            let value = (&mut parent).await.unwrap();
+            roof::println!(
+                "parent result: {value} | cancelled: {}",
+                python_bool(parent.cancelled())
+            );
+            flush(&log);
+
+            let future = Rc::new(roof::Future::<u8>::new());
+            let mut on_future = roof::spawn({
+                let (future, log) = (future.clone(), log.clone());
+                async move {
+                    if let Err(cancelled) = catch_cancelled(&*future).await {
+                        note(
+                            &log,
+                            format!(
+                                "on_future: cancelled, future cancelled = {}",
+                                python_bool(future.cancelled())
+                            ),
+                        );
+                        cancelled.raise::<()>().await;
+                    }
+                }
+            });
+            zero().await;
+            on_future.cancel();
+            assert!((&mut on_future).await.is_err());
+            roof::println!(
+                "on_future: task cancelled = {}",
+                python_bool(on_future.cancelled())
+            );
+            flush(&log);
+
+            let plain = roof::spawn(async move { roof::sleep(long).await });
+            zero().await;
+            plain.cancel();
+            zero().await;
+            roof::println!("cancel after done returns {}", python_bool(plain.cancel()));
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("task_cancel"));
+}
+
+/// `tests/reference/cancel_gather.py`: cancelling a task that awaits a gather or a task group
+/// cancels the members, waits for them, then ends the task cancelled, even though the
+/// members caught theirs; a shielded task runs on.
+#[test]
+fn cancelling_a_gather_or_a_group_cancels_the_members_and_a_shield_keeps_its_task() {
+    use roof::task::catch_cancelled;
+    type Seen = Rc<RefCell<Vec<&'static str>>>;
+    fn member(name: &'static str, seen: &Seen) -> impl std::future::Future<Output = &'static str> {
+        let seen = seen.clone();
+        async move {
+            if catch_cancelled(roof::sleep(Duration::from_secs(9)))
+                .await
+                .is_err()
+            {
+                seen.borrow_mut().push(name);
+            }
+            name
+        }
+    }
+    fn listed(seen: &Seen) -> String {
+        let names: Vec<String> = seen
+            .borrow()
+            .iter()
+            .map(|name| format!("'{name}'"))
+            .collect();
+        format!("[{}]", names.join(", "))
+    }
+    let second = Duration::from_secs(1);
+    let event_loop = fifo();
+    event_loop
+        .run_until_complete(async move {
+            let seen: Seen = Rc::default();
+            let mut parent =
+                roof::spawn(roof::gather(vec![member("a", &seen), member("b", &seen)]));
+            roof::sleep(second).await;
+            parent.cancel();
+            match (&mut parent).await {
+                Ok(result) => roof::println!("gather result {result:?}"),
+                Err(_) => roof::println!(
+                    "gather parent cancelled: {} | members saw it: {}",
+                    python_bool(parent.cancelled()),
+                    listed(&seen)
+                ),
+            }
+
+            let seen: Seen = Rc::default();
+            let mut parent = roof::spawn({
+                let seen = seen.clone();
+                async move {
+                    let group = roof::wait::TaskGroup::<&str, ()>::new();
+                    for name in ["c", "d"] {
+                        let member = member(name, &seen);
+                        group.spawn(async move { Ok(member.await) });
+                    }
+                    group.wait().await.unwrap();
+                    "group done"
+                }
+            });
+            roof::sleep(second).await;
+            parent.cancel();
+            match (&mut parent).await {
+                Ok(result) => roof::println!("group result {result}"),
+                Err(_) => roof::println!(
+                    "group parent cancelled: {} | members saw it: {}",
+                    python_bool(parent.cancelled()),
+                    listed(&seen)
+                ),
+            }
+
+            let saved = Rc::new(Cell::new(false));
+            let mut awaiter = roof::spawn({
+                let saved = saved.clone();
+                async move {
+                    roof::task::shield(async move {
+                        roof::sleep(2 * second).await;
+                        saved.set(true);
+                    })
+                    .await
+                    .unwrap();
+                }
+            });
+            roof::sleep(second).await;
+            awaiter.cancel();
+            assert!((&mut awaiter).await.is_err());
+            roof::println!(
+                "shield awaiter cancelled: {} | saved yet: {}",
+                python_bool(awaiter.cancelled()),
+                python_bool(saved.get())
+            );
+            roof::sleep(2 * second).await;
+            roof::println!("saved after: {}", python_bool(saved.get()));
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("cancel_gather"));
+}
+
+/// `tests/reference/exception_handler.py`: with a handler set, a callback that panics is
+/// reported to it and the loop goes on; `call_exception_handler` reaches the same handler.
+#[test]
+fn an_exception_handler_hears_a_panicking_callback_and_the_loop_goes_on() {
+    let event_loop = fifo();
+    event_loop
+        .run_until_complete(async {
+            let running = roof::get_running_loop();
+            running.set_exception_handler(Some(|context: &roof::ExceptionContext| {
+                roof::println!("handler: {}", context.message);
+            }));
+            running.call_soon(|| roof::println!("callback 1 runs"));
+            running.call_soon(|| panic!("boom"));
+            running.call_soon(|| roof::println!("callback 2 runs"));
+            roof::sleep(Duration::from_millis(100)).await;
+            running.call_exception_handler(&roof::ExceptionContext::new("disk nearly full"));
+            roof::println!("the loop went on");
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("exception_handler"));
 }

@@ -837,3 +837,39 @@ fn a_panicking_task_on_a_real_loop_is_reported_and_the_loop_goes_on() {
         .unwrap();
     assert_eq!(after, "went on");
 }
+
+/// On a real loop a cancel request reaches a task blocked on a real socket (an accept, a
+/// read), which catches it and finishes.
+#[test]
+fn a_cancel_request_reaches_a_task_blocked_on_a_real_socket() {
+    use roof::task::catch_cancelled;
+    let event_loop = EventLoop::real();
+    let outcome = event_loop
+        .run_until_complete(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let acceptor = roof::spawn(async move {
+                let accepted = catch_cancelled(listener.accept()).await;
+                accepted.is_err()
+            });
+            roof::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(acceptor.cancel());
+            let accept_cancelled = acceptor.await.unwrap();
+
+            let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let server_addr = server.local_addr().unwrap();
+            let reader = roof::spawn(async move {
+                let (stream, _) = server.accept().await.unwrap();
+                let mut buf = [0u8; 8];
+                let read =
+                    catch_cancelled(roof::io::AsyncReadExt::read(&mut &stream, &mut buf)).await;
+                read.is_err()
+            });
+            let _client = TcpStream::connect(server_addr).await.unwrap();
+            roof::sleep(std::time::Duration::from_millis(20)).await;
+            reader.cancel();
+            let read_cancelled = reader.await.unwrap();
+            (accept_cancelled, read_cancelled)
+        })
+        .unwrap();
+    assert_eq!(outcome, (true, true));
+}

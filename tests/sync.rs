@@ -725,3 +725,97 @@ fn select_all_returns_the_rest_and_none_for_nothing() {
         })
         .unwrap();
 }
+
+/// Cancellation requests at random moments, caught or not: a lock still excludes, no item
+/// of a queue is lost or taken twice, and each seed's run is the same twice.
+#[test]
+fn under_random_cancel_requests_keep_locks_exclusive_and_queues_whole() {
+    use roof::task::catch_cancelled;
+    let run = |seed: u64| {
+        let event_loop =
+            EventLoop::with_config(quiet(seed).policy(Policy::Random).trace(TraceMode::Hash));
+        event_loop
+            .run_until_complete(async move {
+                let lock = Rc::new(Lock::new());
+                let inside = Rc::new(Cell::new(0u32));
+                let queue = Rc::new(Queue::new(2));
+                let (put, taken) = (
+                    Rc::new(RefCell::new(Vec::new())),
+                    Rc::new(RefCell::new(Vec::new())),
+                );
+                let producer = roof::spawn({
+                    let (queue, put) = (queue.clone(), put.clone());
+                    async move {
+                        for item in 0..20u32 {
+                            queue.put(item).await.unwrap();
+                            put.borrow_mut().push(item);
+                        }
+                    }
+                });
+                let started = Rc::new(RefCell::new([false; 4]));
+                let workers: Vec<_> = (0..4)
+                    .map(|n| {
+                        let (lock, inside) = (lock.clone(), inside.clone());
+                        let (queue, taken) = (queue.clone(), taken.clone());
+                        let started = started.clone();
+                        roof::spawn(async move {
+                            started.borrow_mut()[n] = true;
+                            let work = async {
+                                struct Inside(Rc<Cell<u32>>);
+                                impl Drop for Inside {
+                                    fn drop(&mut self) {
+                                        self.0.set(self.0.get() - 1);
+                                    }
+                                }
+                                while let Ok(item) = queue.get().await {
+                                    // Taken from the queue: what the task does with it next
+                                    // is its own affair (a request may end it while it waits
+                                    // for the lock, as in asyncio).
+                                    taken.borrow_mut().push(item);
+                                    let _guard = lock.acquire().await;
+                                    inside.set(inside.get() + 1);
+                                    let _inside = Inside(inside.clone());
+                                    assert_eq!(inside.get(), 1, "two tasks hold the lock");
+                                    yield_now().await;
+                                }
+                            };
+                            // Half the workers catch the request and finish; the others end cancelled.
+                            if n % 2 == 0 {
+                                let _ = catch_cancelled(work).await;
+                            } else {
+                                work.await;
+                            }
+                        })
+                    })
+                    .collect();
+                // Cancel all but one worker, each at a random moment.
+                for worker in &workers[1..] {
+                    roof::sleep(Duration::from_micros(roof::random::below(3))).await;
+                    worker.cancel();
+                }
+                producer.await.unwrap();
+                while !queue.empty() {
+                    yield_now().await;
+                }
+                queue.shutdown(false);
+                for (n, worker) in workers.into_iter().enumerate() {
+                    let ended = worker.await;
+                    // A request before a task's first run ends it unrun, as in asyncio.
+                    let caught = n % 2 == 0 && started.borrow()[n];
+                    assert!(ended.is_ok() || !caught, "worker {n}: {ended:?}");
+                }
+                assert_eq!(inside.get(), 0);
+                assert!(!lock.locked());
+                let (mut put, mut taken) = (put.take(), taken.take());
+                put.sort_unstable();
+                taken.sort_unstable();
+                assert_eq!(taken, put, "lost or doubled");
+                assert_eq!(taken.len(), 20);
+            })
+            .unwrap_or_else(|failure| panic!("seed {seed}: {failure}"));
+        event_loop.report().trace_hash
+    };
+    for seed in 0..300 {
+        assert_eq!(run(seed), run(seed), "seed {seed} diverged");
+    }
+}

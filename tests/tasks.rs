@@ -537,3 +537,93 @@ fn wait_returns_when_asked_and_leaves_the_rest_running() {
         })
         .unwrap();
 }
+
+fn fifo_traced() -> roof::Config {
+    quiet(0).policy(Policy::Fifo).trace(TraceMode::Record)
+}
+
+/// A cancel request is a trace event, and the task's end after it is a `cancel`.
+#[test]
+fn a_cancel_request_is_traced_and_an_uncaught_one_ends_the_task_cancelled() {
+    let (cancelled, report) = run_with(fifo_traced(), |event_loop| {
+        event_loop
+            .run_until_complete(async {
+                let mut worker = roof::spawn(roof::sleep(Duration::from_secs(5)));
+                roof::sleep(Duration::from_millis(1)).await;
+                assert!(worker.cancel());
+                assert!(!worker.cancelled(), "not ended yet");
+                assert!((&mut worker).await.unwrap_err().is_cancelled());
+                worker.cancelled()
+            })
+            .unwrap()
+    });
+    assert!(cancelled);
+    let trace = report.trace.unwrap().render();
+    let request = trace.find("cancel-request #2 by #1").expect(&trace);
+    let end = trace.find("cancel #2").expect(&trace);
+    assert!(request < end, "{trace}");
+    assert_eq!(
+        report.virtual_time.as_secs_f64(),
+        0.001,
+        "the 5 s sleep did not run out"
+    );
+}
+
+/// A request waits while the task awaits something that is not roof's, and is delivered at
+/// its next roof await; a task that reaches none finishes normally.
+#[test]
+fn a_request_waits_for_the_next_roof_await() {
+    let (outcome, _) = run_with(quiet(0).policy(Policy::Fifo), |event_loop| {
+        event_loop
+            .run_until_complete(async {
+                let ready = Rc::new(Cell::new(false));
+                let parked: Rc<RefCell<Option<std::task::Waker>>> = Rc::default();
+                let steps = Rc::new(RefCell::new(Vec::new()));
+                let not_roofs = {
+                    let (ready, parked) = (ready.clone(), parked.clone());
+                    move || {
+                        let (ready, parked) = (ready.clone(), parked.clone());
+                        std::future::poll_fn(move |cx| {
+                            if ready.get() {
+                                return std::task::Poll::Ready(());
+                            }
+                            *parked.borrow_mut() = Some(cx.waker().clone());
+                            std::task::Poll::Pending
+                        })
+                    }
+                };
+                let mut worker = roof::spawn({
+                    let (steps, not_roof) = (steps.clone(), not_roofs());
+                    async move {
+                        not_roof.await;
+                        steps.borrow_mut().push("past the foreign wait");
+                        roof::sleep(Duration::from_secs(1)).await;
+                        steps.borrow_mut().push("slept");
+                    }
+                });
+                roof::sleep(Duration::from_millis(1)).await;
+                worker.cancel();
+                roof::sleep(Duration::from_millis(1)).await;
+                assert!(!worker.is_finished(), "still waiting on the foreign future");
+                ready.set(true);
+                parked.borrow_mut().take().unwrap().wake();
+                let ended = (&mut worker).await;
+                let mut finisher = roof::spawn({
+                    let not_roof = not_roofs();
+                    async move {
+                        not_roof.await;
+                        "finished"
+                    }
+                });
+                roof::yield_now().await;
+                finisher.cancel();
+                let finished = (&mut finisher).await;
+                (ended.is_err(), steps.take(), finished, finisher.cancelled())
+            })
+            .unwrap()
+    });
+    assert_eq!(
+        outcome,
+        (true, vec!["past the foreign wait"], Ok("finished"), false)
+    );
+}

@@ -1,6 +1,7 @@
 //! The engine: data structures that know no kernel, no clock and no facade. They import only
 //! each other (leaf types first) and std; the kernel composes them.
 
+pub(crate) mod cancel;
 pub(crate) mod entropy;
 pub(crate) mod fabric;
 pub(crate) mod hint;

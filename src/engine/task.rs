@@ -32,6 +32,7 @@ use std::task::{Context, Poll, Waker};
 
 use async_task::{Builder, Runnable};
 
+use super::cancel::{set_cancel_state, take_cancel_state, CancelState};
 use super::id::TaskId;
 
 /// What a task's header carries: plain ids, and whether it was asked to stop (24 bytes).
@@ -53,8 +54,11 @@ pub(crate) struct TaskMeta {
     pub(crate) tail_lines: u8,
     /// [`TRACED`] and [`NAMED`] (set at spawn), [`CANCELLED`] (set once cancellation was asked
     /// for: abort, a crash, the loop closing; the next run drops the future instead of
-    /// polling it), [`PANICKED`] (the future panicked). Set and read on the loop's thread only; atomic because the header is
-    /// shared with wakers, which may live on other threads.
+    /// polling it), [`PANICKED`] (the future panicked), [`REQUESTED`] (asyncio's
+    /// `Task.cancel()`: delivered at the task's next await on a roof primitive),
+    /// [`UNSTARTED`] (never polled yet), [`ENDED_CANCELLED`] (it ended unfinished). Set and
+    /// read on the loop's thread only; atomic because the header is shared with wakers, which
+    /// may live on other threads.
     flags: AtomicU8,
 }
 
@@ -66,6 +70,12 @@ const NAMED: u8 = 2;
 const CANCELLED: u8 = 4;
 /// The future panicked (and the loop went on: an exception handler heard of it).
 const PANICKED: u8 = 8;
+/// A cancellation request (asyncio's `Task.cancel()`) waits to be delivered.
+const REQUESTED: u8 = 16;
+/// The task has not been polled yet: a request now ends it before it runs, as in asyncio.
+const UNSTARTED: u8 = 32;
+/// The task ended unfinished (aborted, a request it did not catch, its host crashed).
+const ENDED_CANCELLED: u8 = 64;
 
 impl TaskMeta {
     fn has(&self, flag: u8) -> bool {
@@ -99,6 +109,17 @@ impl TaskMeta {
     /// Whether the future panicked.
     pub(crate) fn panicked(&self) -> bool {
         self.has(PANICKED)
+    }
+
+    /// Request a cancellation the task can observe (asyncio's `Task.cancel()`); see
+    /// [`CancelState`].
+    pub(crate) fn request_cancel(&self) {
+        self.flags.fetch_or(REQUESTED, Ordering::Relaxed);
+    }
+
+    /// Whether the task ended unfinished: its future was dropped before it returned.
+    pub(crate) fn ended_cancelled(&self) -> bool {
+        self.has(ENDED_CANCELLED)
     }
 }
 
@@ -143,18 +164,38 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if this.meta.is_cancelled() {
-            H::ended(this.meta, TaskEnd::Cancelled);
-            // In place: `Pin::set` drops the old value where it lies (and leaves `None` there
-            // even if the drop panics).
-            let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
-            if let Err(payload) = dropped {
-                H::ended(this.meta, TaskEnd::PanickedInDrop(payload));
+        let flags = this.meta.flags.load(Ordering::Relaxed);
+        if flags & (CANCELLED | REQUESTED | UNSTARTED) != 0 {
+            // A request before the first poll ends the task unrun, as asyncio's does.
+            if flags & CANCELLED != 0 || flags & (REQUESTED | UNSTARTED) == REQUESTED | UNSTARTED {
+                drop_cancelled::<F, H>(this.meta, this.future);
+                return Poll::Ready(None);
             }
-            return Poll::Ready(None);
+            if flags & REQUESTED != 0 {
+                set_cancel_state(CancelState::Requested);
+            }
+            // A plain store, no read-modify-write (a locked instruction per task): the flags
+            // change on the loop's thread only, and none changes between these lines.
+            this.meta
+                .flags
+                .store(flags & !(UNSTARTED | REQUESTED), Ordering::Relaxed);
         }
-        match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+        let state = take_cancel_state();
+        match polled {
+            Ok(Poll::Pending) => match state {
+                CancelState::None | CancelState::Forwarded | CancelState::Caught => Poll::Pending,
+                CancelState::Requested => {
+                    // No roof primitive was reached: the request waits for the next poll.
+                    this.meta.request_cancel();
+                    Poll::Pending
+                }
+                CancelState::Delivered => {
+                    // Nothing caught it: the task ends cancelled.
+                    drop_cancelled::<F, H>(this.meta, this.future);
+                    Poll::Ready(None)
+                }
+            },
             Ok(Poll::Ready(output)) => {
                 // Ended before the future is dropped (async-task drops it next): its locals
                 // may close sockets, and the trace shows the end first.
@@ -168,6 +209,18 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
                 Poll::Ready(None)
             }
         }
+    }
+}
+
+/// End a task unfinished: report it, then drop its future in place (`Pin::set` drops the old
+/// value where it lies, and leaves `None` there even if the drop panics).
+fn drop_cancelled<F: Future, H: Hooks>(meta: &TaskMeta, future: Pin<&mut Option<F>>) {
+    meta.flags.fetch_or(ENDED_CANCELLED, Ordering::Relaxed);
+    H::ended(meta, TaskEnd::Cancelled);
+    let mut future = future;
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| future.set(None)));
+    if let Err(payload) = dropped {
+        H::ended(meta, TaskEnd::PanickedInDrop(payload));
     }
 }
 
@@ -445,12 +498,26 @@ impl TaskTable {
     /// Mark the live task whose metadata is `meta` cancelled (an abort) and return its waker;
     /// `None` if it is gone (its slot empty or another task's) or was cancelled already.
     pub(crate) fn cancel_one(&self, meta: &TaskMeta) -> Option<Waker> {
+        let entry = self.live_entry(meta)?;
+        entry.meta().cancel();
+        Some(entry.waker.clone())
+    }
+
+    /// Request a cancellation of the live task whose metadata is `meta` (asyncio's
+    /// `Task.cancel()`) and return its waker; `None` if it is gone or cancelled already.
+    pub(crate) fn request_cancel_one(&self, meta: &TaskMeta) -> Option<Waker> {
+        let entry = self.live_entry(meta)?;
+        entry.meta().request_cancel();
+        Some(entry.waker.clone())
+    }
+
+    /// The entry of the live task whose metadata is `meta`, unless it is cancelled already.
+    fn live_entry(&self, meta: &TaskMeta) -> Option<&TaskEntry> {
         let entry = self.entry(meta.slot)?;
         if entry.meta != NonNull::from(meta) || entry.meta().is_cancelled() {
             return None;
         }
-        entry.meta().cancel();
-        Some(entry.waker.clone())
+        Some(entry)
     }
 }
 
@@ -527,7 +594,8 @@ impl Executor {
             tasks.set_name(id, name);
         }
         let slot = tasks.reserve();
-        let flags = if spawn.traced { TRACED } else { 0 } | if named { NAMED } else { 0 };
+        let flags =
+            UNSTARTED | if spawn.traced { TRACED } else { 0 } | if named { NAMED } else { 0 };
         let meta = TaskMeta {
             id,
             loop_id: self.loop_id,

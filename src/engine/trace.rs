@@ -93,6 +93,14 @@ pub enum EventKind {
         /// The task.
         task: TaskId,
     },
+    /// A cancellation the task can observe was requested (asyncio's `Task.cancel()`): it
+    /// reaches the task's next await on a roof primitive.
+    CancelRequest {
+        /// The task asked to stop.
+        task: TaskId,
+        /// The task that asked, if one was running.
+        by: Option<TaskId>,
+    },
     /// A task panicked.
     Panic {
         /// The task.
@@ -243,6 +251,9 @@ impl fmt::Display for Event {
             }
             EventKind::Complete { task } => write!(f, "complete {}", task),
             EventKind::Cancel { task } => write!(f, "cancel {}", task),
+            EventKind::CancelRequest { task, by } => {
+                write!(f, "cancel-request {}{}", task, Optional(" by ", *by))
+            }
             EventKind::Panic { task, message } => write!(f, "panic {} {message:?}", task),
             EventKind::TimerSet {
                 timer,

@@ -48,7 +48,8 @@ mod toolkit;
 
 pub use config::{Config, STEPS_MAX_DEFAULT, TIME_MAX_DEFAULT};
 pub(crate) use registry::{
-    abort_task, is_running_here, panic_message, running, try_with, with, with_current, KernelHooks,
+    abort_task, is_running_here, panic_message, request_cancel, running, try_with, with,
+    with_current, KernelHooks,
 };
 pub(crate) use timers::CallbackTimer;
 use timers::{TimedCallback, TimerToken};

@@ -137,6 +137,26 @@ pub(crate) fn abort_task(meta: &TaskMeta) {
     }
 }
 
+/// Request a cancellation the task can observe (asyncio's `Task.cancel()`) and wake it, for
+/// the request to reach its next await on a roof primitive. Nothing if it is gone or
+/// cancelled already.
+pub(crate) fn request_cancel(meta: &TaskMeta) {
+    let waker = with_loop(meta.loop_id, |kernel| {
+        let waker = kernel.exec.tasks.borrow().request_cancel_one(meta)?;
+        if meta.traced() {
+            kernel.record(crate::engine::trace::EventKind::CancelRequest {
+                task: crate::engine::id::TaskId(meta.id),
+                by: kernel.exec.current.get(),
+            });
+        }
+        Some(waker)
+    })
+    .flatten();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
 /// What the kernel does with its tasks (see [`Hooks`]).
 pub(crate) struct KernelHooks;
 

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 #[cfg(feature = "real-net")]
 use super::real;
 use super::ToSocketAddr;
+use crate::cancel::await_point;
 use crate::kernel;
 
 /// A TCP socket listening on the current host.
@@ -73,7 +74,7 @@ impl TcpListener {
             Listener::Sim { addr, id } => (*addr, *id),
             #[cfg(feature = "real-net")]
             Listener::Real(listener) => {
-                let (stream, peer) = real::accept(listener).await?;
+                let (stream, peer) = await_point(real::accept(listener)).await?;
                 return Ok((
                     TcpStream {
                         inner: Stream::Real(stream),
@@ -82,10 +83,10 @@ impl TcpListener {
                 ));
             }
         };
-        let (conn, peer) = poll_fn(|cx| {
+        let (conn, peer) = await_point(poll_fn(|cx| {
             kernel::with(|kernel| kernel.net_call(|net, _| net.poll_accept(addr, id, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
-        })
+        }))
         .await?;
         Ok((
             TcpStream {
@@ -164,7 +165,7 @@ impl TcpStream {
         #[cfg(feature = "real-net")]
         if kernel::with(|kernel| kernel.is_real()) {
             return Ok(TcpStream {
-                inner: Stream::Real(real::connect(target).await?),
+                inner: Stream::Real(await_point(real::connect(target)).await?),
             });
         }
         let conn = kernel::with(|kernel| {
@@ -175,10 +176,10 @@ impl TcpStream {
         let stream = TcpStream {
             inner: Stream::Sim { conn, side: 0 },
         };
-        poll_fn(|cx| {
+        await_point(poll_fn(|cx| {
             kernel::with(|kernel| kernel.net_call(|net, _| net.poll_connected(conn, cx.waker())))
                 .map_or(Poll::Pending, Poll::Ready)
-        })
+        }))
         .await?;
         Ok(stream)
     }
@@ -245,6 +246,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if crate::engine::cancel::deliver_cancel() {
+            return Poll::Pending;
+        }
         match &self.inner {
             Stream::Sim { conn, side } => {
                 let (conn, side) = (*conn, *side);

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::task::Poll;
 
 use super::ToSocketAddr;
+use crate::cancel::await_point;
 use crate::kernel;
 
 /// A UDP socket on the current host. Datagrams may be lost, duplicated or reordered, as the
@@ -79,14 +80,14 @@ impl UdpSocket {
         let socket = match &self.inner {
             Socket::Sim { addr, id } => (*addr, *id),
             #[cfg(feature = "real-net")]
-            Socket::Real(socket) => return socket.recv_from(buf).await,
+            Socket::Real(socket) => return await_point(socket.recv_from(buf)).await,
         };
-        poll_fn(|cx| {
+        await_point(poll_fn(|cx| {
             kernel::with(|kernel| {
                 kernel.net_call(|net, _| net.udp_poll_recv(socket, buf, cx.waker()))
             })
             .map_or(Poll::Pending, Poll::Ready)
-        })
+        }))
         .await
     }
 

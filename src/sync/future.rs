@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use super::{preemption_point, Traced, WaitWoken, Waiter};
+use crate::cancel::Cancelled;
 use crate::kernel;
 
 enum State<T> {
@@ -171,7 +172,16 @@ impl<T: 'static> Future<T> {
             .borrow_mut()
             .push(OnDone::Wake(waiter.clone()));
         let _leave = LeaveOnDrop(self, &waiter);
-        WaitWoken(&waiter).await;
+        let mut woken = WaitWoken(&waiter);
+        std::future::poll_fn(|cx| {
+            // A task cancelled while it awaits a future cancels the future, as asyncio's does
+            // (whoever else awaits it sees it cancelled); the request is then delivered.
+            if crate::engine::cancel::cancel_requested() {
+                self.cancel();
+            }
+            std::future::Future::poll(Pin::new(&mut woken), cx)
+        })
+        .await;
     }
 
     fn schedule(&self, callback: Callback<T>) {
@@ -243,27 +253,6 @@ impl<T> Drop for LeaveOnDrop<'_, T> {
             .retain(|action| !matches!(action, OnDone::Wake(waiter) if Rc::ptr_eq(waiter, self.1)));
     }
 }
-
-/// The future was cancelled (asyncio's `CancelledError`).
-///
-/// ```
-/// let lp = roof::EventLoop::new();
-/// lp.run_until_complete(async {
-///     let future = roof::Future::<u8>::new();
-///     future.cancel();
-///     assert_eq!((&future).await, Err(roof::sync::Cancelled));
-/// }).unwrap();
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the future was cancelled")
-    }
-}
-
-impl std::error::Error for Cancelled {}
 
 /// A result was set on a future that is done already (asyncio's `InvalidStateError`).
 ///

@@ -12,7 +12,9 @@
 //! # Cancellation
 //! Dropping a waiting operation (its task aborted, a [`timeout`](crate::timeout) or a
 //! `select` that gave up on it) is asyncio's cancellation: the waiter leaves the queue, takes
-//! nothing, and what it was woken for passes to the next waiter.
+//! nothing, and what it was woken for passes to the next waiter. A cancellation request
+//! ([`JoinHandle::cancel`](crate::JoinHandle::cancel)) is delivered at a wait, which then
+//! gives up the same way (see [`roof::task::catch_cancelled`](crate::task::catch_cancelled)).
 //!
 //! # Explored by the simulation
 //! Every operation is a trace event ([`EventKind::Sync`](crate::trace::EventKind::Sync)).
@@ -67,9 +69,10 @@ mod queue;
 mod select;
 mod semaphore;
 
+pub use crate::cancel::Cancelled;
 pub use barrier::{Barrier, BrokenBarrierError};
 pub use event::Event;
-pub use future::{Cancelled, Future, FutureError, InvalidStateError};
+pub use future::{Future, FutureError, InvalidStateError};
 pub use lock::{Condition, ConditionGuard, Lock, LockGuard};
 pub use queue::{GetError, LifoQueue, PriorityQueue, PutError, Queue, TaskDoneError};
 pub use select::{select, select_all, Either, Select, SelectAll};
@@ -239,6 +242,11 @@ impl std::future::Future for WaitWoken<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A cancellation request is delivered even to a waiter woken already, as asyncio
+        // delivers it where the task waited; the waiter's drop passes on what it was given.
+        if crate::engine::cancel::deliver_cancel() {
+            return Poll::Pending;
+        }
         if self.0.done.get() {
             return Poll::Ready(());
         }

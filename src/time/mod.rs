@@ -143,6 +143,9 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if crate::engine::cancel::deliver_cancel() {
+            return Poll::Pending;
+        }
         kernel::with(|kernel| {
             let now = kernel.time_now();
             match self.key {
