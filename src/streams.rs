@@ -51,6 +51,10 @@ use crate::task::JoinHandle;
 /// `limit`, 64 KiB): past it, [`readuntil`](StreamReader::readuntil) fails with
 /// [`ReadError::LimitOverrun`].
 pub const LIMIT: usize = 64 * 1024;
+
+/// The most [`StreamReader::readexactly`] buffers: 64 MiB. A length read from the peer
+/// (a frame's header) cannot make the reader buffer without bound.
+pub const READEXACTLY_MAX: usize = 64 * 1024 * 1024;
 /// [`StreamWriter::drain`] waits while more than this many bytes are queued (asyncio's
 /// default high-water mark, 64 KiB)...
 pub const HIGH_WATER: usize = 64 * 1024;
@@ -317,8 +321,15 @@ impl StreamReader {
         Ok(self.take(self.buffer.len()))
     }
 
-    /// Exactly `n` bytes, or [`ReadError::IncompleteRead`] with what there was at EOF.
+    /// Exactly `n` bytes, or [`ReadError::IncompleteRead`] with what there was at EOF; an
+    /// `InvalidInput` error, reading nothing, for `n` over [`READEXACTLY_MAX`].
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>, ReadError> {
+        if n > READEXACTLY_MAX {
+            return Err(ReadError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("readexactly({n}) is over the limit of {READEXACTLY_MAX} bytes"),
+            )));
+        }
         while self.buffer.len() < n {
             if !self.fill().await? {
                 return Err(ReadError::IncompleteRead {

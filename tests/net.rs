@@ -63,6 +63,14 @@ pub mod conformance {
         writer.drain().await.unwrap();
         assert_eq!(reader.readline().await.unwrap(), b"first line\n");
         assert_eq!(reader.readexactly(6).await.unwrap(), b"second");
+        let too_much = roof::streams::READEXACTLY_MAX + 1;
+        match reader.readexactly(too_much).await {
+            Err(ReadError::Io(error)) => {
+                assert_eq!(error.kind(), ErrorKind::InvalidInput);
+                assert!(error.to_string().contains("over the limit"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(reader.readuntil(b"\n").await.unwrap(), b" line\n");
         assert_eq!(reader.readuntil(b"|").await.unwrap(), b"abc|");
         // Written by another task while this one reads: the echo server's replies must be
@@ -157,6 +165,93 @@ pub mod conformance {
         for client in clients {
             client.await.unwrap();
         }
+        server.close();
+    }
+
+    /// A datagram endpoint on `bind` that upper-cases what it receives back to the sender,
+    /// reached at the address `connect` makes of its local address by a client endpoint
+    /// with a remote address; then the transports' errors and close.
+    pub async fn datagram_endpoints_echo(
+        bind: &str,
+        connect: impl Fn(std::net::SocketAddr) -> String,
+    ) {
+        use roof::net::ToSocketAddr;
+        use roof::protocol::{
+            create_datagram_endpoint, DatagramProtocol, DatagramTransport, ExtraInfo, DATAGRAM_MAX,
+        };
+        use std::net::SocketAddr;
+        struct Upper(Option<DatagramTransport>);
+        impl DatagramProtocol for Upper {
+            fn connection_made(&mut self, transport: DatagramTransport) {
+                self.0 = Some(transport);
+            }
+            fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
+                let transport = self.0.as_ref().unwrap();
+                transport
+                    .sendto(&data.to_ascii_uppercase(), Some(addr))
+                    .unwrap();
+            }
+        }
+        type Heard = Rc<RefCell<Vec<String>>>;
+        struct Client(Heard);
+        impl DatagramProtocol for Client {
+            fn datagram_received(&mut self, data: &[u8], _: SocketAddr) {
+                self.0
+                    .borrow_mut()
+                    .push(String::from_utf8(data.to_vec()).unwrap());
+            }
+            fn connection_lost(&mut self, error: Option<std::io::Error>) {
+                assert!(error.is_none());
+                self.0.borrow_mut().push("lost".into());
+            }
+        }
+        let server = create_datagram_endpoint(Upper(None), bind, None)
+            .await
+            .unwrap();
+        let Some(ExtraInfo::Addr(local)) = server.get_extra_info("sockname") else {
+            panic!("a datagram endpoint knows its address")
+        };
+        assert_eq!(server.get_extra_info("peername"), None);
+        let remote = connect(local).as_str().to_socket_addr().unwrap();
+        let heard: Heard = Rc::default();
+        let client = create_datagram_endpoint(Client(heard.clone()), "0.0.0.0:0", Some(remote))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.get_extra_info("peername"),
+            Some(ExtraInfo::Addr(remote))
+        );
+        for n in 0..5 {
+            client.sendto(format!("ping {n}").as_bytes(), None).unwrap();
+        }
+        let mut waited = 0;
+        while heard.borrow().len() < 5 && waited < 200 {
+            roof::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        let mut replies = heard.borrow().clone();
+        replies.sort();
+        assert_eq!(replies, ["PING 0", "PING 1", "PING 2", "PING 3", "PING 4"]);
+
+        let kind = |result: std::io::Result<()>| result.unwrap_err().kind();
+        assert_eq!(
+            kind(server.sendto(b"where to?", None)),
+            ErrorKind::InvalidInput
+        );
+        let elsewhere = SocketAddr::from(([10, 9, 9, 9], 1));
+        assert_eq!(
+            kind(client.sendto(b"elsewhere", Some(elsewhere))),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(client.sendto(&vec![0; DATAGRAM_MAX + 1], None)),
+            ErrorKind::InvalidInput
+        );
+        client.close();
+        assert!(client.is_closing());
+        assert_eq!(kind(client.sendto(b"late", None)), ErrorKind::NotConnected);
+        roof::sleep(Duration::from_millis(50)).await;
+        assert_eq!(heard.borrow().last().map(String::as_str), Some("lost"));
         server.close();
     }
 
@@ -298,6 +393,17 @@ mod sim {
                 .unwrap();
             world(seed)
                 .run_until_complete(stream_server_upper_cases_lines("0.0.0.0:4000", |addr| {
+                    format!("main:{}", addr.port())
+                }))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn datagram_endpoints_on_the_simulated_fabric() {
+        for seed in 0..30 {
+            world(seed)
+                .run_until_complete(datagram_endpoints_echo("0.0.0.0:5300", |addr| {
                     format!("main:{}", addr.port())
                 }))
                 .unwrap();

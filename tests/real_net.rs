@@ -84,6 +84,11 @@ fn the_conformance_bodies_pass_on_loopback() {
             addr.to_string()
         }))
         .unwrap();
+    event_loop
+        .run_until_complete(datagram_endpoints_echo("127.0.0.1:0", |addr| {
+            addr.to_string()
+        }))
+        .unwrap();
     let accepted = event_loop
         .run_until_complete(async move {
             backpressure_bounds_buffered_bytes(&sink, Duration::from_millis(300)).await

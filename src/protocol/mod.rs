@@ -1,4 +1,5 @@
-//! asyncio's `Protocol` and `Transport`, on [`roof::net`](crate::net).
+//! asyncio's `Protocol` and `Transport`, on [`roof::net`](crate::net); and its datagram
+//! endpoints: [`DatagramProtocol`], [`DatagramTransport`], [`create_datagram_endpoint`].
 //!
 //! A [`Protocol`] reacts to callbacks; a [`Transport`] writes for it. As in asyncio, the
 //! callbacks come in this order: [`connection_made`](Protocol::connection_made), then
@@ -92,10 +93,15 @@ pub trait Protocol: 'static {
 }
 
 mod client;
+mod datagram;
 mod server;
 mod transport;
 
 pub use client::create_connection;
+pub use datagram::{
+    create_datagram_endpoint, DatagramProtocol, DatagramTransport, DATAGRAMS_QUEUED_MAX,
+    DATAGRAM_MAX,
+};
 pub use server::{create_server, Server, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
 pub use transport::{Transport, DROPPED_WRITES_QUIET, WRITE_HIGH_WATER};
 
