@@ -540,3 +540,107 @@ fn an_exception_handler_hears_a_panicking_callback_and_the_loop_goes_on() {
         .unwrap();
     assert_eq!(event_loop.report().output, reference("exception_handler"));
 }
+
+/// `tests/reference/gather_wait.py`: gather's two modes (fail fast with the others running
+/// on; every result), `wait`'s three `return_when` and its timeout, `as_completed`'s order.
+/// A member that raises in Python panics here, under an exception handler that lets the
+/// loop go on.
+#[test]
+fn gather_modes_wait_and_as_completed_behave_as_cpython() {
+    use roof::wait::{as_completed, wait, ReturnWhen};
+    async fn job(name: &'static str, delay_ms: u64, fail: bool) -> &'static str {
+        roof::sleep(Duration::from_millis(delay_ms)).await;
+        if fail {
+            roof::println!("{name} fails");
+            panic!("{name}");
+        }
+        roof::println!("{name} ends");
+        name
+    }
+    fn names(done: &[(usize, Result<&'static str, roof::JoinError>)]) -> String {
+        let mut names: Vec<String> = done
+            .iter()
+            .map(|(_, result)| format!("'{}'", result.as_ref().unwrap()))
+            .collect();
+        names.sort();
+        format!("[{}]", names.join(", "))
+    }
+    let event_loop = fifo();
+    event_loop.set_exception_handler(Some(|_: &roof::ExceptionContext| {}));
+    event_loop
+        .run_until_complete(async {
+            let gathered = roof::gather(vec![
+                job("a", 300, false),
+                job("b", 100, true),
+                job("c", 200, false),
+            ])
+            .await;
+            if gathered.is_err() {
+                roof::println!("gather failed fast");
+            }
+            roof::sleep(Duration::from_millis(500)).await;
+            let results =
+                roof::gather_results(vec![job("d", 200, false), job("e", 100, true)]).await;
+            let shown: Vec<String> = results
+                .iter()
+                .map(|result| match result {
+                    Ok(name) => format!("'{name}'"),
+                    Err(_) => "'error'".into(),
+                })
+                .collect();
+            roof::println!("return_exceptions: [{}]", shown.join(", "));
+
+            let tasks = [("f", 300), ("g", 100), ("h", 200)]
+                .map(|(name, delay)| roof::spawn(job(name, delay, false)))
+                .into();
+            let first = wait(tasks, ReturnWhen::FirstCompleted, None).await;
+            roof::println!(
+                "first completed: {} | pending: {}",
+                names(&first.done),
+                first.pending.len()
+            );
+            let pending = first.pending.into_iter().map(|(_, task)| task).collect();
+            let timed = wait(
+                pending,
+                ReturnWhen::AllCompleted,
+                Some(Duration::from_millis(150)),
+            )
+            .await;
+            roof::println!(
+                "timeout: done {} | pending: {}",
+                names(&timed.done),
+                timed.pending.len()
+            );
+            let pending = timed.pending.into_iter().map(|(_, task)| task).collect();
+            let all = wait(pending, ReturnWhen::AllCompleted, None).await;
+            roof::println!(
+                "all completed: {} | pending: {}",
+                names(&all.done),
+                all.pending.len()
+            );
+
+            let tasks = [("i", 100, false), ("j", 200, true), ("k", 300, false)]
+                .map(|(name, delay, fail)| roof::spawn(job(name, delay, fail)))
+                .into();
+            let first = wait(tasks, ReturnWhen::FirstException, None).await;
+            roof::println!(
+                "first exception: done {} | pending: {}",
+                first.done.len(),
+                first.pending.len()
+            );
+            let pending = first.pending.into_iter().map(|(_, task)| task).collect();
+            wait(pending, ReturnWhen::AllCompleted, None).await;
+
+            let tasks = [("l", 300), ("m", 100), ("n", 200)]
+                .map(|(name, delay)| roof::spawn(job(name, delay, false)))
+                .into();
+            let mut completed = as_completed(tasks);
+            let mut order = Vec::new();
+            while let Some((_, result)) = completed.next().await {
+                order.push(format!("'{}'", result.unwrap()));
+            }
+            roof::println!("as_completed: [{}]", order.join(", "));
+        })
+        .unwrap();
+    assert_eq!(event_loop.report().output, reference("gather_wait"));
+}
