@@ -75,6 +75,7 @@
 mod cancel;
 mod engine;
 pub mod event_loop;
+pub mod explore;
 pub mod fault;
 pub mod gather;
 pub mod harness;
@@ -127,7 +128,9 @@ pub mod report {
 /// Scheduling policies: which ready task runs next ([`Policy`]), and recorded choice
 /// sequences that replay a run ([`Choices`]).
 pub mod sched {
-    pub use crate::engine::sched::{Choices, Policy, PCT_DEPTH_MAX, PCT_HORIZON, PREEMPT_ODDS};
+    pub use crate::engine::sched::{
+        Choices, Policy, EXHAUSTIVE_PREEMPTIONS_MAX, PCT_DEPTH_MAX, PCT_HORIZON, PREEMPT_ODDS,
+    };
 }
 
 /// Async I/O helpers for streams: `read_exact`, `write_all`, `read_to_end`, `read_line` and

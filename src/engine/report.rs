@@ -216,6 +216,9 @@ pub struct Report {
     pub output: String,
     /// The scheduler choices made, when recorded ([`Config::record_choices`](crate::Config::record_choices)).
     pub choices: Option<Vec<u32>>,
+    /// How many options each recorded choice had (the ready tasks of a pick, 2 for a
+    /// preemption point, the branches of a select), beside [`choices`](Report::choices).
+    pub arities: Option<Vec<u32>>,
 }
 
 impl fmt::Display for Report {

@@ -64,9 +64,98 @@ pub enum Policy {
         /// Steps over which the change points are spread.
         horizon: u64,
     },
+    /// Every schedule with at most `preemptions` deviations from FIFO, one run each: the test
+    /// harness (`ROOF_POLICY=exhaustive:P`) and `roof sweep --exhaustive P` enumerate them. A
+    /// single run under it is the first of them, FIFO.
+    Exhaustive {
+        /// The most choices other than the oldest ready task in one schedule.
+        preemptions: u32,
+    },
+}
+
+/// The most deviations [`Policy::Exhaustive`] takes: the number of schedules grows as the
+/// number of choice points to this power.
+pub const EXHAUSTIVE_PREEMPTIONS_MAX: u32 = 8;
+
+impl std::fmt::Display for Policy {
+    /// The form [`Policy::parse`] reads: `random`, `fifo`, `pct:D` (with `@H` for a horizon
+    /// other than the default), `exhaustive:P`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policy::Random => f.write_str("random"),
+            Policy::Fifo => f.write_str("fifo"),
+            Policy::Pct { depth, horizon } if *horizon == PCT_HORIZON => write!(f, "pct:{depth}"),
+            Policy::Pct { depth, horizon } => write!(f, "pct:{depth}@{horizon}"),
+            Policy::Exhaustive { preemptions } => write!(f, "exhaustive:{preemptions}"),
+        }
+    }
 }
 
 impl Policy {
+    /// Every schedule with at most `preemptions` deviations from FIFO (at most
+    /// [`EXHAUSTIVE_PREEMPTIONS_MAX`]; clamped).
+    pub fn exhaustive(preemptions: u32) -> Policy {
+        Policy::Exhaustive {
+            preemptions: preemptions.min(EXHAUSTIVE_PREEMPTIONS_MAX),
+        }
+    }
+
+    /// Read a policy as `ROOF_POLICY` spells it: `random`, `fifo`, `pct:D` (depth 1 to
+    /// [`PCT_DEPTH_MAX`], optionally `pct:D@H` for a horizon of H steps) or `exhaustive:P`
+    /// (0 to [`EXHAUSTIVE_PREEMPTIONS_MAX`]). The error says what was expected.
+    ///
+    /// ```
+    /// use roof::Policy;
+    /// assert_eq!(Policy::parse("pct:3"), Ok(Policy::pct(3)));
+    /// assert_eq!(Policy::parse("exhaustive:2"), Ok(Policy::exhaustive(2)));
+    /// assert_eq!(Policy::parse("fifo").unwrap().to_string(), "fifo");
+    /// assert!(Policy::parse("pct:0").unwrap_err().contains("depth"));
+    /// assert!(Policy::parse("chaos").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        let text = text.trim();
+        let expected = "random, fifo, pct:D or exhaustive:P";
+        let number = |value: &str, what: &str, max: u64| -> Result<u64, String> {
+            match value.trim().parse::<u64>() {
+                Ok(number) if number <= max => Ok(number),
+                _ => Err(format!(
+                    "{what} must be a whole number up to {max}, got {value:?}"
+                )),
+            }
+        };
+        match text.split_once(':') {
+            None if text == "random" => Ok(Policy::Random),
+            None if text == "fifo" => Ok(Policy::Fifo),
+            Some(("pct", rest)) => {
+                let (depth, horizon) = match rest.split_once('@') {
+                    Some((depth, horizon)) => (depth, Some(horizon)),
+                    None => (rest, None),
+                };
+                let depth = number(depth, "the PCT depth", u64::from(PCT_DEPTH_MAX))?;
+                if depth == 0 {
+                    return Err("the PCT depth must be at least 1".into());
+                }
+                let horizon = match horizon {
+                    Some(horizon) => number(horizon, "the PCT horizon", u64::MAX)?.max(1),
+                    None => PCT_HORIZON,
+                };
+                Ok(Policy::Pct {
+                    depth: depth as u32,
+                    horizon,
+                })
+            }
+            Some(("exhaustive", rest)) => {
+                let preemptions = number(
+                    rest,
+                    "the preemption bound",
+                    u64::from(EXHAUSTIVE_PREEMPTIONS_MAX),
+                )?;
+                Ok(Policy::exhaustive(preemptions as u32))
+            }
+            _ => Err(format!("expected {expected}, got {text:?}")),
+        }
+    }
+
     /// PCT with the given depth (from 1 to [`PCT_DEPTH_MAX`]; clamped into that range) and
     /// the default horizon [`PCT_HORIZON`].
     pub fn pct(depth: u32) -> Policy {
@@ -113,6 +202,9 @@ pub(crate) struct Scheduler {
     rng: Rng,
     replay: Option<(Vec<u32>, usize)>,
     record: Option<Vec<u32>>,
+    /// How many options each recorded choice had (when recording): what exploring the
+    /// schedules near a run needs.
+    arities: Option<Vec<u32>>,
     pct: PctState,
     decisions: u64,
 }
@@ -138,6 +230,7 @@ impl Scheduler {
             rng,
             replay: replay.map(|choices| (choices.0, 0)),
             record: record.then(Vec::new),
+            arities: record.then(Vec::new),
             pct,
             decisions: 0,
         }
@@ -150,6 +243,20 @@ impl Scheduler {
     /// The choices made so far, if recording.
     pub(crate) fn recorded(&self) -> Option<&[u32]> {
         self.record.as_deref()
+    }
+
+    /// How many options each recorded choice had, if recording.
+    pub(crate) fn arities(&self) -> Option<&[u32]> {
+        self.arities.as_deref()
+    }
+
+    fn note(&mut self, choice: usize, arity: usize) {
+        if let Some(record) = &mut self.record {
+            record.push(choice as u32);
+        }
+        if let Some(arities) = &mut self.arities {
+            arities.push(u32::try_from(arity).unwrap_or(u32::MAX));
+        }
     }
 
     /// The choice point: the index (in age order) of the ready task to run next.
@@ -172,14 +279,12 @@ impl Scheduler {
                 (recorded as usize).min(ready_len - 1)
             }
             None => match self.policy {
-                Policy::Fifo => 0,
+                Policy::Fifo | Policy::Exhaustive { .. } => 0,
                 Policy::Random => self.rng.below(ready_len.min(RANDOM_WINDOW) as u64) as usize,
                 Policy::Pct { .. } => self.pct_choice(task_ids, step),
             },
         };
-        if let Some(record) = &mut self.record {
-            record.push(choice as u32);
-        }
+        self.note(choice, ready_len);
         choice
     }
 
@@ -200,13 +305,11 @@ impl Scheduler {
                 recorded != 0
             }
             None => match self.policy {
-                Policy::Fifo => false,
+                Policy::Fifo | Policy::Exhaustive { .. } => false,
                 Policy::Random | Policy::Pct { .. } => self.rng.below(PREEMPT_ODDS) == 0,
             },
         };
-        if let Some(record) = &mut self.record {
-            record.push(u32::from(preempt));
-        }
+        self.note(usize::from(preempt), 2);
         preempt
     }
 
@@ -226,13 +329,11 @@ impl Scheduler {
                 (recorded as usize).min(branches - 1)
             }
             None => match self.policy {
-                Policy::Fifo => 0,
+                Policy::Fifo | Policy::Exhaustive { .. } => 0,
                 Policy::Random | Policy::Pct { .. } => self.rng.below(branches as u64) as usize,
             },
         };
-        if let Some(record) = &mut self.record {
-            record.push(choice as u32);
-        }
+        self.note(choice, branches);
         choice
     }
 

@@ -507,6 +507,7 @@ impl Kernel {
             trace: self.trace.snapshot(),
             output: self.output.borrow().clone(),
             choices: self.scheduler.borrow().recorded().map(<[u32]>::to_vec),
+            arities: self.scheduler.borrow().arities().map(<[u32]>::to_vec),
         }
     }
 
