@@ -86,6 +86,14 @@ pub fn minimize(choices: &[u32], mut fails: impl FnMut(&[u32]) -> bool, budget: 
             }
             chunk /= 2;
         }
+        // Move each deviation one choice point earlier: the same interleaving, sooner.
+        for index in 1..best.len() {
+            if index < best.len() && best[index] != 0 && best[index - 1] == 0 {
+                let mut candidate = best.clone();
+                candidate.swap(index - 1, index);
+                attempt(candidate, &mut best);
+            }
+        }
         // Zero entries, then lower the ones that must stay.
         for index in 0..best.len() {
             if index < best.len() && best[index] != 0 {
@@ -111,6 +119,81 @@ pub fn minimize(choices: &[u32], mut fails: impl FnMut(&[u32]) -> bool, budget: 
         }
         if best == before || tries.get() >= budget {
             return best;
+        }
+    }
+}
+
+/// What [`shrink`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shrunk {
+    /// The smallest failing choices found (trailing zeros dropped).
+    pub choices: Vec<u32>,
+    /// Their deviations from FIFO.
+    pub deviations: usize,
+    /// Replays made.
+    pub replays: usize,
+    /// Whether no schedule with fewer deviations fails: every one was replayed (within the
+    /// budget) and passed. False when the budget ran out first.
+    pub proven: bool,
+}
+
+/// Shrink a failing run's `choices` to a failing schedule with the fewest deviations from
+/// FIFO, within `budget` replays: [`minimize`] first, then every schedule with fewer
+/// deviations than its result ([`explore`](crate::explore::explore)), which either finds a
+/// smaller failure (shrunk again) or proves there is none.
+///
+/// `replay` runs a choice prefix and says whether it failed the same way.
+///
+/// ```
+/// use roof::explore::Replayed;
+/// use roof::shrink::shrink;
+/// // Fails when choice point 2 deviates, or when points 0 and 4 both do.
+/// let replay = |prefix: &[u32]| {
+///     let mut choices = prefix.to_vec();
+///     choices.resize(6, 0);
+///     let failed = choices[2] != 0 || (choices[0] != 0 && choices[4] != 0);
+///     Replayed { failed, choices, arities: vec![3; 6] }
+/// };
+/// let shrunk = shrink(&[2, 0, 0, 1, 1, 2], replay, 1_000);
+/// assert_eq!((shrunk.choices.as_slice(), shrunk.deviations, shrunk.proven), (&[0, 0, 1][..], 1, true));
+/// ```
+pub fn shrink(
+    choices: &[u32],
+    mut replay: impl FnMut(&[u32]) -> crate::explore::Replayed,
+    budget: usize,
+) -> Shrunk {
+    let replays = std::cell::Cell::new(0usize);
+    let mut counted = |prefix: &[u32]| {
+        replays.set(replays.get() + 1);
+        replay(prefix)
+    };
+    let mut best = minimize(choices, |candidate| counted(candidate).failed, budget / 2);
+    loop {
+        let deviations = deviations(&best);
+        let left = budget.saturating_sub(replays.get());
+        if deviations == 0 {
+            return Shrunk {
+                choices: best,
+                deviations,
+                replays: replays.get(),
+                proven: true,
+            };
+        }
+        let fewer = crate::explore::explore(deviations as u32 - 1, left, true, &mut counted);
+        match fewer.failing {
+            Some(smaller) => {
+                let left = budget.saturating_sub(replays.get());
+                best = minimize(&smaller, |candidate| counted(candidate).failed, left);
+            }
+            None => {
+                return Shrunk {
+                    choices: best,
+                    deviations,
+                    replays: replays.get(),
+                    proven: fewer.complete,
+                }
+            }
         }
     }
 }
