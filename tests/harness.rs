@@ -99,17 +99,23 @@ fn a_failing_seed_reports_its_failure_settings_and_replay_line() {
         ),
         "{text}"
     );
+    let stamp = Builder::new().stamp();
+    assert!(
+        text.contains(&format!("roof: roof {stamp} (build stamp), policy random")),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
-            "roof: roof {}, policy random",
-            env!("CARGO_PKG_VERSION")
+            "replay: ROOF_SEED=5 ROOF_BUILD={stamp} cargo test --test main -- flaky_probe --exact"
         )),
         "{text}"
     );
-    assert!(
-        text.ends_with("replay: ROOF_SEED=5 cargo test --test main -- flaky_probe --exact"),
-        "{text}"
-    );
+    // The failure needs no scheduling at all: shrunk to FIFO, proven.
+    let shrunk = failure.shrunk.as_ref().expect("shrunk by default");
+    assert_eq!((shrunk.deviations, shrunk.proven), (0, true), "{text}");
+    assert!(text.ends_with(&format!(
+        "replay (shrunk): ROOF_SEED=5 ROOF_CHOICES=- ROOF_BUILD={stamp} cargo test --test main -- flaky_probe --exact"
+    )), "{text}");
     // The replay runs exactly that seed, and fails the same way.
     let replayed = Builder::new().seed(5).try_run(flaky_sim).unwrap_err();
     assert_eq!(replayed.failure, failure.failure);

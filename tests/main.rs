@@ -17,6 +17,7 @@ mod protocol;
 #[cfg(feature = "real-net")]
 mod real_net;
 mod scenarios;
+mod search;
 mod shrink;
 mod snapshots;
 mod stream;

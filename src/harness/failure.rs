@@ -25,6 +25,7 @@ use crate::engine::report::Failure;
 /// assert!(failure.to_string().contains("boom"));
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SeedFailure {
     /// The seed.
     pub seed: u64,
@@ -38,6 +39,76 @@ pub struct SeedFailure {
     pub replay: String,
     /// The failing run's trace, when asked for (`ROOF_TRACE=1`).
     pub trace: Option<String>,
+    /// The failure shrunk (unless `ROOF_SHRINK=0`, a replay of given choices, or a
+    /// nondeterminism failure, which a replay cannot shrink).
+    pub shrunk: Option<ShrunkRun>,
+}
+
+/// A failing seed's schedule, shrunk: the fewest deviations from FIFO found that still fail
+/// the same way, and the line that replays exactly that run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShrunkRun {
+    /// The choices (trailing zeros dropped).
+    pub choices: Vec<u32>,
+    /// Their token, as `ROOF_CHOICES` takes it.
+    pub token: String,
+    /// Their deviations from FIFO.
+    pub deviations: usize,
+    /// The original run's (choices, deviations); `None` when an exhaustive exploration found
+    /// this schedule (it has the fewest deviations of all failing ones already).
+    pub original: Option<(usize, usize)>,
+    /// Whether no schedule with fewer deviations fails: all of them were replayed.
+    pub proven: bool,
+    /// Replays the shrinker made.
+    pub replays: usize,
+    /// The shrunk run's failure headline.
+    pub headline: Option<String>,
+    /// `replay (shrunk): ROOF_SEED=N ROOF_CHOICES=<token> ... cargo test ... --exact`.
+    pub replay: String,
+}
+
+impl fmt::Display for ShrunkRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: usize, word: &str| {
+            if n == 1 {
+                format!("{n} {word}")
+            } else {
+                format!("{n} {word}s")
+            }
+        };
+        let minimal = if self.proven {
+            "proven minimal"
+        } else {
+            "not proven minimal (the budget ran out: ROOF_SHRINK_BUDGET)"
+        };
+        let now = format!(
+            "{} ({} from FIFO)",
+            plural(self.choices.len(), "choice"),
+            plural(self.deviations, "deviation")
+        );
+        match self.original {
+            Some((choices, deviations)) => writeln!(
+                f,
+                "roof: shrunk from {} ({} from FIFO) to {now}, {minimal}, in {}",
+                plural(choices, "choice"),
+                plural(deviations, "deviation"),
+                plural(self.replays, "replay")
+            )?,
+            None => writeln!(
+                f,
+                "roof: found by exhaustive exploration: {now}, the fewest of any failing schedule"
+            )?,
+        }
+        if let Some(headline) = &self.headline {
+            writeln!(f, "roof: shrunk run: {headline}")?;
+        }
+        write!(
+            f,
+            "{}",
+            self.replay.replacen("replay:", "replay (shrunk):", 1)
+        )
+    }
 }
 
 impl fmt::Display for SeedFailure {
@@ -56,12 +127,16 @@ impl fmt::Display for SeedFailure {
             };
             writeln!(f, "roof: faults fired: {fired}")?;
         }
-        write!(f, "{}", self.replay)
+        write!(f, "{}", self.replay)?;
+        if let Some(shrunk) = &self.shrunk {
+            write!(f, "\n{shrunk}")?;
+        }
+        Ok(())
     }
 }
 
-/// The pasteable replay line: `replay: ROOF_SEED=N cargo test --test <binary> -- <test>`.
-pub(super) fn replay_line(seed: u64, test: &str) -> String {
+/// The pasteable replay line: `replay: <vars> cargo test --test <binary> -- <test> --exact`.
+pub(super) fn replay_line(vars: &str, test: &str) -> String {
     let binary = env::current_exe()
         .ok()
         .and_then(|path| {
@@ -73,7 +148,7 @@ pub(super) fn replay_line(seed: u64, test: &str) -> String {
             _ => stem,
         })
         .unwrap_or_else(|| "<binary>".to_string());
-    format!("replay: ROOF_SEED={seed} cargo test --test {binary} -- {test} --exact")
+    format!("replay: {vars} cargo test --test {binary} -- {test} --exact")
 }
 
 fn regressions_path(dir: &Path, test: &str) -> PathBuf {
@@ -102,15 +177,32 @@ fn regressions_path(dir: &Path, test: &str) -> PathBuf {
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn read_regressions(dir: &Path, test: &str) -> Vec<u64> {
+    regressions_with_stamps(dir, test)
+        .into_iter()
+        .map(|(seed, _)| seed)
+        .collect()
+}
+
+/// The seeds recorded for `test`, each with the build stamp that recorded it (a comment
+/// `# roof <stamp>`), if any.
+pub(super) fn regressions_with_stamps(dir: &Path, test: &str) -> Vec<(u64, Option<String>)> {
     let Ok(text) = fs::read_to_string(regressions_path(dir, test)) else {
         return Vec::new();
     };
     text.lines()
-        .filter_map(|line| line.split('#').next()?.trim().parse().ok())
+        .filter_map(|line| {
+            let (seed, comment) = line.split_once('#').unwrap_or((line, ""));
+            let seed = seed.trim().parse().ok()?;
+            let stamp = comment
+                .trim()
+                .strip_prefix("roof ")
+                .map(|stamp| stamp.trim().to_string());
+            Some((seed, stamp))
+        })
         .collect()
 }
 
-pub(super) fn record_regression(dir: &Path, test: &str, seed: u64) {
+pub(super) fn record_regression(dir: &Path, test: &str, seed: u64, stamp: &str) {
     let path = regressions_path(dir, test);
     if read_regressions(dir, test).contains(&seed) {
         return;
@@ -121,7 +213,7 @@ pub(super) fn record_regression(dir: &Path, test: &str, seed: u64) {
             .create(true)
             .append(true)
             .open(&path)?;
-        writeln!(file, "{seed}")
+        writeln!(file, "{seed} # roof {stamp}")
     };
     if let Err(error) = write() {
         eprintln!(

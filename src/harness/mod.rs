@@ -34,120 +34,79 @@
 //! |---|---|
 //! | `ROOF_SEED=N` | run exactly seed N (replay) |
 //! | `ROOF_SEEDS=N` or `A..B` | how many seeds (from 0) or which range; default [`SEEDS_DEFAULT`] |
+//! | `ROOF_POLICY=random\|fifo\|pct:D\|exhaustive:P` | the scheduling policy (wins over [`Builder::policy`]); `exhaustive:P` runs every schedule with at most P deviations from FIFO |
+//! | `ROOF_CHOICES=<token>` | replay exactly these scheduler choices (a shrunk replay line sets it) |
+//! | `ROOF_SHRINK=0` | do not shrink a failing seed (on by default) |
+//! | `ROOF_SHRINK_BUDGET=N` | replays the shrinker may make; default [`SHRINK_BUDGET_DEFAULT`] |
+//! | `ROOF_SCHEDULES_MAX=N` | schedules `exhaustive:P` runs at most; default [`SCHEDULES_MAX_DEFAULT`] |
+//! | `ROOF_BUILD=<stamp>` | the build and settings a replay line was printed by: a warning if this run's differ |
 //! | `ROOF_CHECK_DETERMINISM=1` | run each seed twice and compare the traces event by event |
 //! | `ROOF_TRACE=1` | print the trace of a failing seed |
 //!
 //! Seeds that failed before run first: [`check`] appends each failure to
 //! `roof-regressions/<test name>.seeds` under the package's directory (`CARGO_MANIFEST_DIR`),
-//! one seed per line (`#` starts a comment). Commit that folder, as proptest's regression files
-//! are, so every machine replays the seeds that once failed.
+//! one seed per line with the build stamp that found it (`#` starts a comment). Commit that
+//! folder, as proptest's regression files are, so every machine replays the seeds that once
+//! failed; a seed recorded by another build or other settings runs too, with a warning that
+//! it may not fail the same way.
 //!
 //! # A failure
-//! A failing seed prints what is needed to understand and replay it, then fails the test:
+//! A failing seed is shrunk: its scheduler choices (task picks, preemption points, select
+//! branches) are brought down to a schedule with the fewest deviations from FIFO that still
+//! fails the same way, within [`SHRINK_BUDGET_DEFAULT`] replays; when every schedule with
+//! fewer deviations was replayed and passed, the result is *proven* minimal. It prints what
+//! is needed to understand and replay both runs, then fails the test:
 //!
 //! ```text
 //! roof: seed 8137 failed at 2.000341000s (task "nc" on host nc): connection reset by peer
-//! roof: roof 0.1.0, policy random, time_max 86400s, steps_max 10000000, check_determinism false
-//! replay: ROOF_SEED=8137 cargo test --test main -- yell_echo_survives_faults
+//! roof: roof 0.1.0+5e2a9c01 (build stamp), policy random, time_max 86400s, steps_max 10000000, faults off, liveness off, check_determinism false
+//! replay: ROOF_SEED=8137 ROOF_BUILD=0.1.0+5e2a9c01 cargo test --test main -- yell_echo_survives_faults --exact
+//! roof: shrunk from 212 choices (37 deviations from FIFO) to 9 choices (1 deviation), proven minimal, in 41 replays
+//! roof: shrunk run: failed at 1.000210000s (task "nc" on host nc): connection reset by peer
+//! replay (shrunk): ROOF_SEED=8137 ROOF_CHOICES=8z,1 ROOF_BUILD=0.1.0+5e2a9c01 cargo test --test main -- yell_echo_survives_faults --exact
 //! ```
 
 use std::env;
-use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::report::Failure;
-use crate::engine::sched::Policy;
+use crate::engine::sched::{Choices, Policy};
 use crate::engine::trace::TraceMode;
+use crate::explore::SCHEDULES_MAX_DEFAULT;
 use crate::fault::FaultPlan;
 use crate::kernel::Config;
 
+mod env_vars;
 mod failure;
 mod run;
+mod search;
+mod sweep;
 
-pub use failure::{read_regressions, SeedFailure};
-use failure::{record_regression, replay_line};
+pub use env_vars::{seed_range, EnvError};
+pub use failure::{read_regressions, SeedFailure, ShrunkRun};
+use failure::{record_regression, regressions_with_stamps, replay_line};
 pub use run::Sim;
-use run::{run_seed, Stress};
+use run::{run_seed, SeedRun, Stress};
+pub use sweep::{Sweep, SweepFailure};
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few
 /// enough to keep `cargo test` quick.
 pub const SEEDS_DEFAULT: u64 = 32;
+
+/// Replays the shrinker may make for a failing seed, unless `ROOF_SHRINK_BUDGET` says
+/// otherwise: for the small systems a test runs, a few seconds at most.
+pub const SHRINK_BUDGET_DEFAULT: usize = 2_000;
+
+/// The most `ROOF_SHRINK_BUDGET` and `ROOF_SCHEDULES_MAX` take.
+pub const REPLAYS_MAX: usize = 10_000_000;
 
 /// Which seeds to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seeds {
     One(u64),
     Range(Range<u64>),
-}
-
-/// A malformed `ROOF_*` variable.
-///
-/// ```
-/// use roof::harness::Builder;
-/// let env = |variable: &str| (variable == "ROOF_SEEDS").then(|| "ten".to_string());
-/// let error = Builder::from_vars(env).unwrap_err();
-/// assert_eq!((error.variable, error.value.as_str()), ("ROOF_SEEDS", "ten"));
-/// assert!(error.to_string().starts_with("ROOF_SEEDS=\"ten\" is invalid"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnvError {
-    /// The variable.
-    pub variable: &'static str,
-    /// Its value.
-    pub value: String,
-    /// What was expected.
-    pub expected: &'static str,
-}
-
-impl fmt::Display for EnvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={:?} is invalid: expected {}",
-            self.variable, self.value, self.expected
-        )
-    }
-}
-
-impl std::error::Error for EnvError {}
-
-/// Parse a seed range: a count `N` (0..N) or `A..B` (B excluded), non-empty: the one parser
-/// of `ROOF_SEEDS` and of `roof sweep --seeds`. The error says what was wrong.
-#[doc(hidden)]
-pub fn seed_range(text: &str) -> Result<Range<u64>, String> {
-    let number = |part: &str| {
-        part.trim().parse::<u64>().map_err(|_| {
-            format!(
-                "expected a range A..B or a count N of whole numbers up to {}",
-                u64::MAX
-            )
-        })
-    };
-    let range = match text.split_once("..") {
-        Some((start, end)) => number(start)?..number(end)?,
-        None => 0..number(text)?,
-    };
-    if range.start >= range.end {
-        return Err("the range is empty (A must be below B, N at least 1)".into());
-    }
-    Ok(range)
-}
-
-fn flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str) -> Result<bool, EnvError> {
-    match get(variable) {
-        None => Ok(false),
-        Some(value) => match value.as_str() {
-            "" | "0" | "false" => Ok(false),
-            "1" | "true" => Ok(true),
-            _ => Err(EnvError {
-                variable,
-                value,
-                expected: "1 or 0",
-            }),
-        },
-    }
 }
 
 /// How [`check`] runs; every setting defaults from the environment in [`Builder::from_env`].
@@ -176,6 +135,16 @@ pub struct Builder {
     /// `seeds`, so a printed replay line always replays.
     replay_seed: Option<u64>,
     policy: Policy,
+    /// `ROOF_POLICY` set it: it wins over [`policy`](Builder::policy), and replay lines name it.
+    policy_from_env: bool,
+    /// `ROOF_CHOICES`: replay exactly these choices.
+    choices: Option<Vec<u32>>,
+    shrink: bool,
+    shrink_budget: usize,
+    schedules_max: usize,
+    /// `ROOF_BUILD`: the stamp of the build that printed the replay line being run.
+    expected_build: Option<String>,
+    quiet: bool,
     time_max: Duration,
     steps_max: u64,
     check_determinism: bool,
@@ -193,13 +162,21 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Seeds `0..SEEDS_DEFAULT`, the random policy, default limits; no environment read.
+    /// Seeds `0..SEEDS_DEFAULT`, the random policy, default limits, shrinking on; no
+    /// environment read.
     pub fn new() -> Builder {
         let defaults = Config::new(0);
         Builder {
             seeds: Seeds::Range(0..SEEDS_DEFAULT),
             replay_seed: None,
             policy: Policy::Random,
+            policy_from_env: false,
+            choices: None,
+            shrink: true,
+            shrink_budget: SHRINK_BUDGET_DEFAULT,
+            schedules_max: SCHEDULES_MAX_DEFAULT,
+            expected_build: None,
+            quiet: false,
             time_max: defaults.time_max,
             steps_max: defaults.steps_max,
             check_determinism: false,
@@ -210,8 +187,8 @@ impl Builder {
         }
     }
 
-    /// The defaults, then `ROOF_SEED`, `ROOF_SEEDS`, `ROOF_CHECK_DETERMINISM` and `ROOF_TRACE`,
-    /// with failing seeds recorded under `$CARGO_MANIFEST_DIR/roof-regressions`.
+    /// The defaults, then the `ROOF_*` variables (see the module documentation), with
+    /// failing seeds recorded under `$CARGO_MANIFEST_DIR/roof-regressions`.
     pub fn from_env() -> Result<Builder, EnvError> {
         let mut builder = Builder::from_vars(|variable| env::var(variable).ok())?;
         builder.regressions = env::var_os("CARGO_MANIFEST_DIR")
@@ -221,6 +198,13 @@ impl Builder {
 
     /// The defaults, then the `ROOF_*` settings that `get` returns (the environment, in
     /// [`from_env`](Builder::from_env)).
+    ///
+    /// ```
+    /// use roof::harness::Builder;
+    /// let env = |variable: &str| (variable == "ROOF_POLICY").then(|| "pct:0".to_string());
+    /// let error = Builder::from_vars(env).unwrap_err();
+    /// assert_eq!(error.variable, "ROOF_POLICY");
+    /// ```
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Builder, EnvError> {
         let mut builder = Builder::new();
         if let Some(value) = get("ROOF_SEEDS") {
@@ -240,8 +224,23 @@ impl Builder {
             builder.seeds = Seeds::One(seed);
             builder.replay_seed = Some(seed);
         }
-        builder.check_determinism = flag(&get, "ROOF_CHECK_DETERMINISM")?;
-        builder.print_trace = flag(&get, "ROOF_TRACE")?;
+        if let Some(policy) = env_vars::policy(&get)? {
+            builder.policy = policy;
+            builder.policy_from_env = true;
+        }
+        builder.choices = env_vars::choices(&get)?;
+        builder.shrink = get("ROOF_SHRINK").is_none() || env_vars::flag(&get, "ROOF_SHRINK")?;
+        let replays = "a whole number of replays from 1 to 10000000";
+        if let Some(budget) = env_vars::number(&get, "ROOF_SHRINK_BUDGET", 1, REPLAYS_MAX, replays)?
+        {
+            builder.shrink_budget = budget;
+        }
+        if let Some(cap) = env_vars::number(&get, "ROOF_SCHEDULES_MAX", 1, REPLAYS_MAX, replays)? {
+            builder.schedules_max = cap;
+        }
+        builder.expected_build = get("ROOF_BUILD").map(|stamp| stamp.trim().to_string());
+        builder.check_determinism = env_vars::flag(&get, "ROOF_CHECK_DETERMINISM")?;
+        builder.print_trace = env_vars::flag(&get, "ROOF_TRACE")?;
         Ok(builder)
     }
 
@@ -263,9 +262,48 @@ impl Builder {
         self
     }
 
-    /// The scheduling policy.
+    /// The scheduling policy, unless `ROOF_POLICY` names one (the environment wins, so a
+    /// policy can be tried on a test without editing it). With
+    /// [`Policy::exhaustive(P)`](Policy::exhaustive), every schedule of each seed with at
+    /// most P deviations from FIFO runs, fewest first, up to
+    /// [`schedules_max`](Builder::schedules_max).
     pub fn policy(mut self, policy: Policy) -> Builder {
-        self.policy = policy;
+        if !self.policy_from_env {
+            self.policy = policy;
+        }
+        self
+    }
+
+    /// Replay exactly these scheduler choices on every seed run (what `ROOF_CHOICES` does).
+    pub fn choices(mut self, choices: Vec<u32>) -> Builder {
+        self.choices = Some(choices);
+        self
+    }
+
+    /// Shrink a failing seed (on by default; `ROOF_SHRINK=0` turns it off).
+    pub fn shrink(mut self, shrink: bool) -> Builder {
+        self.shrink = shrink;
+        self
+    }
+
+    /// The replays the shrinker may make (default [`SHRINK_BUDGET_DEFAULT`], at most
+    /// [`REPLAYS_MAX`]).
+    pub fn shrink_budget(mut self, replays: usize) -> Builder {
+        self.shrink_budget = replays.clamp(1, REPLAYS_MAX);
+        self
+    }
+
+    /// The most schedules an exhaustive exploration runs (default
+    /// [`SCHEDULES_MAX_DEFAULT`], at most [`REPLAYS_MAX`]); reaching it is said, not failed.
+    pub fn schedules_max(mut self, schedules: usize) -> Builder {
+        self.schedules_max = schedules.clamp(1, REPLAYS_MAX);
+        self
+    }
+
+    /// Print nothing but failures (no progress bar in [`sweep`](Builder::sweep), no summary
+    /// of an exhaustive exploration).
+    pub fn quiet(mut self, quiet: bool) -> Builder {
+        self.quiet = quiet;
         self
     }
 
@@ -335,76 +373,75 @@ impl Builder {
     }
 
     fn config(&self, seed: u64, trace: TraceMode) -> Config {
-        Config::new(seed)
+        let config = Config::new(seed)
             .policy(self.policy)
             .time_max(self.time_max)
             .steps_max(self.steps_max)
             .trace(trace)
-            .echo(false)
+            .echo(false);
+        match &self.choices {
+            Some(choices) => config.choices(Choices(choices.clone())),
+            None => config,
+        }
     }
 
-    /// Run every seed; the first failure is printed and returned (the rest are not run).
-    pub fn try_run<F: Fn(&Sim)>(&self, body: F) -> Result<u64, Box<SeedFailure>> {
-        let name = self.test_name();
-        let seeds: Vec<u64> = match &self.seeds {
+    /// The seeds to run: those that failed before first, then the range (without repeats).
+    fn seed_list(&self, name: &str) -> Vec<u64> {
+        match &self.seeds {
             Seeds::One(seed) => vec![*seed],
             Seeds::Range(range) => {
-                // Seeds that failed before come first, then the range (without repeats).
                 let earlier = self
                     .regressions
                     .as_ref()
-                    .map(|dir| read_regressions(dir, &name))
+                    .map(|dir| regressions_with_stamps(dir, name))
                     .unwrap_or_default();
+                let stamp = self.stamp();
+                let other: Vec<String> = earlier
+                    .iter()
+                    .filter(|(_, recorded)| recorded.as_deref().is_some_and(|r| r != stamp))
+                    .map(|(seed, _)| seed.to_string())
+                    .collect();
+                if !other.is_empty() {
+                    eprintln!(
+                        "roof: warning: seeds {} of {name} were recorded by another roof build or other settings than {stamp}: they run first, but may not fail the same way",
+                        other.join(", ")
+                    );
+                }
+                let earlier: Vec<u64> = earlier.into_iter().map(|(seed, _)| seed).collect();
                 let fresh = range.clone().filter(|seed| !earlier.contains(seed));
                 earlier.iter().copied().chain(fresh).collect()
             }
-        };
+        }
+    }
+
+    /// Run every seed; the first failure is shrunk, printed and returned (the rest are not
+    /// run). Returns the runs made: the seeds, or under [`Policy::Exhaustive`] the schedules.
+    pub fn try_run<F: Fn(&Sim)>(&self, body: F) -> Result<u64, Box<SeedFailure>> {
+        self.warn_if_another_build();
+        let name = self.test_name();
+        let seeds = self.seed_list(&name);
+        if let (Policy::Exhaustive { preemptions }, None) = (self.policy, &self.choices) {
+            return self.explore_seeds(&seeds, preemptions, &body, &name);
+        }
         let mut ran = 0;
         for seed in seeds {
             ran += 1;
-            let (failure, plan, fired) = self.run_one(seed, &body);
+            let (failure, run) = self.run_one(seed, &body);
             if let Some(failure) = failure {
-                if let (Some(dir), false) = (&self.regressions, matches!(self.seeds, Seeds::One(_)))
-                {
-                    record_regression(dir, &name, seed);
-                }
-                let failure = SeedFailure {
-                    seed,
-                    failure,
-                    settings: self.describe(),
-                    faults: (self.stress.faults.is_some() || self.stress.plan.is_some())
-                        .then(|| (plan.to_string(), fired)),
-                    replay: replay_line(seed, &name),
-                    trace: None,
-                };
-                let failure = if self.print_trace {
-                    let run = run_seed(
-                        self.config(seed, TraceMode::Record),
-                        &body,
-                        self.stress.clone(),
-                    );
-                    SeedFailure {
-                        trace: run.report.trace.map(|trace| trace.render()),
-                        ..failure
-                    }
-                } else {
-                    failure
-                };
-                eprintln!("{failure}");
-                return Err(Box::new(failure));
+                return Err(self.fail(seed, failure, &run, &body, &name, None));
             }
         }
         Ok(ran)
     }
 
-    fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> (Option<Failure>, FaultPlan, Vec<String>) {
+    fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> (Option<Failure>, SeedRun) {
         if !self.check_determinism {
             let run = run_seed(
                 self.config(seed, TraceMode::Hash),
                 body,
                 self.stress.clone(),
             );
-            return (run.report.outcome.err(), run.plan, run.fired);
+            return (run.report.outcome.clone().err(), run);
         }
         let first = run_seed(
             self.config(seed, TraceMode::Record),
@@ -425,9 +462,9 @@ impl Builder {
                 first: divergence.left.map(|event| event.to_string()),
                 second: divergence.right.map(|event| event.to_string()),
             }),
-            None => first.report.outcome.err(),
+            None => first.report.outcome.clone().err(),
         };
-        (failure, first.plan, first.fired)
+        (failure, first)
     }
 
     /// Run every seed and panic (failing the test) on the first failure.
@@ -437,19 +474,79 @@ impl Builder {
         }
     }
 
-    fn describe(&self) -> String {
+    /// The settings that shape a run, as text: what the build stamp's fingerprint covers.
+    fn settings(&self) -> String {
         format!(
-            "roof {}, policy {}, time_max {:?}, steps_max {}, check_determinism {}",
-            env!("CARGO_PKG_VERSION"),
-            match self.policy {
-                Policy::Random => "random".to_string(),
-                Policy::Fifo => "fifo".to_string(),
-                Policy::Pct { depth, horizon } => format!("pct(depth {depth}, horizon {horizon})"),
-            },
+            "policy {}, time_max {:?}, steps_max {}, faults {}, liveness {}",
+            self.policy,
             self.time_max,
             self.steps_max,
+            match (&self.stress.plan, self.stress.faults) {
+                (Some(plan), _) => format!("plan {plan}"),
+                (None, Some(window)) => format!("drawn within {window:?}"),
+                (None, None) => "off".to_string(),
+            },
+            match self.stress.liveness {
+                Some(deadline) => format!("{deadline:?}"),
+                None => "off".to_string(),
+            },
+        )
+    }
+
+    /// roof's version and a fingerprint of the settings that shape a run: a seed (and a
+    /// choice token) is only valid with the build and settings that ran it.
+    ///
+    /// ```
+    /// use roof::harness::Builder;
+    /// let stamp = Builder::new().stamp();
+    /// assert!(stamp.starts_with(&format!("{}+", env!("CARGO_PKG_VERSION"))), "{stamp}");
+    /// assert_ne!(stamp, Builder::new().policy(roof::Policy::Fifo).stamp(), "the policy shapes a run");
+    /// assert_eq!(stamp, Builder::new().seeds(5..9).stamp(), "which seeds run does not");
+    /// ```
+    pub fn stamp(&self) -> String {
+        let fingerprint = crate::engine::trace::fnv1a_of(self.settings().as_bytes());
+        format!(
+            "{}+{:08x}",
+            env!("CARGO_PKG_VERSION"),
+            fingerprint & 0xffff_ffff
+        )
+    }
+
+    fn warn_if_another_build(&self) {
+        if let Some(expected) = &self.expected_build {
+            let stamp = self.stamp();
+            if *expected != stamp {
+                eprintln!(
+                    "roof: warning: ROOF_BUILD={expected} but this run is {stamp} ({}): a seed is only valid with the roof build and settings that ran it, so it may not reproduce",
+                    self.settings()
+                );
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "roof {} (build stamp), {}, check_determinism {}",
+            self.stamp(),
+            self.settings(),
             self.check_determinism
         )
+    }
+
+    /// The replay line of `seed` (with `choices`, a schedule's).
+    fn replay_line(&self, seed: u64, name: &str, choices: Option<&[u32]>) -> String {
+        let mut vars = format!("ROOF_SEED={seed}");
+        if self.policy_from_env {
+            vars.push_str(&format!(" ROOF_POLICY={}", self.policy));
+        }
+        if let Some(choices) = choices {
+            vars.push_str(&format!(
+                " ROOF_CHOICES={}",
+                crate::shrink::Token::encode(choices)
+            ));
+        }
+        vars.push_str(&format!(" ROOF_BUILD={}", self.stamp()));
+        replay_line(&vars, name)
     }
 
     fn test_name(&self) -> String {
@@ -464,7 +561,7 @@ impl Builder {
 }
 
 /// Run the seeds the environment asks for (see the module documentation) and fail the test
-/// on the first failing seed, printing it with its replay line.
+/// on the first failing seed, printing it shrunk, with its replay lines.
 ///
 /// Panics with a message naming the variable if a `ROOF_*` variable is malformed.
 ///

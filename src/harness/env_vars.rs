@@ -1,0 +1,126 @@
+//! The `ROOF_*` variables a test reads: their parsing, each error naming the variable.
+
+use std::fmt;
+use std::ops::Range;
+
+/// A malformed `ROOF_*` variable.
+///
+/// ```
+/// use roof::harness::Builder;
+/// let env = |variable: &str| (variable == "ROOF_SEEDS").then(|| "ten".to_string());
+/// let error = Builder::from_vars(env).unwrap_err();
+/// assert_eq!((error.variable, error.value.as_str()), ("ROOF_SEEDS", "ten"));
+/// assert!(error.to_string().starts_with("ROOF_SEEDS=\"ten\" is invalid"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvError {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} is invalid: expected {}",
+            self.variable, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+/// Parse a seed range: a count `N` (0..N) or `A..B` (B excluded), non-empty: the one parser
+/// of `ROOF_SEEDS` and of `roof sweep --seeds`. The error says what was wrong.
+#[doc(hidden)]
+pub fn seed_range(text: &str) -> Result<Range<u64>, String> {
+    let number = |part: &str| {
+        part.trim().parse::<u64>().map_err(|_| {
+            format!(
+                "expected a range A..B or a count N of whole numbers up to {}",
+                u64::MAX
+            )
+        })
+    };
+    let range = match text.split_once("..") {
+        Some((start, end)) => number(start)?..number(end)?,
+        None => 0..number(text)?,
+    };
+    if range.start >= range.end {
+        return Err("the range is empty (A must be below B, N at least 1)".into());
+    }
+    Ok(range)
+}
+
+pub(super) fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<bool, EnvError> {
+    match get(variable) {
+        None => Ok(false),
+        Some(value) => match value.as_str() {
+            "" | "0" | "false" => Ok(false),
+            "1" | "true" => Ok(true),
+            _ => Err(EnvError {
+                variable,
+                value,
+                expected: "1 or 0",
+            }),
+        },
+    }
+}
+
+/// `variable` as a whole number from `min` to `max`, if set.
+pub(super) fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    min: usize,
+    max: usize,
+    expected: &'static str,
+) -> Result<Option<usize>, EnvError> {
+    let Some(value) = get(variable) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(Some(number)),
+        _ => Err(EnvError {
+            variable,
+            value,
+            expected,
+        }),
+    }
+}
+
+/// `ROOF_POLICY`, if set.
+pub(super) fn policy(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::Policy>, EnvError> {
+    let Some(value) = get("ROOF_POLICY") else {
+        return Ok(None);
+    };
+    crate::Policy::parse(&value)
+        .map(Some)
+        .map_err(|_| EnvError {
+            variable: "ROOF_POLICY",
+            value,
+            expected: "random, fifo, pct:D (D from 1 to 1000) or exhaustive:P (P from 0 to 8)",
+        })
+}
+
+/// `ROOF_CHOICES`, if set: a choice token as the shrinker prints it.
+pub(super) fn choices(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Vec<u32>>, EnvError> {
+    let Some(value) = get("ROOF_CHOICES") else {
+        return Ok(None);
+    };
+    crate::shrink::Token::decode(&value)
+        .map(Some)
+        .map_err(|_| EnvError {
+            variable: "ROOF_CHOICES",
+            value,
+            expected: "a choice token as a replay line prints it (comma-separated numbers, Nz for N zeros, - for none)",
+        })
+}
