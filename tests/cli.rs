@@ -181,7 +181,6 @@ const MALFORMED: &[&[&str]] = &[
     &["sweep", "gather", "--failures"],
     &["sweep", "gather", "--failures", "/no-such-dir/failures.txt"],
     &["sweep", "gather", "--failures", ""],
-    &["sweep", "gather", "--exhaustive", "2"],
     &["shrink", "config-race"],
     &["shrink", "config-race", "--seed", "x"],
     &["shrink", "config-race", "--seed", "0", "--budget", "0"],
@@ -202,6 +201,9 @@ const MALFORMED: &[&[&str]] = &[
         "10000001",
     ],
     &["shrink", "nope", "--seed", "0"],
+    &["sweep", "bank", "--exhaustive", "9"],
+    &["sweep", "bank", "--exhaustive", "1", "--fifo"],
+    &["sweep", "bank", "--schedules-max", "5"],
     &["list", "extra"],
     &["client", "--count", "0"],
     &["client", "--count", "4294967296"],
@@ -564,6 +566,70 @@ fn serve_and_client_say_how_to_enable_real_sockets() {
         assert!(
             text.contains(&format!("--features real-net -- {command}")),
             "{text}"
+        );
+    }
+}
+
+#[test]
+fn sweep_exhaustive_finds_the_fewest_deviations_and_says_when_all_schedules_pass() {
+    let found = roof(&["sweep", "bank", "--seeds", "0..3", "--exhaustive", "1"]);
+    assert_eq!(found.status.code(), Some(1), "{}", stderr(&found));
+    let text = stdout(&found);
+    assert!(
+        text.contains("1 deviations from FIFO, the fewest"),
+        "{text}"
+    );
+    let replay = text
+        .lines()
+        .find_map(|line| line.strip_prefix("replay: roof "))
+        .expect(&text);
+    let headline = text.lines().next().unwrap();
+    let reason = headline.split_once("failed: ").unwrap().1;
+    let words: Vec<&str> = replay.split_whitespace().collect();
+    let replayed = roof(&words);
+    assert_eq!(replayed.status.code(), Some(1));
+    assert!(stdout(&replayed).contains(reason), "{}", stdout(&replayed));
+
+    let passed = roof(&[
+        "sweep",
+        "bank-fixed",
+        "--seeds",
+        "0..2",
+        "--exhaustive",
+        "1",
+    ]);
+    assert_eq!(passed.status.code(), Some(0), "{}", stderr(&passed));
+    assert!(
+        stdout(&passed).contains("no failure in all"),
+        "{}",
+        stdout(&passed)
+    );
+    let capped = roof(&[
+        "sweep",
+        "bank-fixed",
+        "--seeds",
+        "0..2",
+        "--exhaustive",
+        "2",
+        "--schedules-max",
+        "5",
+    ]);
+    assert_eq!(capped.status.code(), Some(0));
+    assert!(
+        stdout(&capped).contains("stopped at the cap"),
+        "{}",
+        stdout(&capped)
+    );
+}
+
+#[test]
+fn shrink_is_proven_minimal_for_every_planted_bug() {
+    for (scenario, seed) in [("config-race", "3"), ("bank", "1")] {
+        let output = roof(&["shrink", scenario, "--seed", seed]);
+        let text = stdout(&output);
+        assert!(
+            text.contains("shrunk: ") && text.contains(", 1 deviations from FIFO, proven minimal"),
+            "{scenario}: {text}"
         );
     }
 }

@@ -86,6 +86,23 @@ pub(crate) fn pct_depth(text: &str) -> Result<u32, String> {
     bounded(text, roof::sched::PCT_DEPTH_MAX)
 }
 
+/// `--exhaustive P`: a preemption bound from 0 to [`roof::sched::EXHAUSTIVE_PREEMPTIONS_MAX`].
+pub(crate) fn preemptions(text: &str) -> Result<u32, String> {
+    let preemptions: u32 = text.trim().parse().map_err(|_| {
+        format!(
+            "expected a whole number from 0 to {}",
+            roof::sched::EXHAUSTIVE_PREEMPTIONS_MAX
+        )
+    })?;
+    if preemptions > roof::sched::EXHAUSTIVE_PREEMPTIONS_MAX {
+        return Err(format!(
+            "expected a whole number from 0 to {}",
+            roof::sched::EXHAUSTIVE_PREEMPTIONS_MAX
+        ));
+    }
+    Ok(preemptions)
+}
+
 pub(crate) fn budget(text: &str) -> Result<usize, String> {
     bounded(text, BUDGET_MAX as u64).map(|budget| budget as usize)
 }

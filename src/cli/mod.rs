@@ -68,11 +68,18 @@ enum Command {
         #[arg(long, default_value = "0..1000", value_parser = args::seed_range)]
         seeds: Range<u64>,
         /// Schedule in FIFO order instead of the seeded random policy.
-        #[arg(long, conflicts_with = "pct")]
+        #[arg(long, conflicts_with_all = ["pct", "exhaustive"])]
         fifo: bool,
         /// Schedule with PCT at this bug depth (1 to 1000).
-        #[arg(long, value_name = "DEPTH", value_parser = args::pct_depth)]
+        #[arg(long, value_name = "DEPTH", value_parser = args::pct_depth, conflicts_with = "exhaustive")]
         pct: Option<u32>,
+        /// Run every schedule of each seed with at most P deviations from FIFO (0 to 8),
+        /// fewest first; stop at the first failure.
+        #[arg(long, value_name = "P", value_parser = args::preemptions, conflicts_with_all = ["shard", "check_determinism"])]
+        exhaustive: Option<u32>,
+        /// The most schedules --exhaustive runs in all (1 to 10000000); reaching it is said.
+        #[arg(long, value_name = "N", default_value = "10000", value_parser = args::budget, requires = "exhaustive")]
+        schedules_max: usize,
         /// Run the I-th of N disjoint slices of the seeds (1-based): `--shard 2/4`.
         #[arg(long, value_name = "I/N", value_parser = args::shard)]
         shard: Option<Shard>,
@@ -221,12 +228,25 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
         Command::Sweep {
             scenario,
             seeds,
+            exhaustive: Some(preemptions),
+            schedules_max,
+            ..
+        } => Ok(shrink::exhaustive(
+            scenario,
+            seeds,
+            preemptions,
+            schedules_max,
+        )),
+        Command::Sweep {
+            scenario,
+            seeds,
             fifo,
             pct,
             shard,
             jobs,
             check_determinism,
             failures,
+            ..
         } => {
             let plan = sweep::Plan {
                 scenario,
