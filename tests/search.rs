@@ -448,3 +448,62 @@ fn a_replay_carries_the_build_stamp_of_the_settings_that_shape_the_run() {
     );
     assert!(failure.settings.contains(&stamp), "{}", failure.settings);
 }
+
+/// A depth-2 ordering bug: `b` must run all its steps inside one window of `a`'s, after `a`'s
+/// eighth step and before its ninth. No fixed priority order makes it: PCT needs one change
+/// point, at the right step. Random needs eighteen coin flips to go its way.
+fn window_sim(sim: &Sim) {
+    sim.client("window", async {
+        let log = Rc::new(std::cell::RefCell::new(String::new()));
+        let step = |name: char| {
+            let log = log.clone();
+            roof::spawn(async move {
+                for _ in 0..10 {
+                    log.borrow_mut().push(name);
+                    roof::yield_now().await;
+                }
+            })
+        };
+        let (a, b) = (step('a'), step('b'));
+        a.await.map_err(|error| error.to_string())?;
+        b.await.map_err(|error| error.to_string())?;
+        if log.borrow().starts_with("aaaaaaaabbbbbbbbbb") {
+            return Err("b ran inside a's window".to_string());
+        }
+        Ok(())
+    });
+}
+
+/// How many seeds `policy` runs before the first failure of `window_sim` (at most `limit`).
+fn seeds_to_find(policy: Policy, limit: u64) -> u64 {
+    (0..limit)
+        .find(|&seed| {
+            Builder::new()
+                .seed(seed)
+                .policy(policy)
+                .shrink(false)
+                .try_run(window_sim)
+                .is_err()
+        })
+        .map_or(limit, |seed| seed + 1)
+}
+
+#[test]
+fn pct_with_an_adaptive_horizon_finds_a_depth_two_bug_in_fewer_seeds_than_random() {
+    let pct = seeds_to_find(Policy::pct(2), 2_000);
+    let random = seeds_to_find(Policy::Random, 2_000);
+    let fixed = seeds_to_find(
+        Policy::Pct {
+            depth: 2,
+            horizon: 100_000,
+        },
+        2_000,
+    );
+    eprintln!("seeds to the first failure: pct:2 {pct}, random {random}, pct:2@100000 {fixed}");
+    assert!(pct < 2_000, "adaptive PCT finds it");
+    assert!(pct < random, "pct:2 {pct} vs random {random}");
+    assert!(
+        pct < fixed,
+        "a horizon far past the run's length wastes the change point: {fixed}"
+    );
+}

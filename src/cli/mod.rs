@@ -217,7 +217,7 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 TraceMode::Hash
             };
             let mut config = Config::new(seed)
-                .policy(policy(fifo, pct))
+                .policy(adapted(scenario, seed, policy(fifo, pct)))
                 .trace(mode)
                 .echo(!json);
             if let Some(choices) = choices {
@@ -280,6 +280,21 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
         Command::Serve { .. } => Err(needs_real_net("serve")),
         #[cfg(not(feature = "real-net"))]
         Command::Client { .. } => Err(needs_real_net("client")),
+    }
+}
+
+/// `policy` for `seed` of `scenario`: PCT's default horizon adapted to the run (as the test
+/// harness adapts it), the change points spread over the steps of the seed's FIFO run.
+pub(crate) fn adapted(scenario: &Scenario, seed: u64, policy: Policy) -> Policy {
+    match policy {
+        Policy::Pct { depth, horizon } if horizon == roof::sched::PCT_HORIZON => {
+            let probe = sim::run(scenario, Config::new(seed).policy(Policy::Fifo).echo(false));
+            Policy::Pct {
+                depth,
+                horizon: probe.steps.max(1),
+            }
+        }
+        other => other,
     }
 }
 

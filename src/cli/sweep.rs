@@ -82,7 +82,8 @@ impl ShardSeeds {
 
 /// Run one seed; with the determinism check, twice, comparing traces.
 fn run_seed(plan: &Plan, seed: u64) -> Result<(), Failure> {
-    let config = || Config::new(seed).policy(plan.policy).echo(false);
+    let policy = super::adapted(plan.scenario, seed, plan.policy);
+    let config = || Config::new(seed).policy(policy).echo(false);
     if !plan.check_determinism {
         return sim::run(plan.scenario, config()).outcome;
     }

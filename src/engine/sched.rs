@@ -58,6 +58,10 @@ pub enum Policy {
     /// priority, the highest-priority ready task runs, and at `depth - 1` random steps within
     /// the first `horizon` the running task drops to the lowest priority. Finds any bug of
     /// depth `d` with probability at least `1 / (n * k^(d-1))`.
+    ///
+    /// The test harness and `roof run`/`roof sweep` adapt the default horizon
+    /// ([`PCT_HORIZON`]) to each seed: the change points are spread over the steps of the
+    /// seed's FIFO run, so the depth matters in a short run too.
     Pct {
         /// The bug depth to target (at least 1).
         depth: u32,

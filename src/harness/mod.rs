@@ -385,6 +385,29 @@ impl Builder {
         }
     }
 
+    /// The configuration of `seed`'s run. PCT with the default horizon adapts it to the run:
+    /// the change points are spread over as many steps as the seed's FIFO run takes (one
+    /// probe run), so that the depth matters in a run of 50 steps as in one of 50,000. An
+    /// explicit horizon (`pct:D@H`) is kept.
+    fn seed_config(&self, seed: u64, trace: TraceMode, body: &dyn Fn(&Sim)) -> Config {
+        let config = self.config(seed, trace);
+        let Policy::Pct { depth, horizon } = self.policy else {
+            return config;
+        };
+        if horizon != crate::engine::sched::PCT_HORIZON || self.choices.is_some() {
+            return config;
+        }
+        let probe = run_seed(
+            self.config(seed, TraceMode::Off).policy(Policy::Fifo),
+            body,
+            self.stress.clone(),
+        );
+        config.policy(Policy::Pct {
+            depth,
+            horizon: probe.report.steps.max(1),
+        })
+    }
+
     /// The seeds to run: those that failed before first, then the range (without repeats).
     fn seed_list(&self, name: &str) -> Vec<u64> {
         match &self.seeds {
@@ -437,19 +460,19 @@ impl Builder {
     fn run_one(&self, seed: u64, body: &dyn Fn(&Sim)) -> (Option<Failure>, SeedRun) {
         if !self.check_determinism {
             let run = run_seed(
-                self.config(seed, TraceMode::Hash),
+                self.seed_config(seed, TraceMode::Hash, body),
                 body,
                 self.stress.clone(),
             );
             return (run.report.outcome.clone().err(), run);
         }
         let first = run_seed(
-            self.config(seed, TraceMode::Record),
+            self.seed_config(seed, TraceMode::Record, body),
             body,
             self.stress.clone(),
         );
         let second = run_seed(
-            self.config(seed, TraceMode::Record),
+            self.seed_config(seed, TraceMode::Record, body),
             body,
             self.stress.clone(),
         );

@@ -123,7 +123,7 @@ impl Builder {
         };
         if self.print_trace {
             let run = run_seed(
-                self.config(seed, TraceMode::Record),
+                self.seed_config(seed, TraceMode::Record, body),
                 body,
                 self.stress.clone(),
             );
@@ -136,7 +136,8 @@ impl Builder {
     /// Shrink the failing `seed`'s choices toward FIFO, keeping the failure's kind.
     fn shrink_seed(&self, seed: u64, body: &dyn Fn(&Sim), name: &str, kind: &str) -> ShrunkRun {
         let recorded = run_seed(
-            self.config(seed, TraceMode::Off).record_choices(true),
+            self.seed_config(seed, TraceMode::Off, body)
+                .record_choices(true),
             body,
             self.stress.clone(),
         )
