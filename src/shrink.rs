@@ -198,6 +198,66 @@ pub fn shrink(
     }
 }
 
+/// A smallest subset of `items` for which `fails` holds, by delta debugging (Zeller and
+/// Hildebrandt's ddmin: drop halves, then quarters, ..., keeping any part or complement that
+/// still fails), trying at most `budget` subsets; the empty set is tried first. The result
+/// is 1-minimal when the budget allows: removing any one item of it passes.
+///
+/// ```
+/// // Ten faults, of which the failure needs the 3rd and the 7th.
+/// let faults: Vec<u32> = (0..10).collect();
+/// let fails = |kept: &[u32]| kept.contains(&3) && kept.contains(&7);
+/// assert_eq!(roof::shrink::minimal_subset(&faults, fails, 1_000), [3, 7]);
+/// ```
+pub fn minimal_subset<T: Clone + PartialEq>(
+    items: &[T],
+    mut fails: impl FnMut(&[T]) -> bool,
+    budget: usize,
+) -> Vec<T> {
+    let tries = std::cell::Cell::new(0usize);
+    let mut attempt = |subset: &[T]| {
+        if tries.get() >= budget {
+            return false;
+        }
+        tries.set(tries.get() + 1);
+        fails(subset)
+    };
+    if attempt(&[]) {
+        return Vec::new();
+    }
+    let mut current = items.to_vec();
+    let mut parts = 2;
+    while current.len() >= 2 && tries.get() < budget {
+        let size = current.len().div_ceil(parts);
+        let chunks: Vec<Vec<T>> = current.chunks(size).map(<[T]>::to_vec).collect();
+        if let Some(chunk) = chunks.iter().find(|chunk| attempt(chunk)) {
+            current = chunk.clone();
+            parts = 2;
+            continue;
+        }
+        let complement = |skip: usize| -> Vec<T> {
+            chunks
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| *index != skip)
+                .flat_map(|(_, chunk)| chunk.iter().cloned())
+                .collect()
+        };
+        if chunks.len() > 2 {
+            if let Some(rest) = (0..chunks.len()).map(complement).find(|rest| attempt(rest)) {
+                current = rest;
+                parts = (parts - 1).max(2);
+                continue;
+            }
+        }
+        if parts >= current.len() {
+            break;
+        }
+        parts = (parts * 2).min(current.len());
+    }
+    current
+}
+
 fn trimmed(mut choices: Vec<u32>) -> Vec<u32> {
     while choices.last() == Some(&0) {
         choices.pop();

@@ -23,10 +23,11 @@ fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
 
 /// The environment a printed replay line sets: its `ROOF_*=value` words.
 fn replay_vars(line: &str) -> Vec<(&'static str, String)> {
-    const KNOWN: [&str; 5] = [
+    const KNOWN: [&str; 6] = [
         "ROOF_SEED",
         "ROOF_POLICY",
         "ROOF_CHOICES",
+        "ROOF_FAULTS",
         "ROOF_BUILD",
         "ROOF_SHRINK",
     ];
@@ -506,4 +507,106 @@ fn pct_with_an_adaptive_horizon_finds_a_depth_two_bug_in_fewer_seeds_than_random
         pct < fixed,
         "a horizon far past the run's length wastes the change point: {fixed}"
     );
+}
+
+/// A counter server that keeps its count in memory: a crash and restart resets it, and the
+/// client sees the count go back. Partitions, clogs, latency and loss only slow it down (the
+/// client retries).
+fn counter_sim(sim: &Sim) {
+    use roof::io::{AsyncReadExt, AsyncWriteExt};
+    use roof::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+    sim.host("counter", || async {
+        let count = Rc::new(Cell::new(0u64));
+        let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            roof::spawn(async move {
+                let mut byte = [0u8; 1];
+                if stream.read_exact(&mut byte).await.is_ok() {
+                    count.set(count.get() + 1);
+                    let _ = stream.write_all(&count.get().to_be_bytes()).await;
+                }
+            })
+            .detach();
+        }
+    });
+    sim.client("client", async {
+        let mut last = 0;
+        for _ in 0..30 {
+            let exchange = async {
+                let mut stream = TcpStream::connect("counter:7").await?;
+                stream.write_all(&[1]).await?;
+                let mut reply = [0u8; 8];
+                stream.read_exact(&mut reply).await?;
+                std::io::Result::Ok(u64::from_be_bytes(reply))
+            };
+            match roof::timeout(Duration::from_millis(300), exchange).await {
+                Ok(Ok(count)) if count < last => {
+                    return Err(format!("the count went back from {last} to {count}"));
+                }
+                Ok(Ok(count)) => last = count,
+                _ => {}
+            }
+            roof::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_failing_fault_plan_is_shrunk_to_the_faults_that_matter_and_replays() {
+    use std::time::Duration;
+    let window = Duration::from_secs(2);
+    let builder = Builder::new().faults(window).name("counter_probe");
+    let (seed, failure) = (0..300)
+        .find_map(|seed| {
+            let failure = builder
+                .clone()
+                .seed(seed)
+                .shrink(false)
+                .quiet(true)
+                .try_run(counter_sim)
+                .err()?;
+            let (plan, _) = failure.faults.clone()?;
+            (plan.matches(" at ").count() >= 3).then_some((seed, failure))
+        })
+        .expect("a seed with a crash among several faults fails");
+    assert!(failure.shrunk.is_none());
+    let failure = builder.clone().seed(seed).try_run(counter_sim).unwrap_err();
+    let shrunk = failure.shrunk.clone().unwrap();
+    let (kept, all) = shrunk.faults.clone().expect("faults were on");
+    assert!(all >= 3, "{failure}");
+    assert_eq!(kept.len(), 1, "one crash is all it takes: {failure}");
+    assert!(kept[0].1.starts_with("Crash counter"), "{failure}");
+    let text = failure.to_string();
+    assert!(
+        text.contains(&format!(
+            "roof: faults that matter: 1 of {all}: #{} Crash counter",
+            kept[0].0
+        )),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("replay (shrunk):"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("ROOF_FAULTS={}", kept[0].0)),
+        "{line}"
+    );
+    let replayed = Builder::from_vars(vars(replay_vars(line)))
+        .unwrap()
+        .faults(window)
+        .try_run(counter_sim)
+        .unwrap_err();
+    assert_eq!(Some(replayed.failure.headline()), shrunk.headline);
+    let (plan, _) = replayed.faults.unwrap();
+    assert_eq!(
+        plan.matches(" at ").count(),
+        1,
+        "only the crash ran: {plan}"
+    );
+    let error = Builder::from_vars(vars(vec![("ROOF_FAULTS", "1,x".into())])).unwrap_err();
+    assert_eq!(error.variable, "ROOF_FAULTS");
 }

@@ -124,3 +124,35 @@ pub(super) fn choices(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Ve
             expected: "a choice token as a replay line prints it (comma-separated numbers, Nz for N zeros, - for none)",
         })
 }
+
+/// The most fault indices `ROOF_FAULTS` takes (a drawn plan holds a few dozen at most).
+pub const FAULT_INDICES_MAX: usize = 10_000;
+
+/// `ROOF_FAULTS`, if set: which faults of the seed's plan to keep, by index (`-` for none).
+pub(super) fn faults(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<usize>>, EnvError> {
+    let Some(value) = get("ROOF_FAULTS") else {
+        return Ok(None);
+    };
+    let error = || {
+        EnvError {
+        variable: "ROOF_FAULTS",
+        value: value.clone(),
+        expected: "fault indices of the seed's plan, comma-separated (at most 10000, each below 10000), or - for none",
+    }
+    };
+    let text = value.trim();
+    if text == "-" {
+        return Ok(Some(Vec::new()));
+    }
+    let indices: Vec<usize> = text
+        .split(',')
+        .map(|part| part.trim().parse::<usize>().map_err(|_| error()))
+        .collect::<Result<_, _>>()?;
+    if indices.len() > FAULT_INDICES_MAX || indices.iter().any(|&index| index >= FAULT_INDICES_MAX)
+    {
+        return Err(error());
+    }
+    Ok(Some(indices))
+}

@@ -64,6 +64,9 @@ pub struct ShrunkRun {
     pub replays: usize,
     /// The shrunk run's failure headline.
     pub headline: Option<String>,
+    /// With faults: the faults of the plan that still make it fail (by delta debugging over
+    /// the plan, each candidate replayed), with their indices, and how many the plan had.
+    pub faults: Option<(Vec<(usize, String)>, usize)>,
     /// `replay (shrunk): ROOF_SEED=N ROOF_CHOICES=<token> ... cargo test ... --exact`.
     pub replay: String,
 }
@@ -99,6 +102,22 @@ impl fmt::Display for ShrunkRun {
                 f,
                 "roof: found by exhaustive exploration: {now}, the fewest of any failing schedule"
             )?,
+        }
+        if let Some((kept, all)) = &self.faults {
+            let listed: Vec<String> = kept
+                .iter()
+                .map(|(index, fault)| format!("#{index} {fault}"))
+                .collect();
+            let listed = if listed.is_empty() {
+                "none: it fails without faults".to_string()
+            } else {
+                listed.join("; ")
+            };
+            writeln!(
+                f,
+                "roof: faults that matter: {} of {all}: {listed}",
+                kept.len()
+            )?;
         }
         if let Some(headline) = &self.headline {
             writeln!(f, "roof: shrunk run: {headline}")?;

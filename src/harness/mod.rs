@@ -36,6 +36,7 @@
 //! | `ROOF_SEEDS=N` or `A..B` | how many seeds (from 0) or which range; default [`SEEDS_DEFAULT`] |
 //! | `ROOF_POLICY=random\|fifo\|pct:D\|exhaustive:P` | the scheduling policy (wins over [`Builder::policy`]); `exhaustive:P` runs every schedule with at most P deviations from FIFO |
 //! | `ROOF_CHOICES=<token>` | replay exactly these scheduler choices (a shrunk replay line sets it) |
+//! | `ROOF_FAULTS=I,J,...` | keep only these faults of the seed's plan, by index (a shrunk replay line sets it; `-` for none) |
 //! | `ROOF_SHRINK=0` | do not shrink a failing seed (on by default) |
 //! | `ROOF_SHRINK_BUDGET=N` | replays the shrinker may make; default [`SHRINK_BUDGET_DEFAULT`] |
 //! | `ROOF_SCHEDULES_MAX=N` | schedules `exhaustive:P` runs at most; default [`SCHEDULES_MAX_DEFAULT`] |
@@ -84,7 +85,7 @@ mod run;
 mod search;
 mod sweep;
 
-pub use env_vars::{seed_range, EnvError};
+pub use env_vars::{seed_range, EnvError, FAULT_INDICES_MAX};
 pub use failure::{read_regressions, SeedFailure, ShrunkRun};
 use failure::{record_regression, regressions_with_stamps, replay_line};
 pub use run::Sim;
@@ -229,6 +230,7 @@ impl Builder {
             builder.policy_from_env = true;
         }
         builder.choices = env_vars::choices(&get)?;
+        builder.stress.keep = env_vars::faults(&get)?;
         builder.shrink = get("ROOF_SHRINK").is_none() || env_vars::flag(&get, "ROOF_SHRINK")?;
         let replays = "a whole number of replays from 1 to 10000000";
         if let Some(budget) = env_vars::number(&get, "ROOF_SHRINK_BUDGET", 1, REPLAYS_MAX, replays)?
@@ -271,6 +273,13 @@ impl Builder {
         if !self.policy_from_env {
             self.policy = policy;
         }
+        self
+    }
+
+    /// Keep only these faults of each seed's plan, by index in the plan as a failure prints
+    /// it (what `ROOF_FAULTS` does; the fault-plan shrinker prints the indices that matter).
+    pub fn keep_faults(mut self, indices: Vec<usize>) -> Builder {
+        self.stress.keep = Some(indices);
         self
     }
 
@@ -561,6 +570,15 @@ impl Builder {
         let mut vars = format!("ROOF_SEED={seed}");
         if self.policy_from_env {
             vars.push_str(&format!(" ROOF_POLICY={}", self.policy));
+        }
+        if let Some(keep) = &self.stress.keep {
+            let kept: Vec<String> = keep.iter().map(usize::to_string).collect();
+            let kept = if kept.is_empty() {
+                "-".to_string()
+            } else {
+                kept.join(",")
+            };
+            vars.push_str(&format!(" ROOF_FAULTS={kept}"));
         }
         if let Some(choices) = choices {
             vars.push_str(&format!(

@@ -109,6 +109,8 @@ pub(super) struct Stress {
     pub(super) plan: Option<FaultPlan>,
     /// After the faults stop, every client must finish within this.
     pub(super) liveness: Option<Duration>,
+    /// Keep only these faults of the plan, by index (`ROOF_FAULTS`, fault-plan shrinking).
+    pub(super) keep: Option<Vec<usize>>,
 }
 
 /// One run's result and the faults it had.
@@ -147,6 +149,15 @@ pub(super) fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> S
     // system did.
     plan.faults
         .retain(|fault| fault.kind != FaultKind::Crash || restartable.contains(&fault.host));
+    if let Some(keep) = &stress.keep {
+        plan.faults = plan
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| keep.contains(index))
+            .map(|(_, fault)| fault.clone())
+            .collect();
+    }
     let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
     let nemesis = (stress.faults.is_some() || stress.plan.is_some())
         .then(|| sim.start_nemesis(plan.clone(), fired.clone()));

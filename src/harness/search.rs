@@ -103,7 +103,7 @@ impl Builder {
                 && self.choices.is_none()
                 && !matches!(failure, Failure::Nondeterminism { .. }) =>
             {
-                Some(self.shrink_seed(seed, body, name, failure.kind()))
+                Some(self.shrink_failure(seed, body, name, failure.kind(), run))
             }
             None => None,
         };
@@ -131,6 +131,62 @@ impl Builder {
         }
         eprintln!("{failure}");
         Box::new(failure)
+    }
+
+    /// Shrink a failing seed: with faults, first the fault plan (the fewest faults that still
+    /// fail the same way, by delta debugging, each candidate replayed under the seed's own
+    /// policy), then the choices under the faults kept.
+    fn shrink_failure(
+        &self,
+        seed: u64,
+        body: &dyn Fn(&Sim),
+        name: &str,
+        kind: &str,
+        run: &SeedRun,
+    ) -> ShrunkRun {
+        let stressed = self.stress.faults.is_some() || self.stress.plan.is_some();
+        if !stressed || self.stress.keep.is_some() || run.plan.faults.is_empty() {
+            return self.shrink_seed(seed, body, name, kind);
+        }
+        let all: Vec<usize> = (0..run.plan.faults.len()).collect();
+        let fails = |kept: &[usize]| {
+            let narrowed = self.clone().keep_faults(kept.to_vec());
+            let report = run_seed(
+                narrowed.seed_config(seed, TraceMode::Off, body),
+                body,
+                narrowed.stress.clone(),
+            )
+            .report;
+            report
+                .outcome
+                .as_ref()
+                .is_err_and(|failure| failure.kind() == kind)
+        };
+        // The faults that fired first: one that never fired is seldom what matters.
+        let fired: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&index| {
+                let fault = run.plan.faults[index].to_string();
+                run.fired.iter().any(|line| line.ends_with(&fault))
+            })
+            .collect();
+        let budget = (self.shrink_budget / 2).max(1);
+        let start = if fired.len() < all.len() && fails(&fired) {
+            fired
+        } else {
+            all.clone()
+        };
+        let kept = crate::shrink::minimal_subset(&start, fails, budget);
+        let narrowed = self.clone().keep_faults(kept.clone());
+        let mut shrunk = narrowed.shrink_seed(seed, body, name, kind);
+        shrunk.faults = Some((
+            kept.iter()
+                .map(|&index| (index, run.plan.faults[index].to_string()))
+                .collect(),
+            all.len(),
+        ));
+        shrunk
     }
 
     /// Shrink the failing `seed`'s choices toward FIFO, keeping the failure's kind.
@@ -183,6 +239,7 @@ impl Builder {
             original: original
                 .map(|original| (original.len(), crate::shrink::deviations(&original))),
             headline: report.outcome.err().map(|failure| failure.headline()),
+            faults: None,
             replay: self.replay_line(seed, name, Some(&choices)),
             proven,
             replays,
