@@ -610,3 +610,27 @@ fn a_failing_fault_plan_is_shrunk_to_the_faults_that_matter_and_replays() {
     let error = Builder::from_vars(vars(vec![("ROOF_FAULTS", "1,x".into())])).unwrap_err();
     assert_eq!(error.variable, "ROOF_FAULTS");
 }
+
+#[test]
+fn a_sweep_under_exhaustive_explores_each_seed_and_replays_its_failing_schedule() {
+    let sweep = Builder::new()
+        .seeds(0..3)
+        .name("exhaustive_sweep_probe")
+        .policy(Policy::exhaustive(1))
+        .quiet(true)
+        .sweep(bank_sim);
+    assert_eq!(sweep.seeds_run, 3);
+    assert_eq!(
+        sweep.failures.len(),
+        3,
+        "every seed has the one-preemption schedule"
+    );
+    let line = &sweep.failures[0].replay;
+    assert!(line.contains("ROOF_CHOICES="), "{line}");
+    let replayed = Builder::from_vars(vars(replay_vars(line)))
+        .unwrap()
+        .shrink(false)
+        .try_run(bank_sim)
+        .unwrap_err();
+    assert_eq!(replayed.failure.headline(), sweep.failures[0].headline);
+}

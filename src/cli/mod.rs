@@ -75,7 +75,7 @@ enum Command {
         pct: Option<u32>,
         /// Run every schedule of each seed with at most P deviations from FIFO (0 to 8),
         /// fewest first; stop at the first failure.
-        #[arg(long, value_name = "P", value_parser = args::preemptions, conflicts_with_all = ["shard", "check_determinism"])]
+        #[arg(long, value_name = "P", value_parser = args::preemptions, conflicts_with_all = ["shard", "check_determinism", "jobs", "failures"])]
         exhaustive: Option<u32>,
         /// The most schedules --exhaustive runs in all (1 to 10000000); reaching it is said.
         #[arg(long, value_name = "N", default_value = "10000", value_parser = args::budget, requires = "exhaustive")]

@@ -60,7 +60,7 @@ impl Builder {
 
     /// Replay `prefix` on `seed`: whether it failed (the way `kind` names, or at all), and
     /// the choices it made with their options.
-    fn replay(
+    pub(super) fn replay(
         &self,
         seed: u64,
         prefix: &[u32],

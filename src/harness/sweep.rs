@@ -57,6 +57,9 @@ impl std::fmt::Display for Sweep {
 impl Builder {
     /// Run every seed of the range, not stopping at a failure, and return what failed (each
     /// failing seed recorded in the regressions file, not shrunk: replay one to shrink it).
+    /// Under [`Policy::Exhaustive`](crate::Policy::Exhaustive) each seed's schedules within
+    /// the bound are explored (up to [`schedules_max`](Builder::schedules_max) each), and a
+    /// failing seed's replay line names its first failing schedule.
     /// On a terminal a progress bar shows the sweep, and each failure prints its headline and
     /// replay line; [`quiet`](Builder::quiet) prints nothing.
     ///
@@ -93,7 +96,26 @@ impl Builder {
         let mut sweep = Sweep::default();
         for seed in seeds {
             sweep.seeds_run += 1;
-            let (failure, _) = self.run_one(seed, &body);
+            let (failure, choices) = match (self.policy, &self.choices) {
+                // Every schedule of the seed within the bound: its first failing one.
+                (crate::Policy::Exhaustive { preemptions }, None) => {
+                    let found =
+                        crate::explore::explore(preemptions, self.schedules_max, true, |prefix| {
+                            self.replay(seed, prefix, &body, None)
+                        });
+                    match found.failing {
+                        Some(choices) => {
+                            let config = self
+                                .config(seed, crate::TraceMode::Off)
+                                .choices(crate::Choices(choices.clone()));
+                            let run = super::run_seed(config, &body, self.stress.clone());
+                            (run.report.outcome.err(), Some(choices))
+                        }
+                        None => (None, None),
+                    }
+                }
+                _ => (self.run_one(seed, &body).0, self.choices.clone()),
+            };
             if let Some(failure) = failure {
                 if let Some(dir) = &self.regressions {
                     super::record_regression(dir, &name, seed, &self.stamp());
@@ -101,7 +123,7 @@ impl Builder {
                 let failed = SweepFailure {
                     seed,
                     headline: failure.headline(),
-                    replay: self.replay_line(seed, &name, self.choices.as_deref()),
+                    replay: self.replay_line(seed, &name, choices.as_deref()),
                 };
                 if !self.quiet {
                     bar.suspend(|| {
