@@ -40,6 +40,22 @@ pub struct Replayed {
     pub arities: Vec<u32>,
 }
 
+impl Replayed {
+    /// What a replay's report says: whether it failed (the way `kind` names, such as
+    /// `"panic"`, or at all with `None`), and its recorded choices with their options (run it
+    /// with [`Config::record_choices`](crate::Config::record_choices)).
+    pub fn of(report: crate::Report, kind: Option<&str>) -> Replayed {
+        Replayed {
+            failed: report
+                .outcome
+                .as_ref()
+                .is_err_and(|failure| kind.is_none_or(|kind| failure.kind() == kind)),
+            choices: report.choices.unwrap_or_default(),
+            arities: report.arities.unwrap_or_default(),
+        }
+    }
+}
+
 /// What [`explore`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

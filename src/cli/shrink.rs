@@ -15,15 +15,7 @@ fn replay(scenario: &Scenario, seed: u64, prefix: &[u32], kind: Option<&str>) ->
         .echo(false)
         .choices(Choices(prefix.to_vec()))
         .record_choices(true);
-    let report = sim::run(scenario, config);
-    Replayed {
-        failed: report
-            .outcome
-            .as_ref()
-            .is_err_and(|failure| kind.is_none_or(|kind| failure.kind() == kind)),
-        choices: report.choices.unwrap_or_default(),
-        arities: report.arities.unwrap_or_default(),
-    }
+    Replayed::of(sim::run(scenario, config), kind)
 }
 
 pub(crate) fn shrink(scenario: &Scenario, seed: u64, budget: usize) -> i32 {

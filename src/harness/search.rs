@@ -71,15 +71,7 @@ impl Builder {
             .config(seed, TraceMode::Off)
             .choices(Choices(prefix.to_vec()))
             .record_choices(true);
-        let report = run_seed(config, body, self.stress.clone()).report;
-        Replayed {
-            failed: report
-                .outcome
-                .as_ref()
-                .is_err_and(|failure| kind.is_none_or(|kind| failure.kind() == kind)),
-            choices: report.choices.unwrap_or_default(),
-            arities: report.arities.unwrap_or_default(),
-        }
+        Replayed::of(run_seed(config, body, self.stress.clone()).report, kind)
     }
 
     /// Report a failing seed: record it, shrink it (or take the schedule an exploration
