@@ -115,6 +115,82 @@ pub fn run(scenario: &Scenario, config: Config) -> Report {
     event_loop.report()
 }
 
+/// Faults for a scenario's run (`--faults WINDOW`, `--keep-faults I,J`): a plan drawn from
+/// the seed among the scenario's hosts, faults starting within `window`, of which only the
+/// faults `keep` names run (all without it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Faults {
+    /// Faults start within this window.
+    pub window: std::time::Duration,
+    /// Keep only these faults of the plan, by index.
+    pub keep: Option<Vec<usize>>,
+}
+
+/// A run with faults: its report, the plan it ran (after `keep`) and the faults that fired.
+pub struct FaultedRun {
+    /// The run's report.
+    pub report: Report,
+    /// The plan drawn (all its faults, before `keep`), and the one run.
+    pub drawn: roof::fault::FaultPlan,
+    /// The faults that fired, as the nemesis reports them.
+    pub fired: Vec<String>,
+}
+
+/// Run `scenario` once under `config` with `faults`: once the scenario has added its hosts
+/// (when the loop first runs), the plan is drawn among them (crashes among those that
+/// restart) and a nemesis carries it out.
+pub fn run_with_faults(scenario: &Scenario, config: Config, faults: &Faults) -> FaultedRun {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let seed = config.seed;
+    let event_loop = EventLoop::with_config(config);
+    let drawn = Rc::new(RefCell::new(roof::fault::FaultPlan::none()));
+    let fired: roof::fault::FiredFaults = Rc::default();
+    let handle = event_loop.handle();
+    let (window, keep) = (faults.window, faults.keep.clone());
+    let (plan_slot, fired_slot) = (drawn.clone(), fired.clone());
+    event_loop.call_soon(move || {
+        let hosts: Vec<String> = handle
+            .hosts()
+            .into_iter()
+            .filter(|host| host != "main")
+            .collect();
+        let restartable = handle.restartable_hosts();
+        let plan = roof::fault::FaultPlan::draw_among(seed, &hosts, &restartable, window);
+        let mut run = plan.clone();
+        if let Some(keep) = &keep {
+            run.faults = plan
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| keep.contains(index))
+                .map(|(_, fault)| fault.clone())
+                .collect();
+        }
+        *plan_slot.borrow_mut() = plan;
+        handle.start_nemesis(run, fired_slot).detach();
+    });
+    if let Err(message) = (scenario.run)(&event_loop) {
+        event_loop.fail(message);
+    }
+    let report = event_loop.report();
+    let drawn = drawn.borrow().clone();
+    let fired = fired.borrow().clone();
+    FaultedRun {
+        report,
+        drawn,
+        fired,
+    }
+}
+
+/// Run `scenario` with `faults` if given, else plainly: the report.
+pub fn run_maybe_faulted(scenario: &Scenario, config: Config, faults: Option<&Faults>) -> Report {
+    match faults {
+        Some(faults) => run_with_faults(scenario, config, faults).report,
+        None => run(scenario, config),
+    }
+}
+
 /// Turn a run's failure into the scenario's error message.
 pub(crate) fn failed(failure: roof::Failure) -> String {
     failure.to_string()

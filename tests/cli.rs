@@ -204,6 +204,10 @@ const MALFORMED: &[&[&str]] = &[
     &["sweep", "bank", "--exhaustive", "9"],
     &["sweep", "bank", "--exhaustive", "1", "--fifo"],
     &["sweep", "bank", "--schedules-max", "5"],
+    &["run", "http-get", "--keep-faults", "0"],
+    &["run", "http-get", "--faults", "2s", "--keep-faults", "x"],
+    &["run", "http-get", "--faults", "0s"],
+    &["shrink", "http-get", "--seed", "7", "--faults", "forever"],
     &["list", "extra"],
     &["client", "--count", "0"],
     &["client", "--count", "4294967296"],
@@ -632,4 +636,40 @@ fn shrink_is_proven_minimal_for_every_planted_bug() {
             "{scenario}: {text}"
         );
     }
+}
+
+#[test]
+fn shrink_with_faults_keeps_the_faults_that_matter_and_its_line_replays() {
+    let output = roof(&["shrink", "http-get", "--seed", "7", "--faults", "2s"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("faults that matter: 1 of 3: #0 Crash example.com"),
+        "{text}"
+    );
+    let failure = text
+        .lines()
+        .find_map(|line| line.strip_prefix("failure: "))
+        .unwrap()
+        .to_string();
+    let replay = text
+        .lines()
+        .find_map(|line| line.strip_prefix("replay: roof "))
+        .expect(&text);
+    assert!(replay.contains("--faults 2s --keep-faults 0"), "{replay}");
+    let words: Vec<&str> = replay.split_whitespace().collect();
+    let replayed = roof(&words);
+    assert_eq!(replayed.status.code(), Some(1));
+    let out = stdout(&replayed);
+    assert!(out.contains(&format!("failed: {failure}")), "{out}");
+    assert!(out.contains("faults-kept: #0\n"), "{out}");
+    let fired = out
+        .lines()
+        .find_map(|line| line.strip_prefix("faults-fired: "))
+        .unwrap();
+    assert_eq!(
+        fired.matches(" at ").count(),
+        1,
+        "only the crash kept ran: {out}"
+    );
 }

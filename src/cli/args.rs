@@ -136,6 +136,30 @@ pub(crate) fn message(text: &str) -> Result<String, String> {
 }
 
 /// A duration such as `10s`, `500ms` or `1m 30s`, above zero and at most [`TIMEOUT_MAX`].
+/// `--keep-faults I,J`: indices of a drawn fault plan (at most 10000, each below 10000).
+pub(crate) fn fault_indices(text: &str) -> Result<FaultIndices, String> {
+    let expected = || {
+        "expected fault indices of the plan, comma-separated (each below 10000), or - for none"
+            .to_string()
+    };
+    let text = text.trim();
+    if text == "-" {
+        return Ok(FaultIndices(Vec::new()));
+    }
+    let indices: Vec<usize> = text
+        .split(',')
+        .map(|part| part.trim().parse::<usize>().map_err(|_| expected()))
+        .collect::<Result<_, _>>()?;
+    if indices.len() > 10_000 || indices.iter().any(|&index| index >= 10_000) {
+        return Err(expected());
+    }
+    Ok(FaultIndices(indices))
+}
+
+/// Decoded `--keep-faults` (a newtype: clap would take a bare `Vec` for a repeated flag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FaultIndices(pub(crate) Vec<usize>);
+
 pub(crate) fn timeout(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text)
         .map_err(|error| format!("{error} (expected a duration such as 10s or 500ms)"))?;

@@ -58,6 +58,13 @@ enum Command {
         /// Replay a choice sequence (from `roof shrink`) instead of the policy's draws.
         #[arg(long, value_name = "TOKEN", value_parser = args::choices)]
         choices: Option<args::ChoiceList>,
+        /// Faults drawn from the seed among the scenario's hosts, starting within this
+        /// window (10s, 500ms): partitions, clogs, crashes, latency spikes, loss bursts.
+        #[arg(long, value_name = "WINDOW", value_parser = args::timeout)]
+        faults: Option<Duration>,
+        /// Keep only these faults of the drawn plan, by index (from `roof shrink --faults`).
+        #[arg(long, value_name = "I,J", value_parser = args::fault_indices, requires = "faults")]
+        keep_faults: Option<args::FaultIndices>,
     },
     /// Run one scenario over a range of seeds and summarise.
     Sweep {
@@ -104,6 +111,10 @@ enum Command {
         /// Candidate runs to try at most (1 to 10000000).
         #[arg(long, default_value = "5000", value_parser = args::budget)]
         budget: usize,
+        /// With faults drawn from the seed within this window: the plan is shrunk first, to
+        /// the faults that matter, then the choices.
+        #[arg(long, value_name = "WINDOW", value_parser = args::timeout)]
+        faults: Option<Duration>,
     },
     /// The yell-echo server on real sockets (`nc 127.0.0.1 1234`); needs the real-net feature.
     Serve {
@@ -208,6 +219,8 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             trace,
             json,
             choices,
+            faults,
+            keep_faults,
         } => {
             // With --json, stdout holds the JSON object alone.
             let seed = draw_seed(seed, json)?;
@@ -223,7 +236,11 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             if let Some(choices) = choices {
                 config = config.choices(Choices(choices.0));
             }
-            Ok(run(scenario, config, trace, json))
+            let faults = faults.map(|window| sim::Faults {
+                window,
+                keep: keep_faults.map(|keep| keep.0),
+            });
+            Ok(run(scenario, config, trace, json, faults.as_ref()))
         }
         Command::Sweep {
             scenario,
@@ -263,9 +280,10 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             scenario,
             seed,
             budget,
+            faults,
         } => {
             let seed = draw_seed(seed, false)?;
-            Ok(shrink::shrink(scenario, seed, budget))
+            Ok(shrink::shrink(scenario, seed, budget, faults))
         }
         #[cfg(feature = "real-net")]
         Command::Serve { addr } => real::serve(real::parse_addr(&addr)?),
@@ -332,8 +350,20 @@ fn os_random_seed() -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn run(scenario: &Scenario, config: Config, trace: bool, json: bool) -> i32 {
-    let report = sim::run(scenario, config);
+fn run(
+    scenario: &Scenario,
+    config: Config,
+    trace: bool,
+    json: bool,
+    faults: Option<&sim::Faults>,
+) -> i32 {
+    let (report, plan) = match faults {
+        Some(faults) => {
+            let run = sim::run_with_faults(scenario, config, faults);
+            (run.report, Some((run.drawn, run.fired)))
+        }
+        None => (sim::run(scenario, config), None),
+    };
     if json {
         out::line(report_json(scenario, &report, trace));
     } else {
@@ -343,6 +373,20 @@ fn run(scenario: &Scenario, config: Config, trace: bool, json: bool) -> i32 {
         out::line(format_args!("seed: {}", report.seed));
         out::line(format_args!("virtual-time: {}", report.virtual_time));
         out::line(format_args!("trace-hash: {}", report.trace_hash_hex()));
+        if let Some((drawn, fired)) = &plan {
+            let listed: Vec<String> = drawn
+                .faults
+                .iter()
+                .enumerate()
+                .map(|(index, fault)| format!("#{index} {fault}"))
+                .collect();
+            out::line(format_args!("fault-plan: {}", listed.join("; ")));
+            if let Some(keep) = faults.and_then(|faults| faults.keep.as_ref()) {
+                let kept: Vec<String> = keep.iter().map(|index| format!("#{index}")).collect();
+                out::line(format_args!("faults-kept: {}", kept.join(" ")));
+            }
+            out::line(format_args!("faults-fired: {}", fired.join("; ")));
+        }
         if let Err(failure) = &report.outcome {
             out::line(format_args!("failed: {failure}"));
         }
