@@ -639,6 +639,32 @@ fn shrink_is_proven_minimal_for_every_planted_bug() {
 }
 
 #[test]
+fn sweep_with_faults_lists_failing_seeds_whose_replay_line_fails_the_same_way() {
+    let output = roof(&["sweep", "http-get", "--seeds", "0..20", "--faults", "2s"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    let replay = text
+        .lines()
+        .find_map(|line| {
+            line.split_once("roof run ")
+                .map(|(_, rest)| format!("run {rest}"))
+        })
+        .expect(&text);
+    assert!(replay.contains("--faults 2s"), "{replay}");
+    let words: Vec<&str> = replay
+        .split_whitespace()
+        .take_while(|word| *word != "#")
+        .collect();
+    let replayed = roof(&words);
+    assert_eq!(replayed.status.code(), Some(1), "{}", stdout(&replayed));
+    assert!(
+        stdout(&replayed).contains("fault-plan: #0"),
+        "{}",
+        stdout(&replayed)
+    );
+}
+
+#[test]
 fn shrink_with_faults_keeps_the_faults_that_matter_and_its_line_replays() {
     let output = roof(&["shrink", "http-get", "--seed", "7", "--faults", "2s"]);
     let text = stdout(&output);

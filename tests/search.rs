@@ -448,6 +448,18 @@ fn a_replay_carries_the_build_stamp_of_the_settings_that_shape_the_run() {
         failure.replay
     );
     assert!(failure.settings.contains(&stamp), "{}", failure.settings);
+    // Replayed as printed: no warning. Under other settings, or another build: a warning.
+    let replay = Builder::from_vars(vars(replay_vars(&failure.replay))).unwrap();
+    assert_eq!(replay.build_warning(), None);
+    let other = Builder::from_vars(vars(replay_vars(&failure.replay)))
+        .unwrap()
+        .steps_max(1_000);
+    assert!(other.build_warning().unwrap().contains("may not reproduce"));
+    let older = Builder::from_vars(vars(vec![("ROOF_BUILD", "0.0.1+00000000".into())])).unwrap();
+    assert!(older
+        .build_warning()
+        .unwrap()
+        .contains("ROOF_BUILD=0.0.1+00000000"));
 }
 
 /// A depth-2 ordering bug: `b` must run all its steps inside one window of `a`'s, after `a`'s

@@ -99,6 +99,9 @@ enum Command {
         /// Write every failing seed, as it is found, to this file (one line each).
         #[arg(long, value_name = "FILE")]
         failures: Option<PathBuf>,
+        /// Give each seed a fault plan drawn from it, faults starting within this window.
+        #[arg(long, value_name = "WINDOW", value_parser = args::timeout, conflicts_with = "exhaustive")]
+        faults: Option<std::time::Duration>,
     },
     /// Shrink a failing seed's scheduler choices toward FIFO, and print a replayable token.
     Shrink {
@@ -263,6 +266,7 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             jobs,
             check_determinism,
             failures,
+            faults,
             ..
         } => {
             let plan = sweep::Plan {
@@ -273,6 +277,7 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 policy: policy(fifo, pct),
                 check_determinism,
                 failures,
+                faults,
             };
             sweep::sweep(&plan)
         }

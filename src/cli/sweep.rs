@@ -46,6 +46,8 @@ pub(crate) struct Plan {
     pub(crate) policy: Policy,
     pub(crate) check_determinism: bool,
     pub(crate) failures: Option<PathBuf>,
+    /// Each seed's fault plan drawn within this window (`--faults`).
+    pub(crate) faults: Option<std::time::Duration>,
 }
 
 /// The seeds of one shard of a range, computed rather than listed.
@@ -84,11 +86,13 @@ impl ShardSeeds {
 fn run_seed(plan: &Plan, seed: u64) -> Result<(), Failure> {
     let policy = super::adapted(plan.scenario, seed, plan.policy);
     let config = || Config::new(seed).policy(policy).echo(false);
+    let faults = plan.faults.map(|window| sim::Faults { window, keep: None });
+    let run = |config| sim::run_maybe_faulted(plan.scenario, config, faults.as_ref());
     if !plan.check_determinism {
-        return sim::run(plan.scenario, config()).outcome;
+        return run(config()).outcome;
     }
-    let first = sim::run(plan.scenario, config().trace(TraceMode::Record));
-    let second = sim::run(plan.scenario, config().trace(TraceMode::Record));
+    let first = run(config().trace(TraceMode::Record));
+    let second = run(config().trace(TraceMode::Record));
     let (Some(left), Some(right)) = (&first.trace, &second.trace) else {
         unreachable!("record mode keeps the trace")
     };
@@ -268,12 +272,15 @@ pub(crate) fn sweep(plan: &Plan) -> Result<i32, Usage> {
 
 /// The command that replays `seed`: `roof run <scenario> [--fifo|--pct D] --seed N`.
 fn replay_line(plan: &Plan, seed: u64) -> String {
-    let flags = match plan.policy {
+    let mut flags = match plan.policy {
         Policy::Fifo => " --fifo".to_string(),
         Policy::Pct { depth, .. } => format!(" --pct {depth}"),
         // Random, and any policy the command line cannot name (it makes none).
         _ => String::new(),
     };
+    if let Some(window) = plan.faults {
+        flags.push_str(&format!(" --faults {}", humantime::format_duration(window)));
+    }
     format!("roof run {}{flags} --seed {seed}", plan.scenario.name)
 }
 

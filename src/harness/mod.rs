@@ -544,15 +544,32 @@ impl Builder {
         )
     }
 
+    /// The warning a replay prints when `ROOF_BUILD` names another build or other settings
+    /// than this run's: a seed is only valid with the build and settings that ran it.
+    ///
+    /// ```
+    /// use roof::harness::Builder;
+    /// let env = |variable: &str| (variable == "ROOF_BUILD").then(|| "0.0.1+00000000".to_string());
+    /// let replay = Builder::from_vars(env).unwrap();
+    /// assert!(replay.build_warning().unwrap().contains("may not reproduce"));
+    /// let stamp = Builder::new().stamp();
+    /// let same = Builder::from_vars(|variable: &str| (variable == "ROOF_BUILD").then(|| stamp.clone())).unwrap();
+    /// assert_eq!(same.build_warning(), None);
+    /// ```
+    pub fn build_warning(&self) -> Option<String> {
+        let expected = self.expected_build.as_ref()?;
+        let stamp = self.stamp();
+        (*expected != stamp).then(|| {
+            format!(
+                "roof: warning: ROOF_BUILD={expected} but this run is {stamp} ({}): a seed is only valid with the roof build and settings that ran it, so it may not reproduce",
+                self.settings()
+            )
+        })
+    }
+
     fn warn_if_another_build(&self) {
-        if let Some(expected) = &self.expected_build {
-            let stamp = self.stamp();
-            if *expected != stamp {
-                eprintln!(
-                    "roof: warning: ROOF_BUILD={expected} but this run is {stamp} ({}): a seed is only valid with the roof build and settings that ran it, so it may not reproduce",
-                    self.settings()
-                );
-            }
+        if let Some(warning) = self.build_warning() {
+            eprintln!("{warning}");
         }
     }
 
