@@ -157,16 +157,10 @@ pub fn run_with_faults(scenario: &Scenario, config: Config, faults: &Faults) -> 
             .collect();
         let restartable = handle.restartable_hosts();
         let plan = roof::fault::FaultPlan::draw_among(seed, &hosts, &restartable, window);
-        let mut run = plan.clone();
-        if let Some(keep) = &keep {
-            run.faults = plan
-                .faults
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| keep.contains(index))
-                .map(|(_, fault)| fault.clone())
-                .collect();
-        }
+        let run = match &keep {
+            Some(keep) => plan.keep(keep),
+            None => plan.clone(),
+        };
         *plan_slot.borrow_mut() = plan;
         handle.start_nemesis(run, fired_slot).detach();
     });

@@ -145,6 +145,34 @@ impl fmt::Display for FaultPlan {
 }
 
 impl FaultPlan {
+    /// The plan with only the faults at `indices` (positions in this plan, as a failure
+    /// prints them; the fault-plan shrinker's `ROOF_FAULTS`), in their order.
+    ///
+    /// ```
+    /// use roof::fault::FaultPlan;
+    /// use std::time::Duration;
+    /// let hosts = ["a".to_string(), "b".to_string()];
+    /// let plan = (0..50)
+    ///     .map(|seed| FaultPlan::draw(seed, &hosts, Duration::from_secs(1)))
+    ///     .find(|plan| plan.faults.len() >= 3)
+    ///     .unwrap();
+    /// let kept = plan.keep(&[2, 0]);
+    /// assert_eq!(kept.faults, [plan.faults[0].clone(), plan.faults[2].clone()]);
+    /// assert!(plan.keep(&[]).faults.is_empty());
+    /// ```
+    pub fn keep(&self, indices: &[usize]) -> FaultPlan {
+        FaultPlan {
+            kinds: self.kinds.clone(),
+            faults: self
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| indices.contains(index))
+                .map(|(_, fault)| fault.clone())
+                .collect(),
+        }
+    }
+
     /// No faults.
     pub fn none() -> FaultPlan {
         FaultPlan::default()

@@ -150,13 +150,7 @@ pub(super) fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> S
     plan.faults
         .retain(|fault| fault.kind != FaultKind::Crash || restartable.contains(&fault.host));
     if let Some(keep) = &stress.keep {
-        plan.faults = plan
-            .faults
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| keep.contains(index))
-            .map(|(_, fault)| fault.clone())
-            .collect();
+        plan = plan.keep(keep);
     }
     let fired: FiredFaults = Rc::new(RefCell::new(Vec::new()));
     let nemesis = (stress.faults.is_some() || stress.plan.is_some())
