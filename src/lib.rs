@@ -117,7 +117,7 @@ pub use trace::{Trace, TraceMode};
 /// diverge.
 pub mod trace {
     pub use crate::engine::id::{TaskId, TimerId};
-    pub use crate::engine::trace::{Divergence, Event, EventKind, Trace, TraceMode};
+    pub use crate::engine::trace::{Divergence, Event, EventKind, PacketOp, Trace, TraceMode};
 }
 
 /// How a run ended: a [`Report`] and, when it failed, the [`Failure`].

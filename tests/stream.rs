@@ -341,7 +341,15 @@ pub mod property {
             tally.parked = events
                 .events
                 .iter()
-                .filter(|event| matches!(&event.kind, roof::trace::EventKind::Net { text } if text.starts_with("park ")))
+                .filter(|event| {
+                    matches!(
+                        &event.kind,
+                        roof::trace::EventKind::Packet {
+                            op: roof::trace::PacketOp::Park,
+                            ..
+                        }
+                    )
+                })
                 .count() as u64;
         }
         tally

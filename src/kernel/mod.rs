@@ -312,8 +312,8 @@ impl Kernel {
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);
         drop(net);
-        for text in log {
-            self.record(EventKind::Net { text });
+        for kind in log {
+            self.record(kind);
         }
         for waker in wakes.drain(..) {
             waker.wake();

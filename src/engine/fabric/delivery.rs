@@ -2,11 +2,10 @@
 //! segment of its end (so a stream is never reordered), or delivered; and what was parked
 //! behind it follows.
 
-use std::fmt::Write as _;
-
 use super::buffer::Chunk;
 use super::tcp::{End, END_OFFSET};
 use super::*;
+use crate::engine::trace::{EventKind, PacketOp};
 
 impl Fabric {
     /// Start loading what three upcoming deliveries will touch: the furthest one's packet,
@@ -78,6 +77,9 @@ impl Fabric {
         if self.park_if_early(id) {
             return None;
         }
+        if self.tracing {
+            self.delivering = self.packet_number(id);
+        }
         let packet = self.in_flight[id as usize].take()?;
         self.free_in_flight.push(id);
         match packet {
@@ -111,11 +113,9 @@ impl Fabric {
             seq.wrapping_sub(next) < 1 << 31,
             "stream invariant: segment {seq} of c{conn} end {to} arrived twice (next {next})"
         );
-        self.note(|line| {
-            let _ = write!(
-                line,
-                "park packet {id} c{conn} end {to}: segment {seq} waits for {next}"
-            );
+        let packet = self.packet_number(id);
+        self.note_packet(packet, PacketOp::Park, || {
+            format!("c{conn} end {to}: segment {seq} waits for {next}")
         });
         self.parked.insert((conn, to, seq), id);
         true
@@ -199,15 +199,13 @@ impl Fabric {
         }
         match &self.in_flight[id as usize] {
             Some(InFlight::Segment(_)) => {
-                self.note(|line| {
-                    let _ = write!(line, "hold packet {id} on cut link");
-                });
+                let packet = self.packet_number(id);
+                self.note_packet(packet, PacketOp::Hold, || "on cut link".into());
                 self.held.entry((from, to)).or_default().push(id);
             }
             _ => {
-                self.note(|line| {
-                    let _ = write!(line, "drop datagram {id} on cut link");
-                });
+                let packet = self.packet_number(id);
+                self.note_packet(packet, PacketOp::Drop, || "on cut link".into());
                 self.retire_packet(id);
             }
         }
@@ -235,6 +233,8 @@ impl Fabric {
             payload,
         } = segment;
         let Some(state) = self.conns[conn as usize].as_mut() else {
+            let packet = self.delivering;
+            self.note_packet(packet, PacketOp::Drop, || "connection gone".into());
             return;
         };
         debug_assert_eq!(
@@ -244,10 +244,14 @@ impl Fabric {
         state.ends[to].next = seq.wrapping_add(1);
         state.pending -= 1;
         let host_up = self.faulty_hosts == 0 || self.hosts[state.hosts[to] as usize].up;
-        let trace = self.tracing;
-        let mut line = String::new();
-        if trace {
-            let _ = write!(line, "deliver c{conn} end {to} {}", payload_name(&payload));
+        if self.tracing {
+            let (op, detail) = if host_up {
+                (PacketOp::Deliver, payload_name(&payload))
+            } else {
+                (PacketOp::Drop, "host down".to_string())
+            };
+            let packet = self.delivering;
+            self.log.push(EventKind::Packet { packet, op, detail });
         }
         let end = &mut state.ends[to];
         if let Payload::Data(bytes) = &payload {
@@ -304,9 +308,6 @@ impl Fabric {
                     self.wake(waker);
                 }
             }
-        }
-        if trace {
-            self.log.push(line);
         }
         self.collect(conn);
     }

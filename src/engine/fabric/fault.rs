@@ -2,6 +2,7 @@
 //! and sent again when the link heals.
 
 use super::*;
+use crate::engine::trace::PacketOp;
 
 impl Fabric {
     pub(crate) fn partition(&mut self, from: HostIndex, to: HostIndex) {
@@ -59,6 +60,13 @@ impl Fabric {
                     }
                 }
                 self.sends.push((id, arrival));
+                let packet = self.packet_number(id);
+                self.note_packet(packet, PacketOp::Resend, || {
+                    format!(
+                        "arriving {}",
+                        crate::engine::id::Instant::from_nanos(arrival)
+                    )
+                });
             }
         }
     }

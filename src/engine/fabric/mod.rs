@@ -43,6 +43,7 @@ mod buffer;
 mod delivery;
 mod fault;
 mod link;
+mod note;
 mod tcp;
 mod udp;
 
@@ -178,9 +179,17 @@ pub(crate) struct Fabric {
     /// With a single waker in `wakes`: the connection it was woken for (an address to
     /// prefetch before the task runs), or 0.
     pub(crate) wake_hint: usize,
-    /// Trace lines, when tracing.
-    pub(crate) log: Vec<String>,
+    /// Trace events, when tracing.
+    pub(crate) log: Vec<trace::EventKind>,
     pub(crate) tracing: bool,
+    /// When tracing: each in-flight slot's packet number, for the events that follow its send.
+    packet_numbers: Vec<u64>,
+    /// When tracing: the last packet number handed out.
+    packets_sent: u64,
+    /// When tracing: the number of the packet being delivered.
+    delivering: u64,
+    /// When tracing: the host a datagram being launched comes from.
+    datagram_source: HostIndex,
     /// The loop is closing: sockets dropped now send nothing and wake nobody.
     pub(crate) shut_down: bool,
 }
@@ -215,28 +224,16 @@ impl Fabric {
             wake_hint: 0,
             log: Vec::new(),
             tracing,
+            packet_numbers: Vec::new(),
+            packets_sent: 0,
+            delivering: 0,
+            datagram_source: 0,
             shut_down: false,
         };
         fabric
             .add_host("main")
             .expect("fabric invariant: the default host's name is free");
         fabric
-    }
-
-    #[inline(always)]
-    fn note(&mut self, line: impl FnOnce(&mut String)) {
-        if self.tracing {
-            self.note_now(line);
-        }
-    }
-
-    /// [`note`](Fabric::note) when tracing, kept out of the hot paths that call it.
-    #[cold]
-    #[inline(never)]
-    fn note_now(&mut self, line: impl FnOnce(&mut String)) {
-        let mut text = String::new();
-        line(&mut text);
-        self.log.push(text);
     }
 
     // ----- hosts -------------------------------------------------------------------------
@@ -468,6 +465,9 @@ impl Fabric {
         let id = self.free_slot();
         self.in_flight[id as usize] = Some(packet);
         self.sends.push((id, arrival));
+        if self.tracing {
+            self.note_send(id, arrival);
+        }
     }
 
     /// A free in-flight slot (it holds `None`) for a packet about to be stored.

@@ -399,14 +399,6 @@ impl Fabric {
             end.sent = seq.wrapping_add(1);
             state.pending += 1;
         }
-        self.note(|line| {
-            let _ = write!(
-                line,
-                "send c{conn} {} bytes to end {} arriving {arrival}ns",
-                piece.len(),
-                1 - side
-            );
-        });
         if shut_down {
             return;
         }
@@ -445,6 +437,9 @@ impl Fabric {
             copy_short(bytes, piece);
         }
         self.sends.push((id, arrival));
+        if self.tracing {
+            self.note_send(id, arrival);
+        }
     }
 
     /// Read at end `side`, or remember `waker`. `Ok(0)` is EOF.

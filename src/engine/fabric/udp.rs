@@ -1,8 +1,8 @@
 //! UDP: sockets, datagrams sent through a link's loss, duplication and reordering, and
 //! their delivery into a socket's bounded queue.
 
+use crate::engine::trace::PacketOp;
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::task::Waker;
@@ -71,9 +71,9 @@ impl Fabric {
         let to = SocketAddr::new(self.hosts[target as usize].ip, to.port());
         let link = self.link(source, target).clone();
         if link.loss > 0.0 && self.rng.get().unit_f64() < link.loss {
-            self.note(|line| {
-                let _ = write!(line, "udp lost {from} -> {to} {} bytes", bytes.len());
-            });
+            if self.tracing {
+                self.note_lost(source, target, bytes.len(), now);
+            }
             return Ok(bytes.len());
         }
         let copies = if link.duplicate > 0.0 && self.rng.get().unit_f64() < link.duplicate {
@@ -81,6 +81,7 @@ impl Fabric {
         } else {
             1
         };
+        self.datagram_source = source;
         for _ in 0..copies {
             let mut delay = self.delay(source, target);
             if link.reorder > 0.0 && self.rng.get().unit_f64() < link.reorder {
@@ -124,12 +125,20 @@ impl Fabric {
     }
 
     pub(super) fn deliver_datagram(&mut self, datagram: Datagram) {
+        let packet = self.delivering;
         let Some(socket) = self.udp.get_mut(&datagram.to) else {
+            self.note_packet(packet, PacketOp::Drop, || "no socket".into());
             return;
         };
         if socket.queue.len() >= UDP_QUEUE {
+            self.note_packet(packet, PacketOp::Drop, || "queue full".into());
             return;
         }
+        let bytes = datagram.bytes.len();
+        self.note_packet(packet, PacketOp::Deliver, || format!("{bytes} bytes"));
+        let Some(socket) = self.udp.get_mut(&datagram.to) else {
+            return;
+        };
         socket.queue.push_back((datagram.bytes, datagram.from));
         let reader = socket.reader.take();
         self.wake(reader);

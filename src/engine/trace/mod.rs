@@ -16,6 +16,9 @@ use serde::Serialize;
 
 use crate::engine::id::{Instant, TaskId, TimerId};
 
+mod packet;
+pub use packet::PacketOp;
+
 /// How much of the trace a run keeps.
 ///
 /// ```
@@ -156,6 +159,33 @@ pub enum EventKind {
         /// What happened.
         text: String,
     },
+    /// A packet (a TCP segment, SYN, FIN and RST included, or a UDP datagram) left `from`
+    /// for `to`, due at `arrival_ns`; later events of the same `packet` number say what
+    /// became of it.
+    Send {
+        /// The packet's number in this run, from 1 in order of sending.
+        packet: u64,
+        /// The TCP connection, or `None` for a datagram.
+        conn: Option<u32>,
+        /// The sending host.
+        from: String,
+        /// The receiving host.
+        to: String,
+        /// What it carries: `SYN`, `SYN-ACK`, `FIN`, `RST` or `N bytes`.
+        what: String,
+        /// When it is due to arrive, in virtual nanoseconds.
+        arrival_ns: u64,
+    },
+    /// What became of a sent packet: delivered, held on a cut link, sent again, parked
+    /// behind an earlier segment, dropped or lost.
+    Packet {
+        /// The packet's number (its [`Send`](EventKind::Send)).
+        packet: u64,
+        /// What happened.
+        op: PacketOp,
+        /// More about it, or empty (`on cut link`, `segment 3 waits for 2`, `no socket`).
+        detail: String,
+    },
     /// A fault was injected (partition, heal, clog, crash, restart, link fault).
     Fault {
         /// Which.
@@ -275,6 +305,33 @@ impl fmt::Display for Event {
             EventKind::Output { task, text } => write!(f, "print{} {text:?}", Optional(" ", *task)),
             EventKind::Stop => f.write_str("stop"),
             EventKind::Net { text } => write!(f, "net {text}"),
+            EventKind::Send {
+                packet,
+                conn,
+                from,
+                to,
+                what,
+                arrival_ns,
+            } => {
+                write!(f, "net send p{packet} ")?;
+                match conn {
+                    Some(conn) => write!(f, "c{conn}")?,
+                    None => f.write_str("udp")?,
+                }
+                write!(
+                    f,
+                    " {from} -> {to} {what} arriving {}",
+                    Instant::from_nanos(*arrival_ns)
+                )
+            }
+            EventKind::Packet { packet, op, detail } => {
+                write!(f, "net {op} p{packet}")?;
+                if detail.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, " {detail}")
+                }
+            }
             EventKind::Fault { text } => write!(f, "fault {text}"),
             EventKind::Warning { task, text } => {
                 write!(f, "warning{} {text:?}", Optional(" ", *task))
