@@ -90,6 +90,7 @@ pub mod streams;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod timeline;
 pub mod wait;
 
 pub use event_loop::{get_running_loop, EventLoop, Handle, LoopHandle, TimerHandle};

@@ -5,6 +5,7 @@
 mod sim;
 
 mod asyncio;
+mod browser;
 mod cli;
 mod event_loop;
 mod faults;
@@ -24,6 +25,7 @@ mod stream;
 mod sync;
 mod tasks;
 mod time;
+mod timeline;
 mod trace;
 
 use std::alloc::{GlobalAlloc, Layout, System};
