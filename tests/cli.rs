@@ -699,3 +699,102 @@ fn shrink_with_faults_keeps_the_faults_that_matter_and_its_line_replays() {
         "only the crash kept ran: {out}"
     );
 }
+
+#[test]
+fn run_writes_a_timeline_page_and_a_perfetto_trace() {
+    let dir = std::env::temp_dir().join(format!("roof-cli-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (page, trace) = (dir.join("run.html"), dir.join("trace.json"));
+    let output = roof(&[
+        "run",
+        "yell-echo",
+        "--seed",
+        "2",
+        "--timeline",
+        page.to_str().unwrap(),
+        "--perfetto",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("timeline: {}", page.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("perfetto: {}", trace.display())),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("seed <b>2</b>"));
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "everything inline"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    assert!(json["traceEvents"].as_array().unwrap().len() > 100);
+    // The same seed, the same page, byte for byte.
+    let again = dir.join("again.html");
+    roof(&[
+        "run",
+        "yell-echo",
+        "--seed",
+        "2",
+        "--timeline",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&again).unwrap(), html.as_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_page_that_cannot_be_written_is_a_usage_error() {
+    let output = roof(&["run", "gather", "--timeline", "/nonexistent-dir/run.html"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("cannot write the timeline to /nonexistent-dir/run.html"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn diff_draws_a_failing_seed_beside_its_shrunk_replay() {
+    let dir = std::env::temp_dir().join(format!("roof-cli-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("diff.html");
+    let output = roof(&[
+        "diff",
+        "bank",
+        "--seed",
+        "1",
+        "--timeline",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("second run (shrunk replay): seed 1 failed"),
+        "{text}"
+    );
+    assert!(text.contains("traces diverge at event"), "{text}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("first divergence at event"));
+    // A passing seed is run twice: a determinism check, identical.
+    let output = roof(&[
+        "diff",
+        "gather",
+        "--seed",
+        "3",
+        "--timeline",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stdout(&output).contains("the runs are identical"),
+        "{}",
+        stdout(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

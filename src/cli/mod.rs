@@ -16,6 +16,7 @@ mod out;
 mod real;
 mod shrink;
 mod sweep;
+mod timeline;
 
 use args::{SeedArg, Shard};
 use clap::{Parser, Subcommand};
@@ -65,6 +66,41 @@ enum Command {
         /// Keep only these faults of the drawn plan, by index (from `roof shrink --faults`).
         #[arg(long, value_name = "I,J", value_parser = args::fault_indices, requires = "faults")]
         keep_faults: Option<args::FaultIndices>,
+        /// Write the run's timeline page (one self-contained HTML file) here.
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
+        /// Write the run in Chrome's Trace Event Format (for ui.perfetto.dev) here.
+        #[arg(long, value_name = "FILE.json")]
+        perfetto: Option<PathBuf>,
+    },
+    /// Draw two runs of a seed on one timeline page, with their first divergence: the seed
+    /// beside the replay of --choices, else a failing seed beside its shrunk replay, else
+    /// the seed run twice (a determinism check).
+    Diff {
+        /// The scenario (see `roof list`).
+        #[arg(value_parser = args::scenario())]
+        scenario: &'static Scenario,
+        /// The seed.
+        #[arg(long, default_value = "0", value_parser = args::seed)]
+        seed: SeedArg,
+        /// Schedule in FIFO order instead of the seeded random policy.
+        #[arg(long, conflicts_with = "pct")]
+        fifo: bool,
+        /// Schedule with PCT at this bug depth (1 to 1000).
+        #[arg(long, value_name = "DEPTH", value_parser = args::pct_depth)]
+        pct: Option<u32>,
+        /// The second run replays this choice sequence (from `roof shrink`).
+        #[arg(long, value_name = "TOKEN", value_parser = args::choices)]
+        choices: Option<args::ChoiceList>,
+        /// Faults drawn from the seed within this window, in both runs.
+        #[arg(long, value_name = "WINDOW", value_parser = args::timeout)]
+        faults: Option<Duration>,
+        /// Candidate runs the shrink of a failing seed may try (1 to 10000000).
+        #[arg(long, default_value = "2000", value_parser = args::budget)]
+        budget: usize,
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE.html", default_value = "roof-diff.html")]
+        timeline: PathBuf,
     },
     /// Run one scenario over a range of seeds and summarise.
     Sweep {
@@ -224,10 +260,13 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
             choices,
             faults,
             keep_faults,
+            timeline,
+            perfetto,
         } => {
             // With --json, stdout holds the JSON object alone.
             let seed = draw_seed(seed, json)?;
-            let mode = if trace {
+            let pictures = timeline::Pictures { timeline, perfetto };
+            let mode = if trace || pictures.wanted() {
                 TraceMode::Record
             } else {
                 TraceMode::Hash
@@ -243,7 +282,28 @@ fn dispatch(command: Command) -> Result<i32, Usage> {
                 window,
                 keep: keep_faults.map(|keep| keep.0),
             });
-            Ok(run(scenario, config, trace, json, faults.as_ref()))
+            run(scenario, config, trace, json, faults.as_ref(), &pictures)
+        }
+        Command::Diff {
+            scenario,
+            seed,
+            fifo,
+            pct,
+            choices,
+            faults,
+            budget,
+            timeline,
+        } => {
+            let seed = draw_seed(seed, false)?;
+            timeline::diff(&timeline::DiffPlan {
+                scenario,
+                seed,
+                policy: adapted(scenario, seed, policy(fifo, pct)),
+                choices: choices.map(|choices| choices.0),
+                faults,
+                budget,
+                path: timeline,
+            })
         }
         Command::Sweep {
             scenario,
@@ -361,13 +421,30 @@ fn run(
     trace: bool,
     json: bool,
     faults: Option<&sim::Faults>,
-) -> i32 {
+    pictures: &timeline::Pictures,
+) -> Result<i32, Usage> {
     let (report, plan) = match faults {
         Some(faults) => {
             let run = sim::run_with_faults(scenario, config, faults);
             (run.report, Some((run.drawn, run.fired)))
         }
         None => (sim::run(scenario, config), None),
+    };
+    let written = if pictures.wanted() {
+        let mut settings = Vec::new();
+        if let Some(faults) = faults {
+            settings.push((
+                "faults",
+                humantime::format_duration(faults.window).to_string(),
+            ));
+            if let Some(keep) = &faults.keep {
+                let kept: Vec<String> = keep.iter().map(ToString::to_string).collect();
+                settings.push(("faults kept", kept.join(",")));
+            }
+        }
+        timeline::write_pictures(scenario, &report, &settings, pictures)?
+    } else {
+        Vec::new()
     };
     if json {
         out::line(report_json(scenario, &report, trace));
@@ -395,8 +472,11 @@ fn run(
         if let Err(failure) = &report.outcome {
             out::line(format_args!("failed: {failure}"));
         }
+        for line in written {
+            out::line(line);
+        }
     }
-    i32::from(!report.passed())
+    Ok(i32::from(!report.passed()))
 }
 
 fn report_json(scenario: &Scenario, report: &Report, trace: bool) -> String {

@@ -11,7 +11,7 @@ use crate::sim::{self, Scenario};
 
 /// Replay `prefix` on `seed` (with `faults`): whether it failed (the way `kind` names, or
 /// at all).
-fn replay(
+pub(super) fn replay(
     scenario: &Scenario,
     seed: u64,
     prefix: &[u32],
