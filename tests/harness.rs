@@ -58,6 +58,7 @@ fn the_environment_chooses_the_seeds_and_bad_values_name_the_variable() {
         ("ROOF_SEEDS", "x"),
         ("ROOF_CHECK_DETERMINISM", "yes"),
         ("ROOF_TRACE", "2"),
+        ("ROOF_TIMELINE", " "),
     ] {
         let get = move |name: &str| (name == variable).then(|| value.to_string());
         let error = Builder::from_vars(get).unwrap_err();
@@ -333,4 +334,41 @@ fn an_explicit_roof_seed_wins_over_the_builders_seeds() {
         .try_run(move |sim| log.borrow_mut().push(sim.seed()))
         .unwrap();
     assert_eq!(*seen.borrow(), [4, 5]);
+}
+
+#[test]
+fn roof_timeline_writes_pages_of_the_failing_seed_and_its_shrunk_run() {
+    let dir = std::env::temp_dir().join(format!("roof-harness-timeline-{}", std::process::id()));
+    let value: &'static str = Box::leak(dir.display().to_string().into_boxed_str());
+    let pairs: &'static [(&'static str, &'static str)] =
+        Box::leak(vec![("ROOF_TIMELINE", value), ("ROOF_SEEDS", "1..20")].into_boxed_slice());
+    let failure = Builder::from_vars(vars(pairs))
+        .unwrap()
+        .name("harness::timeline_pages")
+        .try_run(flaky_sim)
+        .unwrap_err();
+    assert_eq!(failure.seed, 5);
+    let names: Vec<String> = failure
+        .timelines
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "harness__timeline_pages-seed-5.html",
+            "harness__timeline_pages-seed-5-shrunk.html",
+            "harness__timeline_pages-seed-5-diff.html"
+        ]
+    );
+    let page = std::fs::read_to_string(&failure.timelines[0]).unwrap();
+    assert!(page.contains("unlucky seed 5") && page.contains("\"failure\":["));
+    let report = failure.to_string();
+    for path in &failure.timelines {
+        assert!(
+            report.contains(&format!("roof: timeline: {}", path.display())),
+            "{report}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

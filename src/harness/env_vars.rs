@@ -156,3 +156,19 @@ pub(super) fn faults(
     }
     Ok(Some(indices))
 }
+
+/// A directory named by `variable`, if set: a non-empty path (created when first written).
+pub(super) fn directory(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<std::path::PathBuf>, EnvError> {
+    match get(variable) {
+        None => Ok(None),
+        Some(value) if value.trim().is_empty() => Err(EnvError {
+            variable,
+            value,
+            expected: "a directory to write into",
+        }),
+        Some(value) => Ok(Some(value.into())),
+    }
+}

@@ -42,6 +42,10 @@ pub struct SeedFailure {
     /// The failure shrunk (unless `ROOF_SHRINK=0`, a replay of given choices, or a
     /// nondeterminism failure, which a replay cannot shrink).
     pub shrunk: Option<ShrunkRun>,
+    /// The timeline pages written for it (`ROOF_TIMELINE`, [`Builder::timeline`](super::Builder::timeline)).
+    pub timelines: Vec<PathBuf>,
+    /// What the report says about them (`timeline: <path>`, or why one was not written).
+    pub timeline_lines: Vec<String>,
 }
 
 /// A failing seed's schedule, shrunk: the fewest deviations from FIFO found that still fail
@@ -149,6 +153,9 @@ impl fmt::Display for SeedFailure {
         write!(f, "{}", self.replay)?;
         if let Some(shrunk) = &self.shrunk {
             write!(f, "\n{shrunk}")?;
+        }
+        for line in &self.timeline_lines {
+            write!(f, "\nroof: {line}")?;
         }
         Ok(())
     }

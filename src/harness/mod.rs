@@ -43,6 +43,7 @@
 //! | `ROOF_BUILD=<stamp>` | the build and settings a replay line was printed by: a warning if this run's differ |
 //! | `ROOF_CHECK_DETERMINISM=1` | run each seed twice and compare the traces event by event |
 //! | `ROOF_TRACE=1` | print the trace of a failing seed |
+//! | `ROOF_TIMELINE=DIR` | write timeline pages of a failing seed (and of its shrunk run) into DIR |
 //!
 //! Seeds that failed before run first: [`check`] appends each failure to
 //! `roof-regressions/<test name>.seeds` under the package's directory (`CARGO_MANIFEST_DIR`),
@@ -81,6 +82,7 @@ use crate::kernel::Config;
 
 mod env_vars;
 mod failure;
+mod pictures;
 mod run;
 mod search;
 mod sweep;
@@ -150,6 +152,8 @@ pub struct Builder {
     steps_max: u64,
     check_determinism: bool,
     print_trace: bool,
+    /// `ROOF_TIMELINE`: where a failing seed's timeline pages are written.
+    timeline: Option<PathBuf>,
     /// Where failing seeds are recorded and read back (`None`: nowhere).
     regressions: Option<PathBuf>,
     name: Option<String>,
@@ -182,6 +186,7 @@ impl Builder {
             steps_max: defaults.steps_max,
             check_determinism: false,
             print_trace: false,
+            timeline: None,
             regressions: None,
             name: None,
             stress: Stress::default(),
@@ -243,6 +248,9 @@ impl Builder {
         builder.expected_build = get("ROOF_BUILD").map(|stamp| stamp.trim().to_string());
         builder.check_determinism = env_vars::flag(&get, "ROOF_CHECK_DETERMINISM")?;
         builder.print_trace = env_vars::flag(&get, "ROOF_TRACE")?;
+        if let Some(dir) = env_vars::directory(&get, "ROOF_TIMELINE")? {
+            builder.timeline = Some(dir);
+        }
         Ok(builder)
     }
 
@@ -344,6 +352,29 @@ impl Builder {
     /// Print the trace of a failing seed.
     pub fn print_trace(mut self, print: bool) -> Builder {
         self.print_trace = print;
+        self
+    }
+
+    /// Write timeline pages of a failing seed into `dir` (as `ROOF_TIMELINE=DIR` does): the
+    /// failing run as `<test>-seed-<N>.html` and, when it was shrunk, the shrunk replay as
+    /// `…-shrunk.html` and both side by side as `…-diff.html`. The report names them.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("roof-doc-timeline-{}", std::process::id()));
+    /// let failure = roof::harness::Builder::new()
+    ///     .seeds(0..1)
+    ///     .name("doc_timeline")
+    ///     .timeline(&dir)
+    ///     .try_run(|sim| {
+    ///         sim.client("c", async { Err::<(), _>("boom") });
+    ///     })
+    ///     .unwrap_err();
+    /// assert!(dir.join("doc_timeline-seed-0.html").exists());
+    /// assert!(failure.timelines[0].ends_with("doc_timeline-seed-0.html"));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn timeline(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.timeline = Some(dir.into());
         self
     }
 

@@ -112,7 +112,22 @@ impl Builder {
             replay: self.replay_line(seed, name, replay_choices.as_deref()),
             trace: None,
             shrunk,
+            timelines: Vec::new(),
+            timeline_lines: Vec::new(),
         };
+        if let Some(dir) = &self.timeline {
+            for page in self.write_timelines(dir, seed, body, name, failure.shrunk.as_ref()) {
+                match page {
+                    Ok(path) => {
+                        failure
+                            .timeline_lines
+                            .push(format!("timeline: {}", path.display()));
+                        failure.timelines.push(path);
+                    }
+                    Err(why) => failure.timeline_lines.push(format!("timeline: {why}")),
+                }
+            }
+        }
         if self.print_trace {
             let run = run_seed(
                 self.seed_config(seed, TraceMode::Record, body),
