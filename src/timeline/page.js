@@ -95,8 +95,14 @@
     for (const run of runs) for (let i = 0; i < run.times.length; i++) all.push(run.times[i]);
     all.push(0, END);
     all.sort((a, b) => a - b);
+    // A gap is idle past ten times the usual gap between distinct event times (and past a
+    // thousandth of the run): it is drawn that long, with a mark where time was folded.
+    const gaps = [];
+    for (let i = 1; i < all.length; i++) if (all[i] > all[i - 1]) gaps.push(all[i] - all[i - 1]);
+    gaps.sort((a, b) => a - b);
+    const usual = gaps.length ? gaps[gaps.length >> 1] : 1;
+    const cap = Math.max(1, 10 * usual, END / 1000);
     const T = [], U = [];
-    const cap = Math.max(1, END / 400);
     for (const t of all) {
       if (T.length && T[T.length - 1] === t) continue;
       U.push(T.length ? U[U.length - 1] + Math.min(t - T[T.length - 1], cap) : 0);
