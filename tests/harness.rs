@@ -372,3 +372,39 @@ fn roof_timeline_writes_pages_of_the_failing_seed_and_its_shrunk_run() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+static DRIFTS: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn a_determinism_failure_draws_two_runs_of_the_seed_side_by_side() {
+    let dir = std::env::temp_dir().join(format!("roof-harness-determinism-{}", std::process::id()));
+    let failure = Builder::new()
+        .seeds(0..1)
+        .check_determinism(true)
+        .name("drifter")
+        .timeline(&dir)
+        .try_run(|sim| {
+            let run = DRIFTS.fetch_add(1, Ordering::Relaxed);
+            sim.client("drifter", async move {
+                roof::sleep(Duration::from_millis(1 + run % 2)).await;
+                Ok::<(), String>(())
+            });
+        })
+        .unwrap_err();
+    assert!(matches!(failure.failure, Failure::Nondeterminism { .. }));
+    let names: Vec<String> = failure
+        .timelines
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["drifter-seed-0.html", "drifter-seed-0-determinism.html"]
+    );
+    let page = std::fs::read_to_string(&failure.timelines[1]).unwrap();
+    assert!(
+        page.contains("first divergence at event"),
+        "the reruns drift too"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -357,7 +357,9 @@ impl Builder {
 
     /// Write timeline pages of a failing seed into `dir` (as `ROOF_TIMELINE=DIR` does): the
     /// failing run as `<test>-seed-<N>.html` and, when it was shrunk, the shrunk replay as
-    /// `…-shrunk.html` and both side by side as `…-diff.html`. The report names them.
+    /// `…-shrunk.html` and both side by side as `…-diff.html`; a determinism failure
+    /// (`check_determinism`) also writes two runs of the seed side by side as
+    /// `…-determinism.html`. The report names them.
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("roof-doc-timeline-{}", std::process::id()));

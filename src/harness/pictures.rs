@@ -1,5 +1,6 @@
 //! Timeline pages of a failing seed (`ROOF_TIMELINE=DIR`, [`Builder::timeline`]): the
-//! failing run, its shrunk replay, and both side by side.
+//! failing run, its shrunk replay, and both side by side; for a determinism failure, two
+//! runs of the seed side by side.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,7 @@ impl Builder {
         body: &dyn Fn(&Sim),
         name: &str,
         shrunk: Option<&ShrunkRun>,
+        nondeterministic: bool,
     ) -> Vec<Result<PathBuf, String>> {
         let recorded = |builder: &Builder, choices: Option<&[u32]>| {
             let mut config = builder.seed_config(seed, TraceMode::Record, body);
@@ -55,6 +57,14 @@ impl Builder {
         let path = |suffix: &str| PathBuf::from(format!("{}{suffix}.html", stem.display()));
         let failing = self.timeline_of(&recorded(self, None), format!("{name} seed {seed}"));
         let mut pages = vec![(path(""), failing.to_html())];
+        if nondeterministic {
+            // The determinism check's two runs: run again, the two are likely to differ again.
+            let again = self.timeline_of(
+                &recorded(self, None),
+                format!("{name} seed {seed} (run again)"),
+            );
+            pages.push((path("-determinism"), diff_html(&failing, &again)));
+        }
         if let Some(shrunk) = shrunk {
             let narrowed = match &shrunk.faults {
                 Some((kept, _)) => self

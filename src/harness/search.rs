@@ -116,7 +116,16 @@ impl Builder {
             timeline_lines: Vec::new(),
         };
         if let Some(dir) = &self.timeline {
-            for page in self.write_timelines(dir, seed, body, name, failure.shrunk.as_ref()) {
+            let nondeterministic = matches!(failure.failure, Failure::Nondeterminism { .. });
+            let pages = self.write_timelines(
+                dir,
+                seed,
+                body,
+                name,
+                failure.shrunk.as_ref(),
+                nondeterministic,
+            );
+            for page in pages {
                 match page {
                     Ok(path) => {
                         failure
