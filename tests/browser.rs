@@ -183,6 +183,20 @@ fn check_run(name: &str, seed: u64, failing: bool) {
         selected.contains(&format!("<pre id=\"detail\">{line}</pre>")),
         "{name}: {line}"
     );
+    // Zoom, pan, the fold box and a click each do what they should.
+    let driven = dump_dom(&page, "?selftest=1");
+    assert_rendered(&without_scripts(&driven), name);
+    assert!(
+        driven.contains("data-selftest=\"true,true,true,true\""),
+        "{name}: zoom, pan, fold, click: {}",
+        driven
+            .split("data-selftest=")
+            .nth(1)
+            .unwrap_or("(not run)")
+            .chars()
+            .take(40)
+            .collect::<String>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

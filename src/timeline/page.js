@@ -439,6 +439,29 @@
     const run = runs[Number(params.get("run") || 0)];
     document.getElementById("detail").textContent = run.line(Number(chosen));
   }
+  // ?selftest=1: drive the page as a person would (wheel, drag, the fold box, a click on a
+  // task) and record in data-selftest whether each did what it should.
+  if (params.get("selftest") === "1") {
+    const box = views.getBoundingClientRect();
+    const at = (x) => ({ clientX: box.left + x, clientY: box.top + 40, bubbles: true, cancelable: true });
+    const span = state.v1 - state.v0;
+    views.dispatchEvent(new WheelEvent("wheel", { ...at(LEFT + 300), deltaY: -100 }));
+    const zoomed = state.v1 - state.v0 < span;
+    const start = state.v0;
+    views.dispatchEvent(new MouseEvent("mousedown", at(LEFT + 400)));
+    window.dispatchEvent(new MouseEvent("mousemove", at(LEFT + 300)));
+    window.dispatchEvent(new MouseEvent("mouseup", at(LEFT + 300)));
+    const panned = state.v0 > start;
+    const wasFolded = state.fold;
+    foldBox.click();
+    const toggled = state.fold !== wasFolded;
+    render();
+    const task = document.querySelector('[data-k="t"]');
+    task.dispatchEvent(new MouseEvent("mousedown", at(LEFT + 10)));
+    task.dispatchEvent(new MouseEvent("mouseup", at(LEFT + 10)));
+    const clicked = document.getElementById("detail").textContent.startsWith("task #");
+    document.body.dataset.selftest = [zoomed, panned, toggled, clicked].join(",");
+  }
   const drawn = document.querySelectorAll(".arrow.delivered").length;
   document.body.dataset.arrowsDelivered = String(drawn);
   showErrors();
