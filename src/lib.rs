@@ -77,6 +77,7 @@ mod engine;
 pub mod event_loop;
 pub mod explore;
 pub mod fault;
+pub mod fs;
 pub mod gather;
 pub mod harness;
 mod kernel;

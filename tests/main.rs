@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod event_loop;
 mod faults;
+mod fs;
 mod harness;
 mod layering;
 mod net;

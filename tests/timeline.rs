@@ -511,3 +511,24 @@ fn a_page_of_100k_events_stays_under_40_bytes_per_event() {
     assert!(per_event <= 40.0, "{per_event:.1} bytes per event");
     assert_eq!(timeline.header().drawn, events, "all drawn");
 }
+
+#[test]
+fn disk_operations_are_marks_on_their_tasks() {
+    let lp = EventLoop::with_config(Config::new(2).trace(TraceMode::Record).echo(false));
+    lp.run_until_complete(async {
+        let mut file = roof::fs::File::create("/wal").await.unwrap();
+        file.write_all(b"record").await.unwrap();
+        file.sync_all().await.unwrap();
+    })
+    .unwrap();
+    let timeline = Timeline::of_report(&lp.report()).unwrap();
+    let model = timeline.model();
+    let disk: Vec<&str> = model
+        .marks
+        .iter()
+        .filter(|mark| mark.kind == MarkKind::Disk)
+        .map(|mark| mark.text.as_str())
+        .collect();
+    assert_eq!(disk, ["open /wal", "write /wal 0+6", "sync /wal"]);
+    assert!(model.marks.iter().all(|mark| mark.task == Some(1)));
+}

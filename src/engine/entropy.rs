@@ -26,6 +26,8 @@ pub enum Stream {
     /// `buggify!()` decisions, apart from the fault plan so that adding a fault point does not
     /// change the plan.
     Buggify = 4,
+    /// The simulated disks: latency jitter and what a crash keeps of unsynced writes.
+    Disk = 5,
 }
 
 /// A seeded random stream: ChaCha8 with a fixed stream number.

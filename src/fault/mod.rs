@@ -114,6 +114,27 @@ impl LoopHandle {
         }
     }
 
+    /// Make the next `count` syncs on `host`'s disk fail with EIO (`File::sync_all`,
+    /// `sync_data`): each drops the file's writes not yet durable, as Linux does.
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    /// lp.run_until_complete(async {
+    ///     roof::get_running_loop().fail_syncs("main", 1).unwrap();
+    ///     let mut file = roof::fs::File::create("/f").await.unwrap();
+    ///     file.write_all(b"lost").await.unwrap();
+    ///     assert_eq!(file.sync_all().await.unwrap_err().raw_os_error(), Some(5));
+    ///     assert_eq!(roof::fs::read("/f").await.unwrap(), b"", "the unsynced write is gone");
+    /// }).unwrap();
+    /// ```
+    pub fn fail_syncs(&self, host: &str, count: u32) -> io::Result<()> {
+        let index = self.host_index(host)?;
+        self.kernel
+            .record_fault(|| format!("disk {host}: the next {count} syncs fail"));
+        self.kernel.disks.borrow_mut().fail_syncs(index, count);
+        Ok(())
+    }
+
     /// Clog `host`: nothing it sends or is sent gets through until [`unclog`](Self::unclog).
     pub fn clog(&self, host: &str) -> io::Result<()> {
         let index = self.host_index(host)?;

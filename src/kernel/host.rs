@@ -34,6 +34,17 @@ impl Kernel {
             });
         }
         self.net_call(|net, now| net.crash(host, now));
+        // The disk survives; of what was not synced, a seeded part does.
+        let outcomes = self.disks.borrow_mut().crash(host);
+        if self.trace.enabled() {
+            let name = self.net.borrow().host_name(host).to_string();
+            for outcome in outcomes {
+                self.record(EventKind::Disk {
+                    task: None,
+                    text: format!("crash {name}: {outcome}"),
+                });
+            }
+        }
         let mut hosts = self.hosts.borrow_mut();
         let record = &mut hosts[host as usize];
         record.incarnation = record.incarnation.wrapping_add(1);

@@ -93,6 +93,8 @@ pub(crate) struct Kernel {
     batch_left: Cell<usize>,
     /// The simulated network.
     pub(crate) net: RefCell<Fabric>,
+    /// The simulated disks, one per host.
+    pub(crate) disks: RefCell<crate::engine::disk::Disks>,
     /// While the network wakes a task: the connection to carry into its ready-queue entry,
     /// a prefetch hint (`Fabric::wake_hint`).
     wake_hint: Cell<usize>,
@@ -171,6 +173,7 @@ impl Kernel {
             steps: Cell::new(0),
             batch_left: Cell::new(0),
             net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
+            disks: RefCell::new(crate::engine::disk::Disks::new(config.seed)),
             wake_hint: Cell::new(0),
             panicked: RefCell::new(None),
             hosts: RefCell::new({
@@ -324,6 +327,17 @@ impl Kernel {
             net.wakes = wakes;
         }
         result
+    }
+
+    /// Trace a disk event of the running task.
+    pub(crate) fn record_disk(&self, text: impl FnOnce() -> String) {
+        if self.trace.enabled() {
+            let text = text();
+            if !text.is_empty() {
+                let task = self.exec.current.get();
+                self.record(EventKind::Disk { task, text });
+            }
+        }
     }
 
     pub(crate) fn record_fault(&self, text: impl FnOnce() -> String) {

@@ -285,6 +285,26 @@ impl Builder {
                     }
                 }
             }
+            EventKind::Disk {
+                task: Some(task),
+                text,
+            } => {
+                self.mark(MarkKind::Disk, index, Some(task.0), text.clone());
+            }
+            EventKind::Disk { task: None, text } => {
+                // `crash <host>: <outcome>`: on the crashed host's lane.
+                let host = text
+                    .strip_prefix("crash ")
+                    .and_then(|rest| rest.split_once(':'))
+                    .and_then(|(name, _)| self.host_index.get(name).copied());
+                self.model.marks.push(Mark {
+                    kind: MarkKind::Disk,
+                    event: index,
+                    host,
+                    task: None,
+                    text: text.clone(),
+                });
+            }
             EventKind::Fault { text } => self.fault(index, text),
             _ => {}
         }

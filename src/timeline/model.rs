@@ -224,6 +224,8 @@ pub enum MarkKind {
     ClientError,
     /// A task panicked.
     Panic,
+    /// An operation on the host's disk, or what a crash kept of it.
+    Disk,
 }
 
 /// Where the run failed.

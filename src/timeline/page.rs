@@ -24,6 +24,7 @@ const LEGEND: &[(&str, &str)] = &[
     ("#b07b00", "timer, armed to fired"),
     ("#1e7b34", "printed line"),
     ("#3f51b5", "logged line"),
+    ("#00838f", "disk operation"),
     ("#7a2e9c", "fault / first divergence"),
 ];
 

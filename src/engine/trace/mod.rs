@@ -186,6 +186,14 @@ pub enum EventKind {
         /// More about it, or empty (`on cut link`, `segment 3 waits for 2`, `no socket`).
         detail: String,
     },
+    /// An operation on a host's simulated disk ([`roof::fs`](crate::fs)), or what a crash
+    /// left of its unsynced writes.
+    Disk {
+        /// The task, if one was running.
+        task: Option<TaskId>,
+        /// What happened (`write /wal 0+16`, `sync /wal`, `crash db: inode 1 op 0: torn at 512`).
+        text: String,
+    },
     /// A fault was injected (partition, heal, clog, crash, restart, link fault).
     Fault {
         /// Which.
@@ -332,6 +340,7 @@ impl fmt::Display for Event {
                     write!(f, " {detail}")
                 }
             }
+            EventKind::Disk { task, text } => write!(f, "disk{} {text}", Optional(" ", *task)),
             EventKind::Fault { text } => write!(f, "fault {text}"),
             EventKind::Warning { task, text } => {
                 write!(f, "warning{} {text:?}", Optional(" ", *task))
