@@ -357,6 +357,53 @@ mod sim {
     use super::conformance::*;
     use super::*;
 
+    /// A connect given up on before its SYN-ACK came back answers that SYN-ACK with a RST,
+    /// as a real stack does: the server's accepted end sees a reset, never a connection
+    /// that stays open with nobody on the other side.
+    #[test]
+    fn a_connect_given_up_on_resets_the_connection_the_server_accepted() {
+        let event_loop = EventLoop::with_config(quiet(1));
+        let seen: Rc<RefCell<Option<ErrorKind>>> = Rc::default();
+        let server_seen = seen.clone();
+        event_loop
+            .host("slow", move || {
+                let seen = server_seen.clone();
+                async move {
+                    let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    let mut buf = [0u8; 8];
+                    let read = roof::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+                    *seen.borrow_mut() = Some(match read {
+                        Ok(Ok(_)) => ErrorKind::Other,
+                        Ok(Err(error)) => error.kind(),
+                        Err(_) => ErrorKind::TimedOut,
+                    });
+                }
+            })
+            .unwrap();
+        event_loop
+            .set_link(
+                "main",
+                "slow",
+                LinkConfig::default()
+                    .latency(Duration::from_millis(10))
+                    .jitter(Duration::ZERO),
+            )
+            .unwrap();
+        event_loop
+            .run_until_complete(async {
+                let attempt =
+                    roof::timeout(Duration::from_millis(15), TcpStream::connect("slow:7"));
+                assert!(
+                    attempt.await.is_err(),
+                    "given up before the SYN-ACK is back"
+                );
+                roof::sleep(Duration::from_secs(1)).await;
+            })
+            .unwrap();
+        assert_eq!(*seen.borrow(), Some(ErrorKind::ConnectionReset));
+    }
+
     fn world(seed: u64) -> EventLoop {
         super::echo_world(seed, true)
     }

@@ -279,9 +279,16 @@ impl Fabric {
                 }
             }
             Payload::SynAck => {
-                end.established = true;
-                let reader = end.reader.take();
-                self.wake(reader);
+                if end.closed || !host_up {
+                    // The connecting socket is gone (given up on, or its host down): as a
+                    // real stack does, it answers the late SYN-ACK with a RST, so the
+                    // accepted end is not left half-open forever.
+                    self.send_control(conn, 1 - to, Payload::Rst, now);
+                } else {
+                    end.established = true;
+                    let reader = end.reader.take();
+                    self.wake(reader);
+                }
             }
             Payload::Data(bytes) => {
                 if end.closed || !host_up {
