@@ -15,6 +15,7 @@ pub mod gather;
 pub mod hello_world;
 pub mod http_get;
 pub mod kv_store;
+pub mod wal_kv;
 pub mod yell_echo;
 
 /// One named system under simulation.
@@ -79,6 +80,18 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "a key-value server with a planted bug: it assumes each data_received holds whole lines",
         run: kv_store::run,
         planted_bug: true,
+    },
+    Scenario {
+        name: "wal-kv",
+        description: "a key-value store on a write-ahead log that acknowledges before it syncs: only a crash plan shows it (--faults 2s)",
+        run: wal_kv::run,
+        planted_bug: true,
+    },
+    Scenario {
+        name: "wal-kv-fixed",
+        description: "the write-ahead-log store fixed: each record synced before its answer",
+        run: wal_kv::run_fixed,
+        planted_bug: false,
     },
     Scenario {
         name: "config-race",

@@ -270,3 +270,46 @@ fn the_bank_overdraws_only_when_a_teller_is_preempted_and_the_fix_holds() {
         assert!(report.passed(), "seed {seed}: {:?}", report.outcome);
     }
 }
+
+/// The write-ahead-log store's bug shows only under crash plans: plain runs pass, runs with
+/// faults lose acknowledged writes, and the fixed store passes both.
+#[test]
+fn the_wal_store_loses_acknowledged_writes_only_when_its_host_crashes() {
+    let faults = sim::Faults {
+        window: std::time::Duration::from_secs(2),
+        keep: None,
+    };
+    let (buggy, fixed) = (
+        sim::find("wal-kv").unwrap(),
+        sim::find("wal-kv-fixed").unwrap(),
+    );
+    let mut lost = 0;
+    for seed in 0..100 {
+        assert!(
+            sim::run(buggy, crate::quiet(seed)).passed(),
+            "seed {seed} without faults"
+        );
+        let run = sim::run_with_faults(buggy, crate::quiet(seed), &faults);
+        if let Err(failure) = &run.report.outcome {
+            assert!(
+                failure
+                    .to_string()
+                    .contains("an acknowledged write was lost"),
+                "seed {seed}: {failure}"
+            );
+            assert!(
+                run.fired.iter().any(|fault| fault.contains("Crash db")),
+                "seed {seed}: lost without a crash: {:?}",
+                run.fired
+            );
+            lost += 1;
+        }
+        let run = sim::run_with_faults(fixed, crate::quiet(seed), &faults);
+        assert!(
+            run.report.passed(),
+            "fixed, seed {seed}: {:?}",
+            run.report.outcome
+        );
+    }
+    assert!((10..90).contains(&lost), "{lost} of 100 seeds lost a write");
+}
