@@ -106,3 +106,61 @@ fn interval_ticks_on_a_fixed_grid_even_when_the_consumer_is_late() {
     });
     assert_eq!(ticks, [0, 100, 200, 300]);
 }
+
+/// Each host reads its own wall clock: offset, drift and jumps move it; the monotonic clock
+/// stays one and never goes back.
+#[test]
+fn each_host_has_a_wall_clock_that_skews_drifts_and_jumps() {
+    use roof::time::{system_time, ClockJump, ClockSkew, WALL_START_SECS};
+    use std::time::UNIX_EPOCH;
+    let wall_ns = || system_time().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128;
+    let start = i128::from(WALL_START_SECS) * 1_000_000_000;
+    let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    lp.set_clock("main", ClockSkew::default().drift_ppm(100))
+        .unwrap();
+    let late = lp
+        .client("late", async move {
+            roof::sleep(std::time::Duration::from_secs(1000)).await;
+            wall_ns()
+        })
+        .unwrap();
+    lp.set_clock(
+        "late",
+        ClockSkew::default().behind(std::time::Duration::from_secs(3)),
+    )
+    .unwrap();
+    let (main_then, main_back, mono) = lp
+        .run_until_complete(async move {
+            roof::sleep(std::time::Duration::from_secs(1000)).await;
+            let then = wall_ns();
+            let before = roof::time::now();
+            roof::get_running_loop()
+                .jump_clock(
+                    "main",
+                    ClockJump::Backward(std::time::Duration::from_secs(60)),
+                )
+                .unwrap();
+            (then, wall_ns(), roof::time::now() - before)
+        })
+        .unwrap();
+    // 1000 s at +100 ppm: 100 ms fast.
+    assert_eq!(main_then - start, 1_000_100_000_000);
+    assert_eq!(
+        main_then - main_back,
+        60_000_000_000,
+        "the jump back shows at once"
+    );
+    assert_eq!(
+        mono,
+        std::time::Duration::ZERO,
+        "the monotonic clock did not move"
+    );
+    let late = lp.run_until_complete(late).unwrap().unwrap();
+    assert_eq!(late - start, 997_000_000_000, "3 s behind, no drift");
+    // Limits are errors, not clamps.
+    let too_far = ClockSkew::default().ahead(roof::time::CLOCK_OFFSET_MAX * 2);
+    assert_eq!(
+        lp.set_clock("main", too_far).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+}

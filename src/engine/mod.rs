@@ -2,6 +2,7 @@
 //! each other (leaf types first) and std; the kernel composes them.
 
 pub(crate) mod cancel;
+pub(crate) mod clock;
 pub(crate) mod disk;
 pub(crate) mod entropy;
 pub(crate) mod fabric;

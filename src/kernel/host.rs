@@ -15,6 +15,7 @@ impl Kernel {
         self.hosts.borrow_mut().push(HostRecord {
             incarnation: 0,
             start: start.clone(),
+            clock: crate::engine::clock::WallClock::default(),
         });
         if let Some(start) = start {
             let name = self.net.borrow().host_name_shared(host);

@@ -119,6 +119,8 @@ pub(crate) struct HostRecord {
     pub(crate) incarnation: u16,
     /// The host's start function, run when it is added and again on every restart.
     pub(crate) start: Option<HostStart>,
+    /// Its wall clock (kept through crashes: the hardware clock runs on).
+    pub(crate) clock: crate::engine::clock::WallClock,
 }
 
 /// An exception handler (see `LoopHandle::set_exception_handler`).
@@ -182,6 +184,7 @@ impl Kernel {
                 hosts.push(HostRecord {
                     incarnation: 0,
                     start: None,
+                    clock: crate::engine::clock::WallClock::default(),
                 });
                 hosts
             }),

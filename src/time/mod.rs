@@ -21,6 +21,11 @@ use crate::kernel;
 
 pub use crate::engine::id::Instant;
 
+mod wall;
+pub use wall::{
+    system_time, ClockJump, ClockSkew, CLOCK_OFFSET_MAX, DRIFT_PPM_MAX, WALL_START_SECS,
+};
+
 /// The current virtual time of the running simulation (on a real loop, the wall clock's time
 /// since the loop was made).
 ///
