@@ -129,6 +129,22 @@ fn a_failing_seed_is_marked_where_it_failed() {
     assert_eq!(timeline.header().seed, Some(seed));
 }
 
+/// An echo server on port 7, a task per connection.
+async fn echo_on_port_7() {
+    let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
+    while let Ok((mut stream, _)) = listener.accept().await {
+        roof::spawn(async move {
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+}
+
 /// A program that meets every fault a band draws: a partition (held segments, a dropped
 /// datagram), a clog, a degraded link, and a crash with its restart.
 fn faulted_run(seed: u64) -> Report {
@@ -140,18 +156,7 @@ fn faulted_run(seed: u64) -> Report {
             while udp.recv_from(&mut buf).await.is_ok() {}
         })
         .detach();
-        let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
-        while let Ok((mut stream, _)) = listener.accept().await {
-            roof::spawn(async move {
-                let mut buf = [0u8; 64];
-                while let Ok(n @ 1..) = stream.read(&mut buf).await {
-                    if stream.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .detach();
-        }
+        echo_on_port_7().await;
     })
     .unwrap();
     lp.run_until_complete(async {
@@ -456,18 +461,7 @@ fn the_perfetto_export_follows_the_trace_event_format() {
 pub(crate) fn large_run() -> Report {
     let lp = EventLoop::with_config(Config::new(1).trace(TraceMode::Record).echo(false));
     lp.host("server", || async {
-        let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
-        while let Ok((mut stream, _)) = listener.accept().await {
-            roof::spawn(async move {
-                let mut buf = [0u8; 256];
-                while let Ok(n @ 1..) = stream.read(&mut buf).await {
-                    if stream.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .detach();
-        }
+        echo_on_port_7().await;
     })
     .unwrap();
     for client in 0..20 {
