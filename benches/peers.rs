@@ -7,6 +7,7 @@
 //! cargo bench --bench peers -- timers --timers 100000 --seed 0
 //! cargo bench --bench peers -- timers-day --steps 86400 --step-ms 1000
 //! cargo bench --bench peers -- queue --producers 4 --consumers 4 --items 1000000 --maxsize 64
+//! cargo bench --bench peers -- fs --files 10 --writes 1000
 //! ```
 //!
 //! Every run uses the default simulation policy (`Random`, seeded) with tracing off; the
@@ -537,6 +538,94 @@ fn queue(args: &Args) {
     );
 }
 
+const FS_PAYLOAD_LEN: usize = 128;
+
+/// The 128-byte payload file `file` writes in iteration `write`.
+fn fs_payload(file: u64, write: u64) -> [u8; FS_PAYLOAD_LEN] {
+    let mut bytes = [0u8; FS_PAYLOAD_LEN];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = (file
+            .wrapping_mul(31)
+            .wrapping_add(write.wrapping_mul(7))
+            .wrapping_add(index as u64 * 3)
+            % 256) as u8;
+    }
+    bytes
+}
+
+/// F files on the simulated disk, one task each doing W rounds of a 128-byte `write_all`
+/// then `sync_data`. The checksum folds the order the syncs finished (file, write), then
+/// each file's contents read back; `bytes` is the sum of the files' lengths.
+// A benchmark measures wall time around the simulation it runs.
+#[allow(clippy::disallowed_methods)]
+fn fs(args: &Args) {
+    let files = args.u64("files", 10);
+    let writes = args.u64("writes", 1000);
+    let seed = args.u64("seed", 0);
+    let checksum = Checksum::new();
+    let start = Instant::now();
+    let event_loop = EventLoop::with_config(config(args));
+    let order = checksum.clone();
+    let (virtual_time, bytes) = event_loop
+        .run_until_complete(async move {
+            roof::fs::create_dir_all("/bench").await.expect("mkdir");
+            let mut opened = Vec::new();
+            for file in 0..files {
+                let handle = roof::fs::File::create(format!("/bench/f{file}"))
+                    .await
+                    .expect("create");
+                opened.push(handle);
+            }
+            let handles: Vec<_> = opened
+                .into_iter()
+                .enumerate()
+                .map(|(file, mut handle)| {
+                    let order = order.clone();
+                    let file = file as u64;
+                    roof::spawn(async move {
+                        for write in 0..writes {
+                            handle
+                                .write_all(&fs_payload(file, write))
+                                .await
+                                .expect("write");
+                            handle.sync_data().await.expect("sync");
+                            order.fold((file << 32) | write);
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.expect("file task");
+            }
+            let virtual_time = roof::time::now();
+            let mut bytes = 0u64;
+            for file in 0..files {
+                let path = format!("/bench/f{file}");
+                bytes += roof::fs::metadata(&path).await.expect("metadata").len();
+                fold_bytes(&order, &roof::fs::read(&path).await.expect("read"));
+            }
+            (virtual_time, bytes)
+        })
+        .unwrap_or_else(|failure| die(&failure.to_string()));
+    drop(event_loop);
+    let wall = start.elapsed();
+    let ops = files * writes;
+    assert_eq!(bytes, ops * FS_PAYLOAD_LEN as u64, "fs bytes");
+    line(
+        "fs",
+        serde_json::json!({"files": files, "writes": writes, "payload_bytes": FS_PAYLOAD_LEN,
+            "seed": seed}),
+        wall,
+        serde_json::json!({
+            "write_syncs": ops,
+            "write_syncs_per_wall_second": ops as f64 / wall.as_secs_f64(),
+            "virtual_seconds": virtual_time.as_secs_f64(),
+            "bytes": bytes,
+            "checksum": checksum.hex(),
+        }),
+    );
+}
+
 fn main() {
     let args = Args::parse();
     match args.scenario.as_str() {
@@ -546,8 +635,9 @@ fn main() {
         "yell-echo" => yell_echo(&args),
         "yell-echo-seeds" => yell_echo_seeds(&args),
         "queue" => queue(&args),
+        "fs" => fs(&args),
         other => die(&format!(
-            "unknown scenario {other:?}; expected spawn-join | timers | timers-day | yell-echo | yell-echo-seeds | queue"
+            "unknown scenario {other:?}; expected spawn-join | timers | timers-day | yell-echo | yell-echo-seeds | queue | fs"
         )),
     }
 }
