@@ -2,8 +2,9 @@
 //! crash and restart, and what was not synced may not.
 //!
 //! Every call works on the disk of the host the calling task runs on, and takes virtual time
-//! ([`READ_LATENCY`], [`WRITE_LATENCY`], [`SYNC_LATENCY`], each with up to half again of
-//! seeded jitter). Paths are absolute from the disk's root (a relative path starts there
+//! ([`READ_LATENCY`], [`WRITE_LATENCY`], [`SYNC_LATENCY`] by default, each with up to half
+//! again of seeded jitter; [`LoopHandle::set_disk`](crate::LoopHandle::set_disk) sets a host's
+//! latencies and capacity with a [`DiskConfig`]). Paths are absolute from the disk's root (a relative path starts there
 //! too); `..` may not climb above it.
 //!
 //! # What survives a crash
@@ -37,19 +38,14 @@
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
-use crate::engine::disk::{Disks, Open};
+use crate::engine::disk::{Disks, OpKind, Open};
 use crate::kernel;
 
-pub use crate::engine::disk::{FILE_SIZE_MAX, SECTOR};
-
-/// How long a read takes before jitter.
-pub const READ_LATENCY: Duration = Duration::from_micros(20);
-/// How long a write (or a change of names) takes before jitter.
-pub const WRITE_LATENCY: Duration = Duration::from_micros(20);
-/// How long a sync takes before jitter.
-pub const SYNC_LATENCY: Duration = Duration::from_millis(1);
+pub use crate::engine::disk::{
+    DiskConfig, DISK_LATENCY_MAX, FILE_SIZE_MAX, READ_LATENCY, SECTOR, SLOW_DISK_FACTOR,
+    SYNC_LATENCY, WRITE_LATENCY,
+};
 /// The longest path, in bytes.
 pub const PATH_MAX: usize = 4096;
 
@@ -86,26 +82,59 @@ fn normal(path: &Path) -> io::Result<String> {
 
 /// Wait out an operation's latency, then run it on the calling task's host's disk.
 async fn on_disk<T>(
-    latency: Duration,
+    kind: OpKind,
     trace: impl FnOnce() -> String,
     op: impl FnOnce(&mut Disks, u32) -> io::Result<T>,
 ) -> io::Result<T> {
-    let (host, jitter) = kernel::with(|kernel| {
-        let jitter = kernel
-            .disks
-            .borrow_mut()
-            .draw(latency.as_nanos() as u64 / 2 + 1);
-        (kernel.exec.current_host.get(), jitter)
+    let (host, latency) = kernel::with(|kernel| {
+        let host = kernel.exec.current_host.get();
+        let (fails, slowed) = engine_faults(kernel, host, kind);
+        let mut disks = kernel.disks.borrow_mut();
+        if fails {
+            disks.faults(host).fail_next(kind);
+        }
+        (host, disks.latency(host, kind, slowed))
     });
-    crate::time::sleep(latency + Duration::from_nanos(jitter)).await;
+    crate::time::sleep(latency).await;
     kernel::with(|kernel| {
-        let result = op(&mut kernel.disks.borrow_mut(), host);
-        kernel.record_disk(|| match &result {
-            Ok(_) => trace(),
-            Err(error) => format!("{} failed: {error}", trace()),
+        let mut disks = kernel.disks.borrow_mut();
+        let result = op(&mut disks, host);
+        let note = disks.note.take();
+        drop(disks);
+        kernel.record_disk(|| {
+            let line = match &result {
+                Ok(_) => trace(),
+                Err(error) => format!("{} failed: {error}", trace()),
+            };
+            match note {
+                Some(note) => format!("{line} ({note})"),
+                None => line,
+            }
         });
         result
     })
+}
+
+/// The engine's own disk fault points (`Config::buggify`): whether this operation fails with
+/// EIO, and whether it runs slow.
+fn engine_faults(kernel: &kernel::Kernel, host: u32, kind: OpKind) -> (bool, bool) {
+    if !kernel.config.buggify {
+        return (false, false);
+    }
+    let name = || kernel.net.borrow().host_name(host).to_string();
+    let fails =
+        !matches!(kind, OpKind::Stat | OpKind::Name) && kernel.engine_buggify("roof::fs: EIO", 32);
+    if fails {
+        kernel.inject(format!(
+            "disk {}: a {kind:?} fails with EIO (buggify)",
+            name()
+        ));
+    }
+    let slowed = kernel.engine_buggify("roof::fs: slow", 16);
+    if slowed {
+        kernel.inject(format!("disk {}: a {kind:?} runs slow (buggify)", name()));
+    }
+    (fails, slowed)
 }
 
 /// How to open a file, as [`std::fs::OpenOptions`].
@@ -176,7 +205,7 @@ impl OpenOptions {
         }
         let traced = path.clone();
         let inode = on_disk(
-            WRITE_LATENCY,
+            OpKind::Name,
             || format!("open {traced}"),
             |disks, host| disks.open(host, &traced, options.how),
         )
@@ -254,7 +283,7 @@ impl File {
         self.check(false)?;
         let (inode, path, len) = (self.inode, &self.path, buf.len());
         on_disk(
-            READ_LATENCY,
+            OpKind::Read,
             || format!("read {path} {offset}+{len}"),
             |disks, host| disks.read_at(host, inode, offset, buf),
         )
@@ -291,7 +320,7 @@ impl File {
         self.check(true)?;
         let (inode, path, len) = (self.inode, &self.path, buf.len());
         on_disk(
-            WRITE_LATENCY,
+            OpKind::Write,
             || format!("write {path} {offset}+{len}"),
             |disks, host| disks.write_at(host, inode, offset, buf),
         )
@@ -318,7 +347,7 @@ impl File {
     pub async fn sync_all(&self) -> io::Result<()> {
         let (inode, path) = (self.inode, &self.path);
         on_disk(
-            SYNC_LATENCY,
+            OpKind::Sync,
             || format!("sync {path}"),
             |disks, host| disks.sync(host, inode),
         )
@@ -335,7 +364,7 @@ impl File {
         self.check(true)?;
         let (inode, path) = (self.inode, &self.path);
         on_disk(
-            WRITE_LATENCY,
+            OpKind::Write,
             || format!("set-len {path} {len}"),
             |disks, host| disks.set_len(host, inode, len),
         )
@@ -345,7 +374,7 @@ impl File {
     /// The file's length, as its metadata.
     pub async fn metadata(&self) -> io::Result<Metadata> {
         let inode = self.inode;
-        on_disk(READ_LATENCY, String::new, |disks, host| {
+        on_disk(OpKind::Stat, String::new, |disks, host| {
             disks.len(host, inode)
         })
         .await
@@ -401,7 +430,7 @@ pub async fn write(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> io::Resul
 /// What `path` is.
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = normal(path.as_ref())?;
-    on_disk(READ_LATENCY, String::new, |disks, host| {
+    on_disk(OpKind::Stat, String::new, |disks, host| {
         disks.stat(host, &path)
     })
     .await
@@ -413,7 +442,7 @@ pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (normal(from.as_ref())?, normal(to.as_ref())?);
     on_disk(
-        WRITE_LATENCY,
+        OpKind::Name,
         || format!("rename {from} {to}"),
         |disks, host| disks.rename(host, &from, &to),
     )
@@ -424,7 +453,7 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
     on_disk(
-        WRITE_LATENCY,
+        OpKind::Name,
         || format!("remove {path}"),
         |disks, host| disks.remove_file(host, &path),
     )
@@ -435,7 +464,7 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
     on_disk(
-        WRITE_LATENCY,
+        OpKind::Name,
         || format!("mkdir {path}"),
         |disks, host| disks.create_dir_all(host, &path),
     )
@@ -445,7 +474,7 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 /// The paths directly inside the directory `path`, sorted.
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
     let path = normal(path.as_ref())?;
-    on_disk(READ_LATENCY, String::new, |disks, host| {
+    on_disk(OpKind::Stat, String::new, |disks, host| {
         disks.read_dir(host, &path)
     })
     .await
@@ -457,7 +486,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
 pub async fn sync_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
     on_disk(
-        SYNC_LATENCY,
+        OpKind::Sync,
         || format!("sync-dir {path}"),
         |disks, host| disks.sync_dir(host, &path),
     )
