@@ -182,7 +182,9 @@ pub fn run_with_faults(scenario: &Scenario, config: Config, faults: &Faults) -> 
     }
     let report = event_loop.report();
     let drawn = drawn.borrow().clone();
-    let fired = fired.borrow().clone();
+    // What the nemesis did, then what the engine did on its own (restarts after a panic).
+    let mut fired = fired.borrow().clone();
+    fired.extend(report.injected.iter().cloned());
     FaultedRun {
         report,
         drawn,

@@ -6,7 +6,8 @@
 //!
 //! The log is `/db/wal`, one `key value` line per record. On start the store replays it
 //! (skipping what a crash left torn or missing), then serves `SET key value` (`OK`) and
-//! `GET key` (the value or `NIL`) over TCP. The client, on `main`, sets keys one by one,
+//! `GET key` (the value or `NIL`) over TCP. A store that stops on an error (a failing disk)
+//! panics, and is restarted as a supervisor would (`restart_on_panic`). The client, on `main`, sets keys one by one,
 //! retrying through crashes and resets, then reads every acknowledged key back.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub const KEYS: usize = 20;
 pub const SYNC_EVERY: usize = 8;
 /// How long the client waits for one answer before it reconnects.
 const ANSWER_WAIT: Duration = Duration::from_millis(300);
+/// How long the store's supervisor waits before it starts a store that stopped.
+const RESTART_DELAY: Duration = Duration::from_millis(100);
 /// Attempts the client makes per command before it gives up (a store that never comes back).
 const ATTEMPTS_MAX: usize = 200;
 
@@ -164,9 +167,15 @@ fn run_with(event_loop: &EventLoop, sync_each: bool) -> Result<(), String> {
     event_loop
         .host("db", move || async move {
             if let Err(error) = store(sync_each).await {
-                roof::log!("store stopped: {error}");
+                // The process exits, and its supervisor starts it again a little later (a
+                // failing disk at start-up, say).
+                roof::sleep(RESTART_DELAY).await;
+                panic!("store stopped: {error}");
             }
         })
+        .map_err(|error| error.to_string())?;
+    event_loop
+        .restart_on_panic("db", true)
         .map_err(|error| error.to_string())?;
     event_loop
         .run_until_complete(client())

@@ -670,7 +670,7 @@ fn shrink_with_faults_keeps_the_faults_that_matter_and_its_line_replays() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     assert!(
-        text.contains("faults that matter: 1 of 3: #0 Crash example.com"),
+        text.contains("faults that matter: 1 of ") && text.contains(": #0 Crash example.com"),
         "{text}"
     );
     let failure = text

@@ -24,14 +24,39 @@ fn plans_are_drawn_per_seed_in_swarm_style() {
         FaultPlan::draw(7, &hosts, window),
         "a plan replays with its seed"
     );
+    let narrow: Vec<FaultPlan> = (0..200)
+        .map(|seed| {
+            FaultPlan::draw_kinds(
+                seed,
+                &hosts,
+                &hosts,
+                window,
+                &[FaultKind::Crash, FaultKind::Pause],
+            )
+        })
+        .collect();
     assert!(
-        plans.iter().any(|plan| plan.faults.is_empty()),
+        narrow.iter().any(|plan| plan.faults.is_empty()),
         "some seeds get no faults"
     );
     assert!(
-        plans.iter().any(|plan| plan.kinds.len() == 1),
+        narrow.iter().any(|plan| plan.kinds.len() == 1),
         "some a single kind"
     );
+    assert!(
+        plans
+            .iter()
+            .all(|plan| !plan.kinds.contains(&FaultKind::ReadCorruption)),
+        "read corruption only when asked for"
+    );
+    for kind in FaultKind::DEFAULT {
+        assert!(
+            plans
+                .iter()
+                .any(|plan| plan.faults.iter().any(|fault| fault.kind == *kind)),
+            "{kind:?} is drawn"
+        );
+    }
     assert!(
         plans
             .iter()

@@ -28,6 +28,19 @@ pub enum Stream {
     Buggify = 4,
     /// The simulated disks: latency jitter and what a crash keeps of unsynced writes.
     Disk = 5,
+    /// The host faults of a plan (pauses, stalls, disk and clock faults), drawn apart from
+    /// the network faults so that adding them left the older plans as they were.
+    HostFaults = 6,
+}
+
+/// Whether fault point `site` is active in the run of `seed`: in one seed in `one_in`. It
+/// depends on the seed and the site only, not on which site happened to be reached first.
+pub(crate) fn site_active(seed: u64, site: &str, one_in: u64) -> bool {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for byte in site.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Rng::new(hash, Stream::Buggify).below(one_in) == 0
 }
 
 /// A seeded random stream: ChaCha8 with a fixed stream number.

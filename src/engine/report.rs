@@ -219,6 +219,10 @@ pub struct Report {
     /// How many options each recorded choice had (the ready tasks of a pick, 2 for a
     /// preemption point, the branches of a select), beside [`choices`](Report::choices).
     pub arities: Option<Vec<u32>>,
+    /// Faults the engine injected on its own, as `<time> <what>` lines: its fault points
+    /// ([`Config::buggify`](crate::Config::buggify)) and restarts after a panic
+    /// ([`LoopHandle::restart_on_panic`](crate::LoopHandle::restart_on_panic)).
+    pub injected: Vec<String>,
 }
 
 impl fmt::Display for Report {

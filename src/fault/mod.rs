@@ -114,33 +114,38 @@ impl LoopHandle {
         }
     }
 
-    /// Make the next `count` syncs on `host`'s disk fail with EIO (`File::sync_all`,
-    /// `sync_data`): each drops the file's writes not yet durable, as Linux does.
-    ///
-    /// ```
-    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
-    /// lp.run_until_complete(async {
-    ///     roof::get_running_loop().fail_syncs("main", 1).unwrap();
-    ///     let mut file = roof::fs::File::create("/f").await.unwrap();
-    ///     file.write_all(b"lost").await.unwrap();
-    ///     assert_eq!(file.sync_all().await.unwrap_err().raw_os_error(), Some(5));
-    ///     assert_eq!(roof::fs::read("/f").await.unwrap(), b"", "the unsynced write is gone");
-    /// }).unwrap();
-    /// ```
-    pub fn fail_syncs(&self, host: &str, count: u32) -> io::Result<()> {
-        let index = self.host_index(host)?;
-        self.kernel
-            .record_fault(|| format!("disk {host}: the next {count} syncs fail"));
-        self.kernel.disks.borrow_mut().fail_syncs(index, count);
-        Ok(())
-    }
-
     /// Clog `host`: nothing it sends or is sent gets through until [`unclog`](Self::unclog).
     pub fn clog(&self, host: &str) -> io::Result<()> {
         let index = self.host_index(host)?;
         self.kernel.record_fault(|| format!("clog {host}"));
         self.kernel
-            .net_call(|net, now| net.set_clogged(index, true, now));
+            .net_call(|net, now| net.set_clogged(index, true, true, now));
+        Ok(())
+    }
+
+    /// Clog one direction of `host`'s traffic: what it sends (`outgoing`), or what it is
+    /// sent, until [`unclog`](Self::unclog). Its peers hear nothing from it while it still
+    /// hears them, or the other way round; held TCP segments are sent again at the unclog.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    /// lp.host("server", || async {
+    ///     let listener = roof::net::TcpListener::bind("0.0.0.0:80").await.unwrap();
+    ///     loop { drop(listener.accept().await); }
+    /// }).unwrap();
+    /// lp.clog_direction("server", true).unwrap(); // the server's replies are held
+    /// let attempt = lp.run_until_complete(async {
+    ///     roof::timeout(Duration::from_secs(1), roof::net::TcpStream::connect("server:80")).await
+    /// }).unwrap();
+    /// assert!(attempt.is_err(), "the SYN got through, the SYN-ACK is held");
+    /// ```
+    pub fn clog_direction(&self, host: &str, outgoing: bool) -> io::Result<()> {
+        let index = self.host_index(host)?;
+        let word = if outgoing { "outgoing" } else { "incoming" };
+        self.kernel.record_fault(|| format!("clog {host} {word}"));
+        self.kernel
+            .net_call(|net, now| net.set_clogged(index, outgoing, !outgoing, now));
         Ok(())
     }
 
@@ -149,7 +154,7 @@ impl LoopHandle {
         let index = self.host_index(host)?;
         self.kernel.record_fault(|| format!("unclog {host}"));
         self.kernel
-            .net_call(|net, now| net.set_clogged(index, false, now));
+            .net_call(|net, now| net.set_clogged(index, false, false, now));
         Ok(())
     }
 
@@ -227,22 +232,17 @@ pub fn buggify_at(site: &'static str) -> bool {
             .buggify_sites
             .borrow_mut()
             .entry(site)
-            .or_insert_with(|| {
-                // Whether a site is active depends on the seed and the site only, not on which
-                // site happened to be reached first.
-                let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ kernel.config.seed;
-                for byte in site.bytes() {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-                }
-                crate::engine::entropy::Rng::new(hash, crate::engine::entropy::Stream::Buggify)
-                    .below(4)
-                    == 0
-            });
+            .or_insert_with(|| crate::engine::entropy::site_active(kernel.config.seed, site, 4));
         active && kernel.buggify_rng.borrow_mut().get().below(4) == 0
     })
     .unwrap_or(false)
 }
 
+mod disk;
 pub(crate) mod plan;
+mod process;
 
+pub use disk::DiskFault;
 pub use plan::{FaultKind, FaultPlan, FiredFaults, PlannedFault, BURST_LOSS, SPIKE_LATENCY};
+pub(crate) use process::stalled;
+pub use process::STALL_BUGGIFY_MAX;

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use crate::engine::entropy::{Rng, Stream};
 use crate::event_loop::LoopHandle;
-use crate::fault::LinkFaultId;
+use crate::fault::{DiskFault, LinkFaultId};
 use crate::net::LinkFault;
 use crate::task::JoinHandle;
+use crate::time::ClockJump;
 
 /// A kind of fault.
 ///
@@ -51,6 +52,109 @@ pub enum FaultKind {
     /// Lose a third of a link's packets for a while, on top of its own loss: datagrams are
     /// lost, TCP segments retransmitted (late, with the segments behind them waiting).
     LossBurst,
+    /// Pause a host (its tasks and timers stop, its sockets stay open; resumed at the end).
+    Pause,
+    /// Hold everything a host sends, while it still hears its peers.
+    ClogOutgoing,
+    /// Hold everything sent to a host, while its peers still hear it.
+    ClogIncoming,
+    /// Stall a host's `accept`, `connect` and `bind` for the fault's duration.
+    Stall,
+    /// A failing disk: every operation on the host's disk fails with EIO.
+    DiskFailure,
+    /// A full disk: every write that grows a file fails with ENOSPC.
+    DiskFull,
+    /// A slow disk: operations take [`SLOW_DISK_FACTOR`](crate::fs::SLOW_DISK_FACTOR) times
+    /// as long.
+    SlowDisk,
+    /// The host's wall clock jumps ahead by the fault's duration, and back at its end.
+    ClockJumpForward,
+    /// The host's wall clock jumps back by the fault's duration, and ahead at its end.
+    ClockJumpBackward,
+    /// Reads on the host's disk come back with a flipped bit, one in four. Opt-in: never
+    /// in [`FaultKind::DEFAULT`], so only a run that asks for it gets it.
+    ReadCorruption,
+}
+
+impl FaultKind {
+    /// Every kind a plan draws from unless told otherwise: all but
+    /// [`ReadCorruption`](FaultKind::ReadCorruption).
+    pub const DEFAULT: &'static [FaultKind] = &[
+        FaultKind::Partition,
+        FaultKind::OneWayPartition,
+        FaultKind::Clog,
+        FaultKind::Crash,
+        FaultKind::LatencySpike,
+        FaultKind::LossBurst,
+        FaultKind::Pause,
+        FaultKind::ClogOutgoing,
+        FaultKind::ClogIncoming,
+        FaultKind::Stall,
+        FaultKind::DiskFailure,
+        FaultKind::DiskFull,
+        FaultKind::SlowDisk,
+        FaultKind::ClockJumpForward,
+        FaultKind::ClockJumpBackward,
+    ];
+
+    /// Every kind there is.
+    pub const ALL: &'static [FaultKind] = &[
+        FaultKind::Partition,
+        FaultKind::OneWayPartition,
+        FaultKind::Clog,
+        FaultKind::Crash,
+        FaultKind::LatencySpike,
+        FaultKind::LossBurst,
+        FaultKind::Pause,
+        FaultKind::ClogOutgoing,
+        FaultKind::ClogIncoming,
+        FaultKind::Stall,
+        FaultKind::DiskFailure,
+        FaultKind::DiskFull,
+        FaultKind::SlowDisk,
+        FaultKind::ClockJumpForward,
+        FaultKind::ClockJumpBackward,
+        FaultKind::ReadCorruption,
+    ];
+
+    /// The kind's name in kebab case, as `--fault-kinds` takes it: `partition`,
+    /// `clock-jump-forward`, ...
+    ///
+    /// ```
+    /// use roof::fault::FaultKind;
+    /// assert_eq!(FaultKind::ClockJumpForward.name(), "clock-jump-forward");
+    /// assert_eq!(FaultKind::from_name("disk-full"), Some(FaultKind::DiskFull));
+    /// assert!(FaultKind::ALL.iter().all(|kind| FaultKind::from_name(&kind.name()) == Some(*kind)));
+    /// ```
+    pub fn name(&self) -> String {
+        let mut name = String::new();
+        for (index, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && index > 0 {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
+    /// The kind named `name` (as [`name`](FaultKind::name) spells it).
+    pub fn from_name(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.name() == name)
+    }
+
+    /// Whether it hits a pair of hosts (a link) rather than one.
+    fn needs_pair(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition
+                | FaultKind::OneWayPartition
+                | FaultKind::LatencySpike
+                | FaultKind::LossBurst
+        )
+    }
 }
 
 /// The latency (and the jitter) a [`FaultKind::LatencySpike`] adds to a link.
@@ -59,13 +163,28 @@ pub const SPIKE_LATENCY: Duration = Duration::from_millis(50);
 /// The loss probability a [`FaultKind::LossBurst`] adds to a link.
 pub const BURST_LOSS: f64 = 1.0 / 3.0;
 
-const KINDS: [FaultKind; 6] = [
+/// The network kinds, drawn from the faults stream as they were before host faults existed.
+const NETWORK_KINDS: [FaultKind; 6] = [
     FaultKind::Partition,
     FaultKind::OneWayPartition,
     FaultKind::Clog,
     FaultKind::Crash,
     FaultKind::LatencySpike,
     FaultKind::LossBurst,
+];
+
+/// The host kinds, drawn from a stream of their own.
+const HOST_KINDS: [FaultKind; 10] = [
+    FaultKind::Pause,
+    FaultKind::ClogOutgoing,
+    FaultKind::ClogIncoming,
+    FaultKind::Stall,
+    FaultKind::DiskFailure,
+    FaultKind::DiskFull,
+    FaultKind::SlowDisk,
+    FaultKind::ClockJumpForward,
+    FaultKind::ClockJumpBackward,
+    FaultKind::ReadCorruption,
 ];
 
 /// One fault of a plan: what, on which hosts, when, for how long.
@@ -215,49 +334,91 @@ impl FaultPlan {
         restartable: &[String],
         window: Duration,
     ) -> FaultPlan {
-        let mut rng = Rng::new(seed, Stream::Faults);
-        let kinds: Vec<FaultKind> = KINDS.into_iter().filter(|_| rng.chance(1, 2)).collect();
-        if hosts.is_empty() || window.is_zero() {
-            return FaultPlan {
-                kinds,
-                faults: Vec::new(),
-            };
-        }
-        let window_ns = window.as_nanos().min(u128::from(u64::MAX)) as u64;
+        FaultPlan::draw_kinds(seed, hosts, restartable, window, FaultKind::DEFAULT)
+    }
+
+    /// [`draw_among`](FaultPlan::draw_among), with only the kinds in `allowed` (say, only
+    /// crashes; or [`FaultKind::ALL`] to add read corruption). A kind's faults are the same
+    /// whichever other kinds are allowed.
+    ///
+    /// ```
+    /// use roof::fault::{FaultKind, FaultPlan};
+    /// use std::time::Duration;
+    /// let hosts = ["server".to_string(), "client".to_string()];
+    /// let window = Duration::from_secs(1);
+    /// let all = FaultPlan::draw_kinds(5, &hosts, &hosts, window, FaultKind::ALL);
+    /// let crashes = FaultPlan::draw_kinds(5, &hosts, &hosts, window, &[FaultKind::Crash]);
+    /// let kept: Vec<_> = all.faults.iter().filter(|f| f.kind == FaultKind::Crash).cloned().collect();
+    /// assert_eq!(crashes.faults, kept);
+    /// ```
+    pub fn draw_kinds(
+        seed: u64,
+        hosts: &[String],
+        restartable: &[String],
+        window: Duration,
+        allowed: &[FaultKind],
+    ) -> FaultPlan {
+        let mut network = Rng::new(seed, Stream::Faults);
+        let mut host = Rng::new(seed, Stream::HostFaults);
+        let mut kinds = Vec::new();
         let mut faults = Vec::new();
-        for &kind in &kinds {
-            let needs_pair = !matches!(kind, FaultKind::Clog | FaultKind::Crash);
-            if needs_pair && hosts.len() < 2 {
-                continue;
+        for (rng, group) in [
+            (&mut network, &NETWORK_KINDS[..]),
+            (&mut host, &HOST_KINDS[..]),
+        ] {
+            let enabled: Vec<FaultKind> =
+                group.iter().copied().filter(|_| rng.chance(1, 2)).collect();
+            if !hosts.is_empty() && !window.is_zero() {
+                draw_faults(rng, &enabled, hosts, restartable, window, &mut faults);
             }
-            let targets = if kind == FaultKind::Crash {
-                restartable
-            } else {
-                hosts
-            };
-            if targets.is_empty() {
-                continue;
-            }
-            for _ in 0..=rng.below(2) {
-                let host = targets[rng.below(targets.len() as u64) as usize].clone();
-                let peer = needs_pair.then(|| {
-                    let others: Vec<&String> =
-                        hosts.iter().filter(|&other| *other != host).collect();
-                    others[rng.below(others.len() as u64) as usize].clone()
-                });
-                let at = Duration::from_nanos(rng.below(window_ns));
-                let lasts = Duration::from_nanos(1 + rng.below(window_ns / 4 + 1));
-                faults.push(PlannedFault {
-                    kind,
-                    host,
-                    peer,
-                    at,
-                    lasts,
-                });
-            }
+            kinds.extend(enabled);
         }
+        kinds.retain(|kind| allowed.contains(kind));
+        faults.retain(|fault: &PlannedFault| allowed.contains(&fault.kind));
         faults.sort_by_key(|fault| (fault.at, fault.kind));
         FaultPlan { kinds, faults }
+    }
+}
+
+/// A few faults (one or two) of each of `kinds`, at random times within `window`.
+fn draw_faults(
+    rng: &mut Rng,
+    kinds: &[FaultKind],
+    hosts: &[String],
+    restartable: &[String],
+    window: Duration,
+    faults: &mut Vec<PlannedFault>,
+) {
+    let window_ns = window.as_nanos().min(u128::from(u64::MAX)) as u64;
+    for &kind in kinds {
+        let needs_pair = kind.needs_pair();
+        if needs_pair && hosts.len() < 2 {
+            continue;
+        }
+        let targets = if kind == FaultKind::Crash {
+            restartable
+        } else {
+            hosts
+        };
+        if targets.is_empty() {
+            continue;
+        }
+        for _ in 0..=rng.below(2) {
+            let host = targets[rng.below(targets.len() as u64) as usize].clone();
+            let peer = needs_pair.then(|| {
+                let others: Vec<&String> = hosts.iter().filter(|&other| *other != host).collect();
+                others[rng.below(others.len() as u64) as usize].clone()
+            });
+            let at = Duration::from_nanos(rng.below(window_ns));
+            let lasts = Duration::from_nanos(1 + rng.below(window_ns / 4 + 1));
+            faults.push(PlannedFault {
+                kind,
+                host,
+                peer,
+                at,
+                lasts,
+            });
+        }
     }
 }
 
@@ -319,6 +480,9 @@ async fn nemesis(
         if matches!(handle.is_up(&host), Ok(false)) {
             let _ = handle.restart(&host);
         }
+        if matches!(handle.is_paused(&host), Ok(true)) {
+            let _ = handle.resume(&host);
+        }
     }
 }
 
@@ -344,6 +508,22 @@ fn apply(handle: &LoopHandle, fault: &PlannedFault) -> Option<(String, Option<Li
             link_fault = handle.degrade_link(host, peer, degradation).ok();
             link_fault.is_some()
         }
+        FaultKind::Pause => handle.pause(host).is_ok(),
+        FaultKind::ClogOutgoing => handle.clog_direction(host, true).is_ok(),
+        FaultKind::ClogIncoming => handle.clog_direction(host, false).is_ok(),
+        FaultKind::Stall => handle.stall(host, fault.lasts).is_ok(),
+        FaultKind::ClockJumpForward => handle
+            .jump_clock(host, ClockJump::Forward(fault.lasts))
+            .is_ok(),
+        FaultKind::ClockJumpBackward => handle
+            .jump_clock(host, ClockJump::Backward(fault.lasts))
+            .is_ok(),
+        FaultKind::DiskFailure
+        | FaultKind::DiskFull
+        | FaultKind::SlowDisk
+        | FaultKind::ReadCorruption => handle
+            .set_disk_fault(host, disk_fault(fault.kind), true)
+            .is_ok(),
     };
     done.then(|| (fault.to_string(), link_fault))
 }
@@ -368,5 +548,25 @@ fn undo(handle: &LoopHandle, fault: &PlannedFault, link_fault: Option<LinkFaultI
             }
             Ok(())
         }
+        FaultKind::Pause => handle.resume(host),
+        FaultKind::ClogOutgoing | FaultKind::ClogIncoming => handle.unclog(host),
+        // A stall ends by itself.
+        FaultKind::Stall => Ok(()),
+        FaultKind::ClockJumpForward => handle.jump_clock(host, ClockJump::Backward(fault.lasts)),
+        FaultKind::ClockJumpBackward => handle.jump_clock(host, ClockJump::Forward(fault.lasts)),
+        FaultKind::DiskFailure
+        | FaultKind::DiskFull
+        | FaultKind::SlowDisk
+        | FaultKind::ReadCorruption => handle.set_disk_fault(host, disk_fault(fault.kind), false),
     };
+}
+
+/// The switchable disk fault a plan's disk kind turns on.
+fn disk_fault(kind: FaultKind) -> DiskFault {
+    match kind {
+        FaultKind::DiskFailure => DiskFault::Failing,
+        FaultKind::DiskFull => DiskFault::Full,
+        FaultKind::SlowDisk => DiskFault::Slow,
+        _ => DiskFault::Corrupting,
+    }
 }

@@ -44,6 +44,11 @@ pub struct Config {
     /// Whether [`println!`](crate::println) also writes to stdout (default true); the text is
     /// captured in the report either way.
     pub echo: bool,
+    /// Whether the engine's own fault points fire (default false): now and then a disk
+    /// operation fails with EIO or runs slow, and `accept`, `connect` or `bind` stalls, each
+    /// drawn from the seed's buggify stream like [`buggify!`](crate::buggify), in the trace
+    /// and in [`Report::injected`](crate::Report::injected).
+    pub buggify: bool,
 }
 
 impl Default for Config {
@@ -64,6 +69,7 @@ impl Config {
             choices: None,
             record_choices: false,
             echo: true,
+            buggify: false,
         }
     }
 
@@ -100,6 +106,24 @@ impl Config {
     /// Record the scheduler's choices into the report.
     pub fn record_choices(mut self, record: bool) -> Config {
         self.record_choices = record;
+        self
+    }
+
+    /// Let the engine's own fault points fire (see [`Config::buggify`](Config#structfield.buggify)).
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(3).buggify(true).echo(false));
+    /// let failed = lp.run_until_complete(async {
+    ///     let mut failed = 0;
+    ///     for _ in 0..400 {
+    ///         if roof::fs::write("/f", b"x").await.is_err() { failed += 1 }
+    ///     }
+    ///     failed
+    /// }).unwrap();
+    /// assert_eq!(failed, lp.report().injected.iter().filter(|line| line.contains("EIO")).count());
+    /// ```
+    pub fn buggify(mut self, on: bool) -> Config {
+        self.buggify = on;
         self
     }
 

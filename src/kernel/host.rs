@@ -12,11 +12,7 @@ impl Kernel {
     /// Register a host on the network and, with a start function, start it.
     pub(crate) fn add_host(&self, name: &str, start: Option<HostStart>) -> std::io::Result<u32> {
         let host = self.net.borrow_mut().add_host(name)?;
-        self.hosts.borrow_mut().push(HostRecord {
-            incarnation: 0,
-            start: start.clone(),
-            clock: crate::engine::clock::WallClock::default(),
-        });
+        self.hosts.borrow_mut().push(HostRecord::new(start.clone()));
         if let Some(start) = start {
             let name = self.net.borrow().host_name_shared(host);
             let (_, task) = self.spawn_on(host, start(), Some(TaskName::Shared(name)));
@@ -49,7 +45,13 @@ impl Kernel {
         let mut hosts = self.hosts.borrow_mut();
         let record = &mut hosts[host as usize];
         record.incarnation = record.incarnation.wrapping_add(1);
+        record.stalled_until = 0;
+        let was_paused = std::mem::take(&mut record.paused);
         drop(hosts);
+        if was_paused {
+            // Its parked tasks go back to the queue, where they are found stale and dropped.
+            self.unpark(host);
+        }
         self.crashes.set(self.crashes.get() + 1);
         // Each is dropped, not polled, when the scheduler gets to it.
         let wakers = self.exec.tasks.borrow().cancel_all(Some(host));
@@ -88,6 +90,71 @@ impl Kernel {
             let (_, task) = self.spawn_on(host, start(), Some(TaskName::Shared(name)));
             task.detach();
         }
+    }
+
+    /// Pause `host`: its tasks are parked when picked, until [`resume_host`](Self::resume_host).
+    pub(crate) fn pause_host(&self, host: u32) {
+        let mut hosts = self.hosts.borrow_mut();
+        if !std::mem::replace(&mut hosts[host as usize].paused, true) {
+            self.paused_hosts.set(self.paused_hosts.get() + 1);
+        }
+    }
+
+    /// Resume a paused `host`: its parked tasks are queued again, in the order they parked.
+    pub(crate) fn resume_host(&self, host: u32) {
+        let was_paused = std::mem::take(&mut self.hosts.borrow_mut()[host as usize].paused);
+        if was_paused {
+            self.unpark(host);
+        }
+    }
+
+    /// `host` is no longer paused: queue its parked tasks.
+    fn unpark(&self, host: u32) {
+        self.paused_hosts.set(self.paused_hosts.get() - 1);
+        let parked = std::mem::take(&mut *self.parked.borrow_mut());
+        let (mine, others): (Vec<_>, Vec<_>) = parked
+            .into_iter()
+            .partition(|runnable| runnable.metadata().host == host);
+        *self.parked.borrow_mut() = others;
+        let mut ready = self.exec.ready.borrow_mut();
+        for runnable in mine {
+            ready.push_back(crate::engine::task::Ready::new(runnable));
+        }
+    }
+
+    /// Whether a panic in a task of `host` restarts it (it asked to, and it can restart).
+    pub(super) fn restarts_on_panic(&self, host: u32) -> bool {
+        let hosts = self.hosts.borrow();
+        let record = &hosts[host as usize];
+        record.restart_on_panic && record.start.is_some()
+    }
+
+    /// The engine injected a fault: trace it, and keep it for the report.
+    pub(crate) fn inject(&self, what: String) {
+        let line = format!("{} {what}", self.now());
+        if self.trace.enabled() {
+            self.record(EventKind::Fault { text: what });
+        }
+        self.injected.borrow_mut().push(line);
+    }
+
+    /// Whether the engine's fault point `site` fires now (`Config::buggify`): a site is
+    /// active in half the seeds, and fires once in `one_in` times it is reached.
+    pub(crate) fn engine_buggify(&self, site: &'static str, one_in: u64) -> bool {
+        if !self.config.buggify || self.is_real() {
+            return false;
+        }
+        let active = *self
+            .buggify_sites
+            .borrow_mut()
+            .entry(site)
+            .or_insert_with(|| crate::engine::entropy::site_active(self.config.seed, site, 2));
+        active && self.buggify_rng.borrow_mut().get().below(one_in.max(1)) == 0
+    }
+
+    /// Whether the task's host is paused (then it is parked instead of run).
+    pub(super) fn is_parked(&self, meta: &TaskMeta) -> bool {
+        self.hosts.borrow()[meta.host as usize].paused
     }
 
     /// Whether the task belongs to an incarnation of its host that crashed.

@@ -104,6 +104,13 @@ pub(crate) struct Kernel {
     pub(crate) hosts: RefCell<Vec<HostRecord>>,
     /// Crashes so far: while 0, no task can be stale and the check is skipped.
     crashes: Cell<u32>,
+    /// Hosts paused now: while 0, no task is parked and the check is skipped.
+    pub(crate) paused_hosts: Cell<u32>,
+    /// The tasks of paused hosts, picked while their host was paused, in that order.
+    pub(crate) parked: RefCell<Vec<Runnable<TaskMeta>>>,
+    /// Faults the engine itself injected (`Config::buggify`, restarts on panic), as
+    /// `<time> <what>` lines for the report.
+    pub(crate) injected: RefCell<Vec<String>>,
     /// The toolkit's primitives numbered so far in this run (for their trace events).
     sync_objects: Cell<u64>,
     /// `set_exception_handler`'s handler: told of panics instead of failing the run.
@@ -121,6 +128,25 @@ pub(crate) struct HostRecord {
     pub(crate) start: Option<HostStart>,
     /// Its wall clock (kept through crashes: the hardware clock runs on).
     pub(crate) clock: crate::engine::clock::WallClock,
+    /// Paused (`LoopHandle::pause`): its tasks are parked, not run, until it resumes.
+    pub(crate) paused: bool,
+    /// Until when (virtual nanoseconds) its `accept`, `connect` and `bind` stall.
+    pub(crate) stalled_until: u64,
+    /// A panic in one of its tasks crashes and restarts it instead of failing the run.
+    pub(crate) restart_on_panic: bool,
+}
+
+impl HostRecord {
+    pub(crate) fn new(start: Option<HostStart>) -> HostRecord {
+        HostRecord {
+            incarnation: 0,
+            start,
+            clock: crate::engine::clock::WallClock::default(),
+            paused: false,
+            stalled_until: 0,
+            restart_on_panic: false,
+        }
+    }
 }
 
 /// An exception handler (see `LoopHandle::set_exception_handler`).
@@ -181,14 +207,13 @@ impl Kernel {
             hosts: RefCell::new({
                 // Room for a few hosts, so that a small run's setup does not regrow the vector.
                 let mut hosts = Vec::with_capacity(8);
-                hosts.push(HostRecord {
-                    incarnation: 0,
-                    start: None,
-                    clock: crate::engine::clock::WallClock::default(),
-                });
+                hosts.push(HostRecord::new(None));
                 hosts
             }),
             crashes: Cell::new(0),
+            paused_hosts: Cell::new(0),
+            parked: RefCell::new(Vec::new()),
+            injected: RefCell::new(Vec::new()),
             sync_objects: Cell::new(0),
             exception_handler: RefCell::new(None),
             #[cfg(feature = "real-net")]
@@ -525,6 +550,7 @@ impl Kernel {
             output: self.output.borrow().clone(),
             choices: self.scheduler.borrow().recorded().map(<[u32]>::to_vec),
             arities: self.scheduler.borrow().arities().map(<[u32]>::to_vec),
+            injected: self.injected.borrow().clone(),
         }
     }
 

@@ -65,6 +65,11 @@ impl Kernel {
                 self.fail_if_panicked(id, host)?;
                 continue;
             }
+            if self.paused_hosts.get() > 0 && self.is_parked(runnable.metadata()) {
+                // Its host is paused: it runs when the host resumes.
+                self.parked.borrow_mut().push(runnable);
+                continue;
+            }
             self.step(runnable)?;
             if !main_done && done() {
                 main_done = true;
@@ -220,8 +225,18 @@ impl Kernel {
                 message: message.clone(),
             });
         }
+        let host_index = host;
         let host = self.net.borrow().host_name(host).to_string();
         let handler = self.exception_handler.borrow().clone();
+        if !self.is_real() && self.restarts_on_panic(host_index) {
+            // A supervisor would restart the process: crash the host and start it again.
+            self.inject(format!(
+                "restart {host} after task {name:?} panicked: {message}"
+            ));
+            self.crash_host(host_index);
+            self.restart_host(host_index);
+            return Ok(());
+        }
         if handler.is_none() && !self.is_real() {
             // In simulation, by default, a panic fails the run: what a test wants.
             return Err(self.fail_now(Failure::Panic {

@@ -59,6 +59,7 @@ impl TcpListener {
                 inner: Listener::Real(real::bind_tcp(requested)?),
             });
         }
+        crate::fault::stalled("bind").await;
         let (addr, id) = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.listen(host, requested))
@@ -88,12 +89,12 @@ impl TcpListener {
                 .map_or(Poll::Pending, Poll::Ready)
         }))
         .await?;
-        Ok((
-            TcpStream {
-                inner: Stream::Sim { conn, side: 1 },
-            },
-            peer,
-        ))
+        let stream = TcpStream {
+            inner: Stream::Sim { conn, side: 1 },
+        };
+        // A stalled accept returns late, never refuses: the connection waits meanwhile.
+        crate::fault::stalled("accept").await;
+        Ok((stream, peer))
     }
 
     /// The address it listens on.
@@ -168,6 +169,7 @@ impl TcpStream {
                 inner: Stream::Real(await_point(real::connect(target)).await?),
             });
         }
+        crate::fault::stalled("connect").await;
         let conn = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, now| net.connect(host, target, now))

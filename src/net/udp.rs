@@ -55,6 +55,7 @@ impl UdpSocket {
                 inner: Socket::Real(super::real::bind_udp(requested)?),
             });
         }
+        crate::fault::stalled("bind").await;
         let (addr, id) = kernel::with(|kernel| {
             let host = kernel.exec.current_host.get();
             kernel.net_call(|net, _| net.udp_bind(host, requested))

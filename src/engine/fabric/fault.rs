@@ -22,16 +22,21 @@ impl Fabric {
         }
         self.partitions.clear();
         for host in &mut self.hosts {
-            host.clogged = false;
+            host.clogged_out = false;
+            host.clogged_in = false;
         }
         self.count_faulty_hosts();
         self.release_held(now);
     }
 
-    pub(crate) fn set_clogged(&mut self, host: HostIndex, clogged: bool, now: u64) {
-        self.hosts[host as usize].clogged = clogged;
+    /// Clog (or unclog) what `host` sends and what it is sent.
+    pub(crate) fn set_clogged(&mut self, host: HostIndex, out: bool, incoming: bool, now: u64) {
+        let entry = &mut self.hosts[host as usize];
+        let opened = (entry.clogged_out && !out) || (entry.clogged_in && !incoming);
+        entry.clogged_out = out;
+        entry.clogged_in = incoming;
         self.count_faulty_hosts();
-        if !clogged {
+        if opened {
             self.release_held(now);
         }
     }
@@ -103,7 +108,8 @@ impl Fabric {
     pub(crate) fn restart(&mut self, host: HostIndex) {
         let entry = &mut self.hosts[host as usize];
         entry.up = true;
-        entry.clogged = false;
+        entry.clogged_out = false;
+        entry.clogged_in = false;
         self.count_faulty_hosts();
     }
 }

@@ -65,7 +65,9 @@ struct Host {
     name: Rc<str>,
     ip: IpAddr,
     up: bool,
-    clogged: bool,
+    /// Clogged one way or both: what it sends, what it is sent.
+    clogged_out: bool,
+    clogged_in: bool,
     next_port: u16,
 }
 
@@ -267,7 +269,8 @@ impl Fabric {
             name: Rc::clone(&name),
             ip,
             up: true,
-            clogged: false,
+            clogged_out: false,
+            clogged_in: false,
             next_port: EPHEMERAL_START,
         });
         if self.hosts.len() > NAMES_INDEXED_ABOVE {
@@ -413,7 +416,7 @@ impl Fabric {
 
     fn blocked(&self, from: HostIndex, to: HostIndex) -> bool {
         (self.faulty_hosts > 0
-            && (self.hosts[from as usize].clogged || self.hosts[to as usize].clogged))
+            && (self.hosts[from as usize].clogged_out || self.hosts[to as usize].clogged_in))
             || (!self.partitions.is_empty() && self.partitions.contains(&(from, to)))
     }
 
@@ -422,7 +425,7 @@ impl Fabric {
         let faulty = self
             .hosts
             .iter()
-            .filter(|host| !host.up || host.clogged)
+            .filter(|host| !host.up || host.clogged_out || host.clogged_in)
             .count();
         self.faulty_hosts = u32::try_from(faulty).expect("fabric invariant: fewer than 2^32 hosts");
     }
