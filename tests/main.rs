@@ -11,6 +11,7 @@ mod event_loop;
 mod faults;
 mod fs;
 mod harness;
+mod host_faults;
 mod layering;
 mod net;
 #[cfg(feature = "proptest")]
