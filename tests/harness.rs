@@ -59,6 +59,8 @@ fn the_environment_chooses_the_seeds_and_bad_values_name_the_variable() {
         ("ROOF_CHECK_DETERMINISM", "yes"),
         ("ROOF_TRACE", "2"),
         ("ROOF_TIMELINE", " "),
+        ("ROOF_FAULT_KINDS", "crash,fire"),
+        ("ROOF_BUGGIFY", "on"),
     ] {
         let get = move |name: &str| (name == variable).then(|| value.to_string());
         let error = Builder::from_vars(get).unwrap_err();
@@ -70,6 +72,42 @@ fn the_environment_chooses_the_seeds_and_bad_values_name_the_variable() {
             "{error}"
         );
     }
+}
+
+/// With the engine's fault points on, a failure lists what they did and its replay line
+/// turns them on again.
+#[test]
+fn buggify_from_the_environment_is_reported_and_replayed() {
+    let builder =
+        Builder::from_vars(vars(&[("ROOF_BUGGIFY", "1"), ("ROOF_SEEDS", "0..40")])).unwrap();
+    let failure = builder
+        .quiet(true)
+        .shrink(false)
+        .try_run(|sim| {
+            sim.client("writer", async {
+                for round in 0..100u32 {
+                    roof::fs::write("/f", round.to_le_bytes())
+                        .await
+                        .map_err(|error| format!("round {round}: {error}"))?;
+                }
+                Ok::<(), String>(())
+            });
+        })
+        .unwrap_err();
+    let (plan, fired) = failure.faults.clone().expect("faults listed");
+    assert_eq!(plan, "none");
+    assert!(
+        fired
+            .iter()
+            .any(|line| line.contains("fails with EIO (buggify)")),
+        "{fired:?}"
+    );
+    assert!(
+        failure.replay.contains("ROOF_BUGGIFY=1"),
+        "{}",
+        failure.replay
+    );
+    assert!(failure.to_string().contains("faults fired:"), "{failure}");
 }
 
 /// A client that fails on seeds divisible by 5, after 1.5 s of virtual time.

@@ -145,6 +145,22 @@ impl FaultKind {
             .find(|kind| kind.name() == name)
     }
 
+    /// Kinds named in a comma-separated list (`crash,pause`); the first unknown name is
+    /// the error.
+    ///
+    /// ```
+    /// use roof::fault::FaultKind;
+    /// assert_eq!(FaultKind::parse_list("crash, pause"), Ok(vec![FaultKind::Crash, FaultKind::Pause]));
+    /// assert_eq!(FaultKind::parse_list("crash,fire"), Err("fire".to_string()));
+    /// assert!(FaultKind::parse_list("").is_err());
+    /// ```
+    pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
+        text.split(',')
+            .map(str::trim)
+            .map(|name| FaultKind::from_name(name).ok_or_else(|| name.to_string()))
+            .collect()
+    }
+
     /// Whether it hits a pair of hosts (a link) rather than one.
     fn needs_pair(self) -> bool {
         matches!(

@@ -157,6 +157,22 @@ pub(super) fn faults(
     Ok(Some(indices))
 }
 
+/// `ROOF_FAULT_KINDS`, if set: the kinds fault plans are drawn from, comma-separated.
+pub(super) fn fault_kinds(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<crate::fault::FaultKind>>, EnvError> {
+    let Some(value) = get("ROOF_FAULT_KINDS") else {
+        return Ok(None);
+    };
+    crate::fault::FaultKind::parse_list(&value)
+        .map(Some)
+        .map_err(|_| EnvError {
+            variable: "ROOF_FAULT_KINDS",
+            value,
+            expected: "fault kinds, comma-separated: partition, one-way-partition, clog, crash, latency-spike, loss-burst, pause, clog-outgoing, clog-incoming, stall, disk-failure, disk-full, slow-disk, clock-jump-forward, clock-jump-backward, read-corruption",
+        })
+}
+
 /// A directory named by `variable`, if set: a non-empty path (created when first written).
 pub(super) fn directory(
     get: &impl Fn(&str) -> Option<String>,

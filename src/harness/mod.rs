@@ -37,6 +37,8 @@
 //! | `ROOF_POLICY=random\|fifo\|pct:D\|exhaustive:P` | the scheduling policy (wins over [`Builder::policy`]); `exhaustive:P` runs every schedule with at most P deviations from FIFO |
 //! | `ROOF_CHOICES=<token>` | replay exactly these scheduler choices (a shrunk replay line sets it) |
 //! | `ROOF_FAULTS=I,J,...` | keep only these faults of the seed's plan, by index (a shrunk replay line sets it; `-` for none) |
+//! | `ROOF_FAULT_KINDS=crash,pause,...` | draw fault plans from these kinds only ([`Builder::fault_kinds`]) |
+//! | `ROOF_BUGGIFY=1` | let the engine's own fault points fire ([`Builder::buggify`]) |
 //! | `ROOF_SHRINK=0` | do not shrink a failing seed (on by default) |
 //! | `ROOF_SHRINK_BUDGET=N` | replays the shrinker may make; default [`SHRINK_BUDGET_DEFAULT`] |
 //! | `ROOF_SCHEDULES_MAX=N` | schedules `exhaustive:P` runs at most; default [`SCHEDULES_MAX_DEFAULT`] |
@@ -77,7 +79,6 @@ use crate::engine::report::Failure;
 use crate::engine::sched::{Choices, Policy};
 use crate::engine::trace::TraceMode;
 use crate::explore::SCHEDULES_MAX_DEFAULT;
-use crate::fault::FaultPlan;
 use crate::kernel::Config;
 
 mod env_vars;
@@ -85,13 +86,15 @@ mod failure;
 mod pictures;
 mod run;
 mod search;
+mod stress;
 mod sweep;
 
 pub use env_vars::{seed_range, EnvError, FAULT_INDICES_MAX};
 pub use failure::{read_regressions, SeedFailure, ShrunkRun};
 use failure::{record_regression, regressions_with_stamps, replay_line};
 pub use run::Sim;
-use run::{run_seed, SeedRun, Stress};
+use run::{run_seed, SeedRun};
+use stress::Stress;
 pub use sweep::{Sweep, SweepFailure};
 
 /// Seeds run by [`check`] when `ROOF_SEEDS` is not set: enough to catch the easy bugs, few
@@ -236,6 +239,8 @@ impl Builder {
         }
         builder.choices = env_vars::choices(&get)?;
         builder.stress.keep = env_vars::faults(&get)?;
+        builder.stress.buggify = env_vars::flag(&get, "ROOF_BUGGIFY")?;
+        builder.stress.kinds = env_vars::fault_kinds(&get)?;
         builder.shrink = get("ROOF_SHRINK").is_none() || env_vars::flag(&get, "ROOF_SHRINK")?;
         let replays = "a whole number of replays from 1 to 10000000";
         if let Some(budget) = env_vars::number(&get, "ROOF_SHRINK_BUDGET", 1, REPLAYS_MAX, replays)?
@@ -386,27 +391,6 @@ impl Builder {
         self
     }
 
-    /// Give every seed a fault plan drawn from it (swarm style: each seed its own mix of
-    /// partitions, clogs, crashes, latency spikes and loss bursts, including none), with faults
-    /// starting within `window`. A failure prints the plan and the faults that fired.
-    pub fn faults(mut self, window: Duration) -> Builder {
-        self.stress.faults = Some(window);
-        self
-    }
-
-    /// Run exactly `plan` on every seed (say, one a proptest strategy made).
-    pub fn fault_plan(mut self, plan: FaultPlan) -> Builder {
-        self.stress.plan = Some(plan);
-        self
-    }
-
-    /// After the faults stop (all healed, crashed hosts restarted), every client must finish
-    /// within `deadline`; a stuck system fails, naming the clients that made no progress.
-    pub fn liveness(mut self, deadline: Duration) -> Builder {
-        self.stress.liveness = Some(deadline);
-        self
-    }
-
     /// The name used for the regressions file and the replay line (default: the test's name,
     /// from the test thread).
     pub fn name(mut self, name: impl Into<String>) -> Builder {
@@ -546,11 +530,7 @@ impl Builder {
             self.policy,
             self.time_max,
             self.steps_max,
-            match (&self.stress.plan, self.stress.faults) {
-                (Some(plan), _) => format!("plan {plan}"),
-                (None, Some(window)) => format!("drawn within {window:?}"),
-                (None, None) => "off".to_string(),
-            },
+            self.stress.describe_faults(),
             match self.stress.liveness {
                 Some(deadline) => format!("{deadline:?}"),
                 None => "off".to_string(),
@@ -629,6 +609,13 @@ impl Builder {
                 kept.join(",")
             };
             vars.push_str(&format!(" ROOF_FAULTS={kept}"));
+        }
+        if let Some(kinds) = &self.stress.kinds {
+            let names: Vec<String> = kinds.iter().map(crate::fault::FaultKind::name).collect();
+            vars.push_str(&format!(" ROOF_FAULT_KINDS={}", names.join(",")));
+        }
+        if self.stress.buggify {
+            vars.push_str(" ROOF_BUGGIFY=1");
         }
         if let Some(choices) = choices {
             vars.push_str(&format!(

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
 
+use super::Stress;
 use crate::engine::report::Report;
 use crate::event_loop::EventLoop;
 use crate::fault::{FaultKind, FaultPlan, FiredFaults};
@@ -100,19 +100,6 @@ impl std::ops::Deref for Sim {
     }
 }
 
-/// Faults and liveness for a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Stress {
-    /// Draw a fault plan with faults starting within this window.
-    pub(super) faults: Option<Duration>,
-    /// Or run exactly this plan.
-    pub(super) plan: Option<FaultPlan>,
-    /// After the faults stop, every client must finish within this.
-    pub(super) liveness: Option<Duration>,
-    /// Keep only these faults of the plan, by index (`ROOF_FAULTS`, fault-plan shrinking).
-    pub(super) keep: Option<Vec<usize>>,
-}
-
 /// One run's result and the faults it had.
 pub(super) struct SeedRun {
     pub(super) report: Report,
@@ -124,6 +111,7 @@ pub(super) struct SeedRun {
 /// failed (with the seed's fault plan and the liveness deadline, when asked for).
 pub(super) fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> SeedRun {
     let seed = config.seed;
+    let config = config.buggify(stress.buggify);
     let sim = Sim {
         event_loop: EventLoop::with_config(config),
         clients: RefCell::new(Clients::default()),
@@ -142,7 +130,8 @@ pub(super) fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> S
                 .filter(|host| host != "main")
                 .collect();
             // Clients run once: a crash is drawn among the hosts that restart.
-            FaultPlan::draw_among(seed, &hosts, &restartable, window)
+            let kinds = stress.kinds.as_deref().unwrap_or(FaultKind::DEFAULT);
+            FaultPlan::draw_kinds(seed, &hosts, &restartable, window, kinds)
         }
     };
     // The same for a given plan: crashing a client would fail the seed for nothing the
@@ -208,9 +197,12 @@ pub(super) fn run_seed(config: Config, body: &dyn Fn(&Sim), stress: Stress) -> S
     if let Ok(Err(message)) = outcome {
         sim.event_loop.fail(message);
     }
-    let fired = fired.borrow().clone();
+    let report = sim.event_loop.report();
+    // What the nemesis did, then what the engine did on its own.
+    let mut fired = fired.borrow().clone();
+    fired.extend(report.injected.iter().cloned());
     SeedRun {
-        report: sim.event_loop.report(),
+        report,
         plan,
         fired,
     }

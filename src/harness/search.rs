@@ -88,7 +88,7 @@ impl Builder {
         if let (Some(dir), false) = (&self.regressions, matches!(self.seeds, Seeds::One(_))) {
             record_regression(dir, name, seed, &self.stamp());
         }
-        let stressed = self.stress.faults.is_some() || self.stress.plan.is_some();
+        let stressed = self.stress.has_faults() || !run.fired.is_empty();
         let shrunk = match explored {
             Some(choices) => Some(self.shrunk_run(seed, body, name, None, choices, true, 0)),
             None if self.shrink
