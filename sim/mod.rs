@@ -15,6 +15,8 @@ pub mod gather;
 pub mod hello_world;
 pub mod http_get;
 pub mod kv_store;
+pub mod lease;
+pub mod retry_storm;
 pub mod wal_kv;
 pub mod yell_echo;
 
@@ -91,6 +93,30 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "wal-kv-fixed",
         description: "the write-ahead-log store fixed: each record synced before its answer",
         run: wal_kv::run_fixed,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "lease",
+        description: "LEASE-DESCRIPTION",
+        run: lease::run,
+        planted_bug: true,
+    },
+    Scenario {
+        name: "lease-fixed",
+        description: "LEASE-FIXED-DESCRIPTION",
+        run: lease::run_fixed,
+        planted_bug: false,
+    },
+    Scenario {
+        name: "retry-storm",
+        description: "RETRY-STORM-DESCRIPTION",
+        run: retry_storm::run,
+        planted_bug: true,
+    },
+    Scenario {
+        name: "retry-storm-fixed",
+        description: "RETRY-STORM-FIXED-DESCRIPTION",
+        run: retry_storm::run_fixed,
         planted_bug: false,
     },
     Scenario {

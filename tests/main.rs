@@ -13,10 +13,13 @@ mod fs;
 mod harness;
 mod host_faults;
 mod layering;
+mod lease;
 mod net;
 #[cfg(feature = "proptest")]
 mod properties;
 mod protocol;
+#[path = "retry_storm.rs"]
+mod retry_storm;
 #[cfg(feature = "real-net")]
 mod real_net;
 mod scenarios;
