@@ -9,6 +9,156 @@ use std::time::Duration;
 use roof::fs::{self, File, OpenOptions, SECTOR};
 use roof::{Config, EventLoop, TraceMode};
 
+/// Behaviour bodies that use only `roof::fs`, run on the simulated disk (below) and on real
+/// files (tests/real_net.rs): what a program sees is the same on both.
+pub mod conformance {
+    use roof::fs::{self, File, OpenOptions};
+    use std::io::{ErrorKind, SeekFrom};
+
+    /// A body: a future the loop runs to the end.
+    pub type Body = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+    /// Every body, by name.
+    pub const BODIES: &[(&str, Body)] = &[
+        ("reads and writes", || Box::pin(reads_and_writes())),
+        ("names", || Box::pin(names())),
+        ("errors", || Box::pin(errors())),
+    ];
+
+    /// Writes, positional and appended, seeks, lengths, reads back.
+    pub async fn reads_and_writes() {
+        fs::create_dir_all("/data").await.unwrap();
+        let mut file = File::create("/data/log").await.unwrap();
+        file.write_all(b"hello world").await.unwrap();
+        file.write_at(b"W", 6).await.unwrap();
+        file.sync_all().await.unwrap();
+        assert_eq!(
+            fs::read_to_string("/data/log").await.unwrap(),
+            "hello World"
+        );
+        let mut reader = File::open("/data/log").await.unwrap();
+        assert_eq!(reader.seek(SeekFrom::Start(6)).await.unwrap(), 6);
+        let mut rest = Vec::new();
+        assert_eq!(reader.read_to_end(&mut rest).await.unwrap(), 5);
+        assert_eq!(rest, b"World");
+        let mut four = [0u8; 4];
+        assert_eq!(
+            reader.read_at(&mut four, 9).await.unwrap(),
+            2,
+            "a short read at the end"
+        );
+        assert_eq!(reader.read(&mut four).await.unwrap(), 0, "at the end");
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open("/data/log")
+            .await
+            .unwrap();
+        log.write_all(b"!").await.unwrap();
+        log.sync_data().await.unwrap();
+        assert_eq!(fs::metadata("/data/log").await.unwrap().len(), 12);
+        file.set_len(14).await.unwrap();
+        assert_eq!(fs::read("/data/log").await.unwrap(), b"hello World!\0\0");
+        file.set_len(5).await.unwrap();
+        assert_eq!(file.metadata().await.unwrap().len(), 5);
+        assert_eq!(fs::read("/data/log").await.unwrap(), b"hello");
+        let truncated = File::create("/data/log").await.unwrap();
+        assert_eq!(
+            truncated.metadata().await.unwrap().len(),
+            0,
+            "create truncates"
+        );
+    }
+
+    /// Directories, listings, renames and removals.
+    pub async fn names() {
+        fs::create_dir_all("/n/a/b").await.unwrap();
+        fs::create_dir_all("/n/a/b").await.unwrap();
+        fs::write("/n/z", b"z").await.unwrap();
+        fs::write("/n/a/one", b"1").await.unwrap();
+        let listed = fs::read_dir("/n").await.unwrap();
+        assert_eq!(listed, [std::path::PathBuf::from("/n/a"), "/n/z".into()]);
+        assert!(fs::metadata("/n/a").await.unwrap().is_dir());
+        assert!(fs::metadata("/n/z").await.unwrap().is_file());
+        fs::rename("/n/z", "/n/a/one").await.unwrap();
+        assert_eq!(
+            fs::read("/n/a/one").await.unwrap(),
+            b"z",
+            "a rename replaces"
+        );
+        assert_eq!(
+            fs::metadata("/n/z").await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        fs::sync_dir("/n/a").await.unwrap();
+        fs::remove_file("/n/a/one").await.unwrap();
+        assert_eq!(
+            fs::read_dir("/n/a").await.unwrap(),
+            [std::path::PathBuf::from("/n/a/b")]
+        );
+    }
+
+    /// The errors std gives, with their kinds.
+    pub async fn errors() {
+        fs::create_dir_all("/e/dir").await.unwrap();
+        let kind = |result: std::io::Result<()>| result.unwrap_err().kind();
+        assert_eq!(
+            kind(File::open("/e/missing").await.map(drop)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(File::create("/e/no/f").await.map(drop)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(File::create("/e/dir").await.map(drop)),
+            ErrorKind::IsADirectory
+        );
+        assert_eq!(
+            kind(fs::remove_file("/e/missing").await),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(fs::rename("/e/missing", "/e/x").await),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(fs::read_dir("/e/missing").await.map(drop)),
+            ErrorKind::NotFound
+        );
+        fs::write("/e/f", b"x").await.unwrap();
+        let again = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open("/e/f")
+            .await;
+        assert_eq!(kind(again.map(drop)), ErrorKind::AlreadyExists);
+        let mut read_only = File::open("/e/f").await.unwrap();
+        assert_eq!(
+            kind(read_only.write_all(b"y").await),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            kind(fs::read("/..").await.map(drop)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(File::create("/e/f/g").await.map(drop)),
+            ErrorKind::NotADirectory
+        );
+    }
+}
+
+#[test]
+fn the_conformance_bodies_pass_on_the_simulated_disk() {
+    for (name, body) in conformance::BODIES {
+        for seed in 0..5 {
+            let lp = EventLoop::with_config(Config::new(seed).echo(false));
+            lp.run_until_complete(body())
+                .unwrap_or_else(|failure| panic!("{name}, seed {seed}: {failure}"));
+        }
+    }
+}
+
 /// Seeds each crash property runs.
 const SEEDS: u64 = 300;
 

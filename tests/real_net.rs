@@ -878,3 +878,58 @@ fn a_cancel_request_reaches_a_task_blocked_on_a_real_socket() {
         .unwrap();
     assert_eq!(outcome, (true, true));
 }
+
+/// A fresh directory for one test's files, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("roof-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_file_conformance_bodies_pass_on_real_files_under_the_hosts_directory() {
+    for (name, body) in crate::fs::conformance::BODIES {
+        let scratch = ScratchDir::new(&format!("fs-{}", name.replace(' ', "-")));
+        let event_loop = EventLoop::real();
+        event_loop.set_disk_dir("main", &scratch.0).unwrap();
+        event_loop
+            .run_until_complete(body())
+            .unwrap_or_else(|failure| panic!("{name}: {failure}"));
+    }
+    // The files are real, where the program put them.
+    let scratch = ScratchDir::new("fs-where");
+    let event_loop = EventLoop::real();
+    event_loop.set_disk_dir("main", &scratch.0).unwrap();
+    event_loop
+        .run_until_complete(async {
+            roof::fs::create_dir_all("/data").await.unwrap();
+            roof::fs::write("/data/log", b"on disk").await.unwrap();
+        })
+        .unwrap();
+    assert_eq!(
+        std::fs::read(scratch.0.join("data/log")).unwrap(),
+        b"on disk"
+    );
+}
+
+#[test]
+fn a_real_loop_without_a_directory_for_its_files_says_so() {
+    let event_loop = EventLoop::real();
+    let error = event_loop
+        .run_until_complete(roof::fs::write("/f", b"x"))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("set_disk_dir"), "{error}");
+}

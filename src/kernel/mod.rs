@@ -134,6 +134,8 @@ pub(crate) struct HostRecord {
     pub(crate) stalled_until: u64,
     /// A panic in one of its tasks crashes and restarts it instead of failing the run.
     pub(crate) restart_on_panic: bool,
+    /// On a real loop, the directory its files live under (`LoopHandle::set_disk_dir`).
+    pub(crate) disk_dir: Option<std::path::PathBuf>,
 }
 
 impl HostRecord {
@@ -145,6 +147,7 @@ impl HostRecord {
             paused: false,
             stalled_until: 0,
             restart_on_panic: false,
+            disk_dir: None,
         }
     }
 }

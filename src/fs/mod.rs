@@ -39,8 +39,14 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::engine::disk::{Disks, OpKind, Open};
+use crate::engine::disk::{OpKind, Open};
 use crate::kernel;
+
+#[cfg(feature = "real-net")]
+mod real;
+mod sim;
+
+use sim::on_disk;
 
 pub use crate::engine::disk::{
     DiskConfig, DISK_LATENCY_MAX, FILE_SIZE_MAX, READ_LATENCY, SECTOR, SLOW_DISK_FACTOR,
@@ -78,63 +84,6 @@ fn normal(path: &Path) -> io::Result<String> {
         }
     }
     Ok(format!("/{}", parts.join("/")))
-}
-
-/// Wait out an operation's latency, then run it on the calling task's host's disk.
-async fn on_disk<T>(
-    kind: OpKind,
-    trace: impl FnOnce() -> String,
-    op: impl FnOnce(&mut Disks, u32) -> io::Result<T>,
-) -> io::Result<T> {
-    let (host, latency) = kernel::with(|kernel| {
-        let host = kernel.exec.current_host.get();
-        let (fails, slowed) = engine_faults(kernel, host, kind);
-        let mut disks = kernel.disks.borrow_mut();
-        if fails {
-            disks.faults(host).fail_next(kind);
-        }
-        (host, disks.latency(host, kind, slowed))
-    });
-    crate::time::sleep(latency).await;
-    kernel::with(|kernel| {
-        let mut disks = kernel.disks.borrow_mut();
-        let result = op(&mut disks, host);
-        let note = disks.note.take();
-        drop(disks);
-        kernel.record_disk(|| {
-            let line = match &result {
-                Ok(_) => trace(),
-                Err(error) => format!("{} failed: {error}", trace()),
-            };
-            match note {
-                Some(note) => format!("{line} ({note})"),
-                None => line,
-            }
-        });
-        result
-    })
-}
-
-/// The engine's own disk fault points (`Config::buggify`): whether this operation fails with
-/// EIO, and whether it runs slow.
-fn engine_faults(kernel: &kernel::Kernel, host: u32, kind: OpKind) -> (bool, bool) {
-    if !kernel.config.buggify {
-        return (false, false);
-    }
-    let name = || kernel.net.borrow().host_name(host).to_string();
-    let fails =
-        !matches!(kind, OpKind::Stat | OpKind::Name) && kernel.engine_buggify("roof::fs: EIO", 32);
-    if fails {
-        kernel.inject(format!(
-            "disk {}: a {kind:?} fails with EIO (buggify)",
-            name()
-        ));
-    }
-    let slowed = kernel.engine_buggify("roof::fs: slow", 16);
-    if slowed {
-        kernel.inject(format!("disk {}: a {kind:?} runs slow (buggify)", name()));
-    }
-    (fails, slowed)
 }
 
 /// How to open a file, as [`std::fs::OpenOptions`].
@@ -203,6 +152,25 @@ impl OpenOptions {
                 "open: ask for read, write or append",
             ));
         }
+        let host = kernel::with(|kernel| kernel.exec.current_host.get());
+        #[cfg(feature = "real-net")]
+        if is_real() {
+            let file = real::open(
+                &path,
+                options.read,
+                options.write,
+                options.append,
+                options.how,
+            )
+            .await?;
+            return Ok(File {
+                path,
+                host,
+                backend: Backend::Real(file),
+                position: 0,
+                options,
+            });
+        }
         let traced = path.clone();
         let inode = on_disk(
             OpKind::Name,
@@ -210,15 +178,30 @@ impl OpenOptions {
             |disks, host| disks.open(host, &traced, options.how),
         )
         .await?;
-        let host = kernel::with(|kernel| kernel.exec.current_host.get());
         Ok(File {
             path,
             host,
-            inode,
+            backend: Backend::Sim(inode),
             position: 0,
             options,
         })
     }
+}
+
+/// Whether the running loop is a real one (files on the host's directory).
+#[cfg(feature = "real-net")]
+fn is_real() -> bool {
+    kernel::with(|kernel| kernel.is_real())
+}
+
+/// Where an open file lives.
+#[derive(Debug)]
+enum Backend {
+    /// On the simulated disk: its inode.
+    Sim(u64),
+    /// A real file (a real loop, feature `real-net`).
+    #[cfg(feature = "real-net")]
+    Real(std::sync::Arc<std::fs::File>),
 }
 
 /// An open file on the host's disk.
@@ -226,7 +209,7 @@ impl OpenOptions {
 pub struct File {
     path: String,
     host: u32,
-    inode: u64,
+    backend: Backend,
     position: u64,
     options: OpenOptions,
 }
@@ -281,7 +264,12 @@ impl File {
     /// Read at `offset`, leaving the position alone (`FileExt::read_at`).
     pub async fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.check(false)?;
-        let (inode, path, len) = (self.inode, &self.path, buf.len());
+        let inode = match &self.backend {
+            Backend::Sim(inode) => *inode,
+            #[cfg(feature = "real-net")]
+            Backend::Real(file) => return real::read_at(file, buf, offset).await,
+        };
+        let (path, len) = (&self.path, buf.len());
         on_disk(
             OpKind::Read,
             || format!("read {path} {offset}+{len}"),
@@ -318,7 +306,12 @@ impl File {
     /// Write at `offset`, leaving the position alone (`FileExt::write_at`).
     pub async fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         self.check(true)?;
-        let (inode, path, len) = (self.inode, &self.path, buf.len());
+        let inode = match &self.backend {
+            Backend::Sim(inode) => *inode,
+            #[cfg(feature = "real-net")]
+            Backend::Real(file) => return real::write_at(file, buf, offset).await,
+        };
+        let (path, len) = (&self.path, buf.len());
         on_disk(
             OpKind::Write,
             || format!("write {path} {offset}+{len}"),
@@ -345,7 +338,12 @@ impl File {
 
     /// Make the file's data durable: it survives a crash from now on.
     pub async fn sync_all(&self) -> io::Result<()> {
-        let (inode, path) = (self.inode, &self.path);
+        let inode = match &self.backend {
+            Backend::Sim(inode) => *inode,
+            #[cfg(feature = "real-net")]
+            Backend::Real(file) => return real::sync(file, true).await,
+        };
+        let path = &self.path;
         on_disk(
             OpKind::Sync,
             || format!("sync {path}"),
@@ -354,15 +352,25 @@ impl File {
         .await
     }
 
-    /// [`sync_all`](File::sync_all): the simulation keeps no metadata apart from the data.
+    /// [`sync_all`](File::sync_all): the simulation keeps no metadata apart from the data
+    /// (on a real loop, `fdatasync`).
     pub async fn sync_data(&self) -> io::Result<()> {
+        #[cfg(feature = "real-net")]
+        if let Backend::Real(file) = &self.backend {
+            return real::sync(file, false).await;
+        }
         self.sync_all().await
     }
 
     /// Cut or extend (with zeros) the file to `len` bytes.
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
         self.check(true)?;
-        let (inode, path) = (self.inode, &self.path);
+        let inode = match &self.backend {
+            Backend::Sim(inode) => *inode,
+            #[cfg(feature = "real-net")]
+            Backend::Real(file) => return real::set_len(file, len).await,
+        };
+        let path = &self.path;
         on_disk(
             OpKind::Write,
             || format!("set-len {path} {len}"),
@@ -373,12 +381,34 @@ impl File {
 
     /// The file's length, as its metadata.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        let inode = self.inode;
+        let inode = match &self.backend {
+            Backend::Sim(inode) => *inode,
+            #[cfg(feature = "real-net")]
+            Backend::Real(file) => return real::file_metadata(file).await,
+        };
         on_disk(OpKind::Stat, String::new, |disks, host| {
             disks.len(host, inode)
         })
         .await
         .map(|len| Metadata { len, dir: false })
+    }
+}
+
+impl crate::LoopHandle {
+    /// Where `host`'s files live on a real loop (feature `real-net`): `roof::fs` paths are
+    /// taken from this directory (`/data/log` is `<dir>/data/log`), never from the current
+    /// directory. A real loop's file calls fail with `InvalidInput` until it is set. A
+    /// simulation keeps its files on the simulated disk and ignores it.
+    ///
+    /// ```
+    /// let lp = roof::EventLoop::with_config(roof::Config::new(0).echo(false));
+    /// lp.set_disk_dir("main", std::env::temp_dir().join("roof-doc")).unwrap();
+    /// assert!(lp.set_disk_dir("nowhere", "/tmp").is_err(), "an unknown host");
+    /// ```
+    pub fn set_disk_dir(&self, host: &str, dir: impl Into<PathBuf>) -> io::Result<()> {
+        let index = self.host_index(host)?;
+        self.kernel.hosts.borrow_mut()[index as usize].disk_dir = Some(dir.into());
+        Ok(())
     }
 }
 
@@ -430,6 +460,10 @@ pub async fn write(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> io::Resul
 /// What `path` is.
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = normal(path.as_ref())?;
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::metadata(&path).await;
+    }
     on_disk(OpKind::Stat, String::new, |disks, host| {
         disks.stat(host, &path)
     })
@@ -441,6 +475,10 @@ pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 /// synced).
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (normal(from.as_ref())?, normal(to.as_ref())?);
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::rename(&from, &to).await;
+    }
     on_disk(
         OpKind::Name,
         || format!("rename {from} {to}"),
@@ -452,6 +490,10 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 /// Remove the file at `path` (durable once the directory is synced).
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::remove_file(&path).await;
+    }
     on_disk(
         OpKind::Name,
         || format!("remove {path}"),
@@ -463,6 +505,10 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// Make the directory `path` and its missing parents.
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::create_dir_all(&path).await;
+    }
     on_disk(
         OpKind::Name,
         || format!("mkdir {path}"),
@@ -474,6 +520,10 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 /// The paths directly inside the directory `path`, sorted.
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
     let path = normal(path.as_ref())?;
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::read_dir(&path).await;
+    }
     on_disk(OpKind::Stat, String::new, |disks, host| {
         disks.read_dir(host, &path)
     })
@@ -485,6 +535,10 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
 /// far becomes durable.
 pub async fn sync_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = normal(path.as_ref())?;
+    #[cfg(feature = "real-net")]
+    if is_real() {
+        return real::sync_dir(&path).await;
+    }
     on_disk(
         OpKind::Sync,
         || format!("sync-dir {path}"),
