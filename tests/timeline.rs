@@ -526,3 +526,62 @@ fn disk_operations_are_marks_on_their_tasks() {
     assert_eq!(disk, ["open /wal", "write /wal 0+6", "sync /wal"]);
     assert!(model.marks.iter().all(|mark| mark.task == Some(1)));
 }
+
+#[test]
+fn pauses_one_way_clogs_and_disk_faults_are_bands_and_stalls_marks_on_their_host() {
+    let lp = EventLoop::with_config(Config::new(2).echo(false).trace(TraceMode::Record));
+    lp.host("db", || async {
+        loop {
+            roof::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .unwrap();
+    lp.run_until_complete(async {
+        let handle = roof::get_running_loop();
+        handle.pause("db").unwrap();
+        roof::sleep(Duration::from_millis(20)).await;
+        handle.resume("db").unwrap();
+        handle.clog_direction("db", true).unwrap();
+        roof::sleep(Duration::from_millis(20)).await;
+        handle.unclog("db").unwrap();
+        handle
+            .set_disk_fault("db", roof::fault::DiskFault::Full, true)
+            .unwrap();
+        roof::sleep(Duration::from_millis(20)).await;
+        handle
+            .set_disk_fault("db", roof::fault::DiskFault::Full, false)
+            .unwrap();
+        handle.stall("db", Duration::from_millis(5)).unwrap();
+        handle.pause("db").unwrap();
+        roof::sleep(Duration::from_millis(20)).await;
+        handle.crash("db").unwrap();
+    })
+    .unwrap();
+    let timeline = Timeline::of_report(&lp.report()).unwrap();
+    let model = timeline.model();
+    let db = model
+        .hosts
+        .iter()
+        .position(|lane| lane.name == "db")
+        .unwrap();
+    let bands: Vec<(BandKind, Vec<usize>, bool)> = model
+        .bands
+        .iter()
+        .map(|band| (band.kind, band.hosts.clone(), band.end.is_some()))
+        .collect();
+    assert_eq!(
+        bands,
+        [
+            (BandKind::Pause, vec![db], true),
+            (BandKind::Clog, vec![db], true),
+            (BandKind::Disk, vec![db], true),
+            (BandKind::Pause, vec![db], true),
+            (BandKind::Crash, vec![db], false),
+        ],
+        "a crash ends the pause"
+    );
+    assert!(model
+        .marks
+        .iter()
+        .any(|mark| mark.text.starts_with("stall db") && mark.host == Some(db)));
+}

@@ -60,7 +60,7 @@ enum Command {
         #[arg(long, value_name = "TOKEN", value_parser = args::choices)]
         choices: Option<args::ChoiceList>,
         /// Faults drawn from the seed among the scenario's hosts, starting within this
-        /// window (10s, 500ms): partitions, clogs, crashes, latency spikes, loss bursts.
+        /// window (10s, 500ms): partitions, clogs, crashes, link faults, pauses, stalls, disk and clock faults.
         #[arg(long, value_name = "WINDOW", value_parser = args::timeout)]
         faults: Option<Duration>,
         /// Keep only these faults of the drawn plan, by index (from `roof shrink --faults`).

@@ -1,9 +1,16 @@
-//! Faults: partitions, clogged hosts, crashes and restarts, injected by tests and scenarios.
+//! Faults: partitions, clogged hosts, crashes and restarts, link faults, pauses, stalls,
+//! disk and clock faults, injected by tests, scenarios and fault plans.
 //!
 //! Every fault is recorded in the trace. A partition or a clog holds TCP segments (they are
 //! sent again when the link heals, as TCP would keep retransmitting them) and drops UDP
 //! datagrams. A crash resets the host's connections (its peers read `ConnectionReset`),
 //! unbinds its sockets and cancels all of its tasks; a restart runs its start function again.
+//! A pause stops the host's tasks and timers and keeps its sockets open: its peers see
+//! silence. A stall makes `accept`, `connect` and `bind` late, never refused. A lost TCP
+//! segment is retransmitted after [`TCP_RTO`](crate::net::TCP_RTO), doubling, with the
+//! segments behind it waiting: the stream is late, never holed. Disk faults fail operations
+//! with the errors the OS gives (EIO, ENOSPC) or slow them; clock jumps move a host's wall
+//! clock, never the monotonic one.
 //!
 //! ```
 //! use std::time::Duration;

@@ -319,8 +319,43 @@ impl Builder {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
         };
         match word {
-            "crash" => self.open_band(BandKind::Crash, &[rest], index, text),
-            "clog" => self.open_band(BandKind::Clog, &[rest], index, text),
+            "crash" => {
+                // A crash ends a pause.
+                self.close_bands(index, text, &[rest], |band, hosts| {
+                    band.kind == BandKind::Pause && band.hosts == hosts[..1]
+                });
+                self.open_band(BandKind::Crash, &[rest], index, text);
+            }
+            "clog" => {
+                let host = rest
+                    .strip_suffix(" outgoing")
+                    .or_else(|| rest.strip_suffix(" incoming"))
+                    .unwrap_or(rest);
+                self.open_band(BandKind::Clog, &[host], index, text);
+            }
+            "pause" => self.open_band(BandKind::Pause, &[rest], index, text),
+            "resume" => self.close_bands(index, text, &[rest], |band, hosts| {
+                band.kind == BandKind::Pause && band.hosts == hosts[..1]
+            }),
+            "disk" if rest.ends_with(" on") && rest.contains(": ") => {
+                let host = rest.split_once(": ").expect("checked").0.to_string();
+                self.open_band(BandKind::Disk, &[&host], index, text);
+            }
+            "disk" if rest.ends_with(" off") && rest.contains(": ") => {
+                let (host, fault) = rest.split_once(": ").expect("checked");
+                let fault = fault.trim_end_matches(" off").to_string();
+                let host = host.to_string();
+                let open = self.model.bands.iter().position(|band| {
+                    band.end.is_none()
+                        && band.kind == BandKind::Disk
+                        && band.label.ends_with(&format!("{fault} on"))
+                        && band.hosts.first() == self.host_index.get(&host)
+                });
+                match open {
+                    Some(at) => self.model.bands[at].end = Some(index),
+                    None => self.instant(index, text, Some(&host)),
+                }
+            }
             "partition" if pair(rest, " -> ").is_some() => {
                 let (a, b) = pair(rest, " -> ").expect("checked");
                 self.open_band(BandKind::Partition, &[&a, &b], index, text);
@@ -351,16 +386,29 @@ impl Builder {
                 });
             }
             _ => {
-                let host = self.host_index.get(rest).copied();
-                self.model.marks.push(Mark {
-                    kind: MarkKind::Fault,
-                    event: index,
-                    host,
-                    task: None,
-                    text: text.to_string(),
-                });
+                // `stall server for 3s`, `clock a jumps forward 1s`, `disk a: ...`: the host
+                // is the first word after the fault's own.
+                let first = rest.split([' ', ':']).next().unwrap_or(rest);
+                let host = if self.host_index.contains_key(rest) {
+                    rest
+                } else {
+                    first
+                };
+                self.instant(index, text, Some(host));
             }
         }
+    }
+
+    /// An instant fault mark, on `host`'s lane if it names one.
+    fn instant(&mut self, index: usize, text: &str, host: Option<&str>) {
+        let host = host.and_then(|name| self.host_index.get(name).copied());
+        self.model.marks.push(Mark {
+            kind: MarkKind::Fault,
+            event: index,
+            host,
+            task: None,
+            text: text.to_string(),
+        });
     }
 
     fn open_band(&mut self, kind: BandKind, names: &[&str], index: usize, text: &str) {

@@ -165,6 +165,10 @@ pub enum BandKind {
     Clog,
     /// A link was degraded (latency spike, loss burst).
     Degrade,
+    /// A host was paused, from its pause to its resume (or crash).
+    Pause,
+    /// A host's disk misbehaved (failing, full, slow, corrupting), while the fault was on.
+    Disk,
 }
 
 /// A timer, from arming to firing or disarming.

@@ -154,7 +154,7 @@
   }
 
   // ----- drawing --------------------------------------------------------------------------
-  const BAND_NAMES = { crash: "crash", partition: "partition", clog: "clog", degrade: "degraded link" };
+  const BAND_NAMES = { crash: "crash", partition: "partition", clog: "clog", degrade: "degraded link", pause: "paused", disk: "disk fault" };
   const ENDINGS = ["complete", "cancel", "panic", "running"];
   const FATES = ["delivered", "dropped", "lost", "in_flight"];
   let width = 800;

@@ -21,6 +21,7 @@ const LEGEND: &[(&str, &str)] = &[
     ("#3c3c3c", "host crashed"),
     ("#9c4dcc", "clogged host"),
     ("#e8c000", "degraded link"),
+    ("#607d8b", "host paused"),
     ("#b07b00", "timer, armed to fired"),
     ("#1e7b34", "printed line"),
     ("#3f51b5", "logged line"),
