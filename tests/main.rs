@@ -18,10 +18,9 @@ mod net;
 #[cfg(feature = "proptest")]
 mod properties;
 mod protocol;
-#[path = "retry_storm.rs"]
-mod retry_storm;
 #[cfg(feature = "real-net")]
 mod real_net;
+mod retry_storm;
 mod scenarios;
 mod search;
 mod shrink;
