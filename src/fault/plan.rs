@@ -30,8 +30,9 @@ use crate::time::ClockJump;
 ///     let plan = FaultPlan::draw(seed, &hosts, Duration::from_secs(1));
 ///     for fault in &plan.faults {
 ///         assert!(plan.kinds.contains(&fault.kind), "only the kinds this seed enabled");
-///         let one_host = matches!(fault.kind, FaultKind::Clog | FaultKind::Crash);
-///         assert_eq!(fault.peer.is_none(), one_host);
+///         let link = matches!(fault.kind, FaultKind::Partition | FaultKind::OneWayPartition
+///             | FaultKind::LatencySpike | FaultKind::LossBurst);
+///         assert_eq!(fault.peer.is_some(), link, "a link fault names two hosts, others one");
 ///     }
 /// }
 /// ```

@@ -102,7 +102,7 @@ impl LoopHandle {
     /// Restart `host` when one of its tasks panics, as a supervisor (systemd, Kubernetes)
     /// restarts a process that died, instead of failing the run: the host crashes (its
     /// unsynced disk writes drawn, its connections reset) and its start function runs again.
-    /// For hosts with a start function only (see [`host`](crate::EventLoop::host)); each
+    /// For hosts with a start function only (see [`host`](crate::LoopHandle::host)); each
     /// restart is in the trace and in [`Report::injected`](crate::Report::injected).
     ///
     /// ```
