@@ -78,26 +78,6 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind a plan draws from unless told otherwise: all but
-    /// [`ReadCorruption`](FaultKind::ReadCorruption).
-    pub const DEFAULT: &'static [FaultKind] = &[
-        FaultKind::Partition,
-        FaultKind::OneWayPartition,
-        FaultKind::Clog,
-        FaultKind::Crash,
-        FaultKind::LatencySpike,
-        FaultKind::LossBurst,
-        FaultKind::Pause,
-        FaultKind::ClogOutgoing,
-        FaultKind::ClogIncoming,
-        FaultKind::Stall,
-        FaultKind::DiskFailure,
-        FaultKind::DiskFull,
-        FaultKind::SlowDisk,
-        FaultKind::ClockJumpForward,
-        FaultKind::ClockJumpBackward,
-    ];
-
     /// Every kind there is.
     pub const ALL: &'static [FaultKind] = &[
         FaultKind::Partition,
@@ -118,7 +98,11 @@ impl FaultKind {
         FaultKind::ReadCorruption,
     ];
 
-    /// The kind's name in kebab case, as `--fault-kinds` takes it: `partition`,
+    /// Every kind a plan draws from unless told otherwise: all but
+    /// [`ReadCorruption`](FaultKind::ReadCorruption), the last of [`ALL`](FaultKind::ALL).
+    pub const DEFAULT: &'static [FaultKind] = FaultKind::ALL.split_at(FaultKind::ALL.len() - 1).0;
+
+    /// The kind's name in kebab case, as `ROOF_FAULT_KINDS` takes it: `partition`,
     /// `clock-jump-forward`, ...
     ///
     /// ```
@@ -180,29 +164,10 @@ pub const SPIKE_LATENCY: Duration = Duration::from_millis(50);
 /// The loss probability a [`FaultKind::LossBurst`] adds to a link.
 pub const BURST_LOSS: f64 = 1.0 / 3.0;
 
-/// The network kinds, drawn from the faults stream as they were before host faults existed.
-const NETWORK_KINDS: [FaultKind; 6] = [
-    FaultKind::Partition,
-    FaultKind::OneWayPartition,
-    FaultKind::Clog,
-    FaultKind::Crash,
-    FaultKind::LatencySpike,
-    FaultKind::LossBurst,
-];
-
-/// The host kinds, drawn from a stream of their own.
-const HOST_KINDS: [FaultKind; 10] = [
-    FaultKind::Pause,
-    FaultKind::ClogOutgoing,
-    FaultKind::ClogIncoming,
-    FaultKind::Stall,
-    FaultKind::DiskFailure,
-    FaultKind::DiskFull,
-    FaultKind::SlowDisk,
-    FaultKind::ClockJumpForward,
-    FaultKind::ClockJumpBackward,
-    FaultKind::ReadCorruption,
-];
+/// The network kinds (the first six), drawn from the faults stream as they were before host
+/// faults existed; the host kinds after them from a stream of their own.
+const NETWORK_KINDS: &[FaultKind] = FaultKind::ALL.split_at(6).0;
+const HOST_KINDS: &[FaultKind] = FaultKind::ALL.split_at(6).1;
 
 /// One fault of a plan: what, on which hosts, when, for how long.
 ///
@@ -379,10 +344,7 @@ impl FaultPlan {
         let mut host = Rng::new(seed, Stream::HostFaults);
         let mut kinds = Vec::new();
         let mut faults = Vec::new();
-        for (rng, group) in [
-            (&mut network, &NETWORK_KINDS[..]),
-            (&mut host, &HOST_KINDS[..]),
-        ] {
+        for (rng, group) in [(&mut network, NETWORK_KINDS), (&mut host, HOST_KINDS)] {
             let enabled: Vec<FaultKind> =
                 group.iter().copied().filter(|_| rng.chance(1, 2)).collect();
             if !hosts.is_empty() && !window.is_zero() {
