@@ -179,14 +179,33 @@ pub struct FaultedRun {
 /// (when the loop first runs), the plan is drawn among them (crashes among those that
 /// restart) and a nemesis carries it out.
 pub fn run_with_faults(scenario: &Scenario, config: Config, faults: &Faults) -> FaultedRun {
+    let seed = config.seed;
+    let (window, keep) = (faults.window, faults.keep.clone());
+    run_with_plan(scenario, config, move |hosts, restartable| {
+        let plan = roof::fault::FaultPlan::draw_among(seed, hosts, restartable, window);
+        let run = match &keep {
+            Some(keep) => plan.keep(keep),
+            None => plan.clone(),
+        };
+        (plan, run)
+    })
+}
+
+/// Run `scenario` once under `config` with the plan `plan` makes from its hosts (all but
+/// `main`) and those of them that restart, once the scenario has added them: `plan`
+/// returns the plan drawn and the plan to run (the drawn one, or some of its faults).
+pub fn run_with_plan(
+    scenario: &Scenario,
+    config: Config,
+    plan: impl FnOnce(&[String], &[String]) -> (roof::fault::FaultPlan, roof::fault::FaultPlan)
+        + 'static,
+) -> FaultedRun {
     use std::cell::RefCell;
     use std::rc::Rc;
-    let seed = config.seed;
     let event_loop = EventLoop::with_config(config);
     let drawn = Rc::new(RefCell::new(roof::fault::FaultPlan::none()));
     let fired: roof::fault::FiredFaults = Rc::default();
     let handle = event_loop.handle();
-    let (window, keep) = (faults.window, faults.keep.clone());
     let (plan_slot, fired_slot) = (drawn.clone(), fired.clone());
     event_loop.call_soon(move || {
         let hosts: Vec<String> = handle
@@ -194,12 +213,7 @@ pub fn run_with_faults(scenario: &Scenario, config: Config, faults: &Faults) -> 
             .into_iter()
             .filter(|host| host != "main")
             .collect();
-        let restartable = handle.restartable_hosts();
-        let plan = roof::fault::FaultPlan::draw_among(seed, &hosts, &restartable, window);
-        let run = match &keep {
-            Some(keep) => plan.keep(keep),
-            None => plan.clone(),
-        };
+        let (plan, run) = plan(&hosts, &handle.restartable_hosts());
         *plan_slot.borrow_mut() = plan;
         handle.start_nemesis(run, fired_slot).detach();
     });

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use roof::fault::{FaultKind, FaultPlan, FiredFaults, PlannedFault};
-use roof::EventLoop;
+use roof::fault::{FaultKind, FaultPlan, PlannedFault};
 
 use crate::sim;
 
@@ -37,40 +36,16 @@ fn is_clock_jump(kind: FaultKind) -> bool {
     )
 }
 
-/// What `sim::run_with_faults` does, with the plan made by `plan` from the hosts (all but
-/// `main`) and those of them that restart.
+/// `sim::run_with_plan` on a quiet loop of `seed`, running the plan `plan` makes.
 fn run_planned(
     scenario: &sim::Scenario,
     seed: u64,
     plan: impl FnOnce(&[String], &[String]) -> FaultPlan + 'static,
 ) -> sim::FaultedRun {
-    let event_loop = EventLoop::with_config(crate::quiet(seed));
-    let drawn = std::rc::Rc::new(std::cell::RefCell::new(FaultPlan::none()));
-    let fired: FiredFaults = std::rc::Rc::default();
-    let handle = event_loop.handle();
-    let (plan_slot, fired_slot) = (drawn.clone(), fired.clone());
-    event_loop.call_soon(move || {
-        let hosts: Vec<String> = handle
-            .hosts()
-            .into_iter()
-            .filter(|host| host != "main")
-            .collect();
-        let plan = plan(&hosts, &handle.restartable_hosts());
-        *plan_slot.borrow_mut() = plan.clone();
-        handle.start_nemesis(plan, fired_slot).detach();
-    });
-    if let Err(message) = (scenario.run)(&event_loop) {
-        event_loop.fail(message);
-    }
-    let report = event_loop.report();
-    let drawn = drawn.borrow().clone();
-    let mut fired = fired.borrow().clone();
-    fired.extend(report.injected.iter().cloned());
-    sim::FaultedRun {
-        report,
-        drawn,
-        fired,
-    }
+    sim::run_with_plan(scenario, crate::quiet(seed), move |hosts, restartable| {
+        let plan = plan(hosts, restartable);
+        (plan.clone(), plan)
+    })
 }
 
 /// A run with the plan of `seed` drawn from every default kind but the clock jumps.
