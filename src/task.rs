@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use crate::engine;
 use crate::engine::cancel::CancelState;
-use crate::engine::task::TaskHandle;
+use crate::engine::task::{TaskHandle, TaskMeta, FORWARDED, SHIELDED, TAKEN};
 use crate::kernel;
 use crate::kernel::Spawned;
 
@@ -94,32 +94,24 @@ impl std::error::Error for JoinError {}
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to make that explicit"]
 pub struct JoinHandle<T> {
-    /// The task, until its output is taken or the handle lets go of it (16 bytes in all:
-    /// a million handles held in a `Vec` are a benchmark's peak memory).
+    /// The task, held until the handle is dropped (8 bytes: a million handles held in a
+    /// `Vec` are a benchmark's peak memory). The handle's own state (a shield's, a request
+    /// passed on, the output taken) lives in the task's header.
     task: TaskHandle<T>,
-    /// The task's id, and in its top bits [`SHIELDED`], [`FORWARDED`] and [`ENDED_CANCELLED`].
-    id: u64,
 }
-
-/// The handle is a [`shield`]'s: a cancellation request of its awaiter is not passed on.
-const SHIELDED: u64 = 1 << 63;
-/// The handle passed its awaiter's cancellation request on to its task, and raises it in
-/// the awaiter if the task ends cancelled.
-const FORWARDED: u64 = 1 << 62;
-/// The task ended unfinished (kept once the handle let go of the task).
-const ENDED_CANCELLED: u64 = 1 << 61;
-/// The id's own bits.
-const ID_BITS: u64 = (1 << 61) - 1;
 
 impl<T> JoinHandle<T> {
     /// The handle of a task the kernel just spawned.
-    pub(crate) fn spawned((id, task): Spawned<T>) -> JoinHandle<T> {
-        debug_assert!(id <= ID_BITS, "task invariant: ids fit in 61 bits");
-        JoinHandle { task, id }
+    pub(crate) fn spawned((_, task): Spawned<T>) -> JoinHandle<T> {
+        JoinHandle { task }
+    }
+
+    fn meta(&self) -> &TaskMeta {
+        self.task.metadata()
     }
 
     fn raw_id(&self) -> u64 {
-        self.id & ID_BITS
+        self.meta().id()
     }
 
     /// The task's id.
@@ -158,11 +150,7 @@ impl<T> JoinHandle<T> {
     /// Whether the task ended cancelled: aborted, a [`cancel`](JoinHandle::cancel) it did
     /// not catch, its host crashed or its loop closed (asyncio's `Task.cancelled()`).
     pub fn cancelled(&self) -> bool {
-        if self.task.is_held() {
-            self.task.is_finished() && self.task.metadata().ended_cancelled()
-        } else {
-            self.id & ENDED_CANCELLED != 0
-        }
+        self.task.is_finished() && self.meta().ended_cancelled()
     }
 
     /// Cancel the task: its future is dropped (never polled again) the next time the loop
@@ -187,7 +175,7 @@ impl<T> JoinHandle<T> {
     /// assert!(result.unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&mut self) {
-        if !self.task.is_held() || self.task.is_finished() {
+        if self.task.is_finished() {
             return;
         }
         // Queued one last time, for the loop to drop its future; dropping it wakes whoever
@@ -221,22 +209,18 @@ impl<T> JoinHandle<T> {
 
     /// Rename the task (asyncio's `Task.set_name`); nothing once it has finished.
     pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
-        if !self.task.is_held() || self.task.is_finished() {
+        if self.task.is_finished() {
             return;
         }
         let name = crate::engine::task::TaskName::from(name.into());
-        let meta = self.task.metadata();
         let id = self.raw_id();
-        kernel::try_with(|kernel| {
-            kernel.exec.tasks.borrow_mut().set_name(id, name);
-            meta.mark_named();
-        });
+        kernel::try_with(|kernel| kernel.exec.tasks.borrow_mut().set_name(id, name));
     }
 
     /// Whether the task has finished: it returned, or it was cancelled and its future has
     /// been dropped.
     pub fn is_finished(&self) -> bool {
-        !self.task.is_held() || self.task.is_finished()
+        self.task.is_finished()
     }
 }
 
@@ -245,12 +229,12 @@ impl<T> JoinHandle<T> {
     /// the task (asyncio cancels the task a cancelled task awaits) and wait on, or, for a
     /// shield, deliver it here.
     fn pass_on_cancel(&mut self) {
-        if self.id & SHIELDED != 0 {
+        if self.meta().has(SHIELDED) {
             engine::cancel::deliver_cancel();
             return;
         }
-        if self.id & FORWARDED == 0 {
-            self.id |= FORWARDED;
+        if !self.meta().has(FORWARDED) {
+            self.meta().set(FORWARDED);
             kernel::request_cancel(self.task.metadata());
         }
         engine::cancel::set_cancel_state(CancelState::Forwarded);
@@ -270,7 +254,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let task = self.id();
-        if !self.task.is_held() {
+        if self.meta().has(TAKEN) {
             return Poll::Ready(Err(JoinError {
                 task,
                 panicked: false,
@@ -286,18 +270,15 @@ impl<T> Future for JoinHandle<T> {
             // The future returned: its output. Cancelled or panicked: none.
             Poll::Ready(output) => output,
         };
-        let panicked = self.task.metadata().panicked();
-        if output.is_none() && self.task.metadata().ended_cancelled() {
-            self.id |= ENDED_CANCELLED;
-            if self.id & FORWARDED != 0 {
-                // The awaiter's request ended the task: the awaiter is cancelled too.
-                self.id &= !FORWARDED;
-                self.task.let_go();
-                engine::cancel::set_cancel_state(CancelState::Delivered);
-                return Poll::Pending;
-            }
+        let meta = self.meta();
+        meta.set(TAKEN);
+        let panicked = meta.panicked();
+        if output.is_none() && meta.ended_cancelled() && meta.has(FORWARDED) {
+            // The awaiter's request ended the task: the awaiter is cancelled too.
+            meta.clear(FORWARDED);
+            engine::cancel::set_cancel_state(CancelState::Delivered);
+            return Poll::Pending;
         }
-        self.task.let_go();
         Poll::Ready(output.ok_or(JoinError { task, panicked }))
     }
 }
@@ -369,8 +350,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let mut handle = spawn(future);
-    handle.id |= SHIELDED;
+    let handle = spawn(future);
+    handle.meta().set(SHIELDED);
     handle
 }
 

@@ -4,13 +4,19 @@
 use std::rc::Weak;
 
 use super::{CallbackTimer, HostRecord, HostStart, Kernel};
-use crate::engine::task::{TaskMeta, TaskName};
+use crate::engine::task::{TaskMeta, TaskName, HOSTS_MAX};
 use crate::engine::timer::TimerKey;
 use crate::engine::trace::EventKind;
 
 impl Kernel {
     /// Register a host on the network and, with a start function, start it.
     pub(crate) fn add_host(&self, name: &str, start: Option<HostStart>) -> std::io::Result<u32> {
+        if self.hosts.borrow().len() >= HOSTS_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("cannot add host {name:?}: a simulation holds at most {HOSTS_MAX} hosts"),
+            ));
+        }
         let host = self.net.borrow_mut().add_host(name)?;
         self.hosts.borrow_mut().push(HostRecord::new(start.clone()));
         if let Some(start) = start {
@@ -114,7 +120,7 @@ impl Kernel {
         let parked = std::mem::take(&mut *self.parked.borrow_mut());
         let (mine, others): (Vec<_>, Vec<_>) = parked
             .into_iter()
-            .partition(|runnable| runnable.metadata().host == host);
+            .partition(|runnable| runnable.metadata().host() == host);
         *self.parked.borrow_mut() = others;
         let mut ready = self.exec.ready.borrow_mut();
         for runnable in mine {
@@ -154,11 +160,11 @@ impl Kernel {
 
     /// Whether the task's host is paused (then it is parked instead of run).
     pub(super) fn is_parked(&self, meta: &TaskMeta) -> bool {
-        self.hosts.borrow()[meta.host as usize].paused
+        self.hosts.borrow()[meta.host() as usize].paused
     }
 
     /// Whether the task belongs to an incarnation of its host that crashed.
     pub(super) fn is_stale(&self, meta: &TaskMeta) -> bool {
-        self.hosts.borrow()[meta.host as usize].incarnation != meta.incarnation
+        !meta.of_incarnation(self.hosts.borrow()[meta.host() as usize].incarnation)
     }
 }

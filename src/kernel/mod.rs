@@ -27,7 +27,7 @@ use crate::engine::id::{Instant, TaskId};
 use crate::engine::report::{Failure, Report};
 use crate::engine::sched::{Policy, Scheduler};
 use crate::engine::task::{
-    display_name, Executor, Ready, Spawn, TaskEnd, TaskHandle, TaskMeta, TaskName,
+    display_name, Executor, LoopTag, Ready, Spawn, TaskEnd, TaskHandle, TaskMeta, TaskName,
 };
 use crate::engine::timer::TimerQueue;
 use crate::engine::trace::{EventKind, Recorder, TraceMode};
@@ -95,9 +95,6 @@ pub(crate) struct Kernel {
     pub(crate) net: RefCell<Fabric>,
     /// The simulated disks, one per host.
     pub(crate) disks: RefCell<crate::engine::disk::Disks>,
-    /// While the network wakes a task: the connection to carry into its ready-queue entry,
-    /// a prefetch hint (`Fabric::wake_hint`).
-    wake_hint: Cell<usize>,
     /// The panic of the task being run, reported by its guard, for `step` to fail the run.
     panicked: RefCell<Option<String>>,
     /// Per host (by index; 0 is `main`): its incarnation and how to start it again.
@@ -180,6 +177,9 @@ impl Kernel {
         #[cfg(not(feature = "real-net"))]
         let _ = real;
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let loop_tag = LoopTag::take();
+        #[cfg(feature = "real-net")]
+        let tag = loop_tag.get();
         let scheduler = Scheduler::new(
             config.policy,
             config.seed,
@@ -188,7 +188,7 @@ impl Kernel {
         );
         let kernel = Rc::new(Kernel {
             id,
-            exec: Executor::new(id),
+            exec: Executor::new(loop_tag),
             clock: Cell::new(Instant::ORIGIN),
             timers: RefCell::new(TimerQueue::default()),
             timer_callbacks: RefCell::new(Vec::new()),
@@ -205,7 +205,6 @@ impl Kernel {
             batch_left: Cell::new(0),
             net: RefCell::new(Fabric::new(config.seed, config.trace != TraceMode::Off)),
             disks: RefCell::new(crate::engine::disk::Disks::new(config.seed)),
-            wake_hint: Cell::new(0),
             panicked: RefCell::new(None),
             hosts: RefCell::new({
                 // Room for a few hosts, so that a small run's setup does not regrow the vector.
@@ -220,7 +219,7 @@ impl Kernel {
             sync_objects: Cell::new(0),
             exception_handler: RefCell::new(None),
             #[cfg(feature = "real-net")]
-            real: real.then(|| crate::kernel::real::Real::new(id)),
+            real: real.then(|| crate::kernel::real::Real::new(tag)),
             config,
         });
         KERNELS.with(|kernels| kernels.borrow_mut().push(kernel.clone()));
@@ -295,7 +294,6 @@ impl Kernel {
         let spawn = Spawn {
             host,
             incarnation,
-            traced: self.trace.enabled(),
             name,
         };
         let (id, task) = self.exec.spawn::<F, KernelHooks>(future, spawn);
@@ -331,18 +329,13 @@ impl Kernel {
                 // The common case (a delivery wakes its reader): no buffer changes hands.
                 1 => {
                     let waker = net.wakes.pop().expect("one waker");
-                    let hint = std::mem::take(&mut net.wake_hint);
                     drop(net);
-                    self.wake_hint.set(hint);
                     waker.wake();
-                    // Taken by `schedule` if the waker was a task of this loop.
-                    self.wake_hint.set(0);
                     return result;
                 }
                 _ => {}
             }
         }
-        net.wake_hint = 0;
         let mut wakes = std::mem::take(&mut net.wakes);
         let log = std::mem::take(&mut net.log);
         drop(net);
@@ -385,26 +378,16 @@ impl Kernel {
         // 9% and 12% of samples on those first reads). Hints only.
         let meta = runnable.metadata();
         hint::prefetch_lines(std::ptr::from_ref(meta).cast(), 3);
-        // And the end of a large future, where its state often sits past a buffer (yell-echo
-        // at 100,000 clients: the benchmark server's 1 KiB buffer).
-        if meta.tail_lines != 0 {
-            let tail = std::ptr::from_ref(meta).cast::<u8>();
-            hint::prefetch_lines(tail.wrapping_add(64 * usize::from(meta.tail_lines) - 64), 2);
-        }
         if let Ok(tasks) = self.exec.tasks.try_borrow() {
-            tasks.prefetch(meta.slot);
+            tasks.prefetch(meta.slot());
         }
         if self.trace.enabled() {
             self.record(EventKind::Wake {
-                task: TaskId(runnable.metadata().id),
+                task: TaskId(runnable.metadata().id()),
                 by: self.exec.current.get(),
             });
         }
-        let hint = self.wake_hint.take();
-        self.exec
-            .ready
-            .borrow_mut()
-            .push_back(Ready { runnable, hint });
+        self.exec.ready.borrow_mut().push_back(Ready { runnable });
         #[cfg(feature = "real-net")]
         if let Some(real) = &self.real {
             real.notify();
@@ -421,17 +404,17 @@ impl Kernel {
         }
         let panicked = matches!(end, TaskEnd::Panicked(_));
         let mut tasks = self.exec.tasks.borrow_mut();
-        tasks.unregister(meta.slot);
-        if meta.named() && !panicked {
-            tasks.forget_name(meta.id);
+        tasks.unregister(meta.slot());
+        if !panicked {
+            tasks.forget_name(meta.id());
         }
         drop(tasks);
         let kind = match end {
             TaskEnd::Completed => EventKind::Complete {
-                task: TaskId(meta.id),
+                task: TaskId(meta.id()),
             },
             TaskEnd::Cancelled => EventKind::Cancel {
-                task: TaskId(meta.id),
+                task: TaskId(meta.id()),
             },
             TaskEnd::Panicked(payload) => {
                 *self.panicked.borrow_mut() = Some(panic_message(payload.as_ref()));
@@ -439,7 +422,7 @@ impl Kernel {
             }
             TaskEnd::PanickedInDrop(_) => unreachable!("handled above"),
         };
-        if meta.traced() {
+        if self.trace.enabled() {
             self.record(kind);
         }
     }

@@ -21,7 +21,7 @@ use crate::engine::task::{Ready, TaskMeta};
 
 /// The real-mode state of a kernel: where its clock starts, and whether it is asleep.
 pub(crate) struct Real {
-    loop_id: u32,
+    loop_tag: u16,
     origin: WallInstant,
     /// The loop is inside `block_on`: a task woken on the loop's thread must wake it.
     waiting: Cell<bool>,
@@ -29,7 +29,7 @@ pub(crate) struct Real {
 
 /// Where foreign threads leave wakeups for one real loop.
 struct Mailbox {
-    loop_id: u32,
+    loop_tag: u16,
     /// The tasks woken, oldest first.
     woken: Vec<Runnable<TaskMeta>>,
     /// The sleeping loop's `block_on` waker.
@@ -48,9 +48,12 @@ fn mailboxes() -> MutexGuard<'static, Vec<Mailbox>> {
 /// wake the loop. A task whose loop has no mailbox (a simulated loop, or a real one already
 /// closed) is leaked, never dropped here: its future belongs to its loop's thread.
 pub(crate) fn deliver_foreign(runnable: Runnable<TaskMeta>) {
-    let loop_id = runnable.metadata().loop_id;
+    let loop_tag = runnable.metadata().loop_tag();
     let mut boxes = mailboxes();
-    let Some(mailbox) = boxes.iter_mut().find(|mailbox| mailbox.loop_id == loop_id) else {
+    let Some(mailbox) = boxes
+        .iter_mut()
+        .find(|mailbox| mailbox.loop_tag == loop_tag)
+    else {
         drop(boxes);
         std::mem::forget(runnable);
         return;
@@ -66,14 +69,14 @@ pub(crate) fn deliver_foreign(runnable: Runnable<TaskMeta>) {
 impl Real {
     // A real loop's clock is the wall clock: its origin is now.
     #[allow(clippy::disallowed_methods)]
-    pub(crate) fn new(loop_id: u32) -> Real {
+    pub(crate) fn new(loop_tag: u16) -> Real {
         mailboxes().push(Mailbox {
-            loop_id,
+            loop_tag,
             woken: Vec::new(),
             waker: None,
         });
         Real {
-            loop_id,
+            loop_tag,
             origin: WallInstant::now(),
             waiting: Cell::new(false),
         }
@@ -92,7 +95,7 @@ impl Real {
         let mut boxes = mailboxes();
         let taken = boxes
             .iter_mut()
-            .find(|mailbox| mailbox.loop_id == self.loop_id)
+            .find(|mailbox| mailbox.loop_tag == self.loop_tag)
             .map(|mailbox| std::mem::take(&mut mailbox.woken))
             .unwrap_or_default();
         drop(boxes);
@@ -106,7 +109,7 @@ impl Real {
         }
         let waker = mailboxes()
             .iter_mut()
-            .find(|mailbox| mailbox.loop_id == self.loop_id)
+            .find(|mailbox| mailbox.loop_tag == self.loop_tag)
             .and_then(|mailbox| mailbox.waker.take());
         if let Some(waker) = waker {
             waker.wake();
@@ -134,12 +137,12 @@ impl Real {
         let mut boxes = mailboxes();
         let mailbox = boxes
             .iter()
-            .position(|mailbox| mailbox.loop_id == self.loop_id)
+            .position(|mailbox| mailbox.loop_tag == self.loop_tag)
             .map(|index| boxes.swap_remove(index));
         drop(boxes);
         for runnable in mailbox.into_iter().flat_map(|mailbox| mailbox.woken) {
             runnable.metadata().cancel();
-            runnable.run();
+            crate::engine::task::run(runnable);
         }
     }
 }
@@ -169,9 +172,12 @@ impl Future for Wait<'_> {
                 return Poll::Ready(());
             }
         }
-        let loop_id = self.real.loop_id;
+        let loop_tag = self.real.loop_tag;
         let mut boxes = mailboxes();
-        let Some(mailbox) = boxes.iter_mut().find(|mailbox| mailbox.loop_id == loop_id) else {
+        let Some(mailbox) = boxes
+            .iter_mut()
+            .find(|mailbox| mailbox.loop_tag == loop_tag)
+        else {
             return Poll::Ready(());
         };
         if !mailbox.woken.is_empty() {

@@ -19,8 +19,8 @@ thread_local! {
     pub(super) static RUNNING: RefCell<Option<Rc<Kernel>>> = const { RefCell::new(None) };
 }
 
-/// Loop ids, unique in the process so that a waker woken on a foreign thread never finds a
-/// loop of that thread by mistake; never visible in traces.
+/// Loop ids, unique in the process (a toolkit primitive is numbered anew in each loop's
+/// run); never visible in traces. Tasks carry the shorter `LoopTag` instead.
 pub(super) static NEXT_LOOP_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Run `f` with the running kernel. Panics outside a running loop, naming the rule.
@@ -83,18 +83,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
     Some(f(&kernel))
 }
 
-pub(super) fn find(loop_id: u32) -> Option<Rc<Kernel>> {
-    find_where(|id| id == loop_id)
-}
-
-/// The first kernel of this thread whose loop id satisfies `is_it`.
-pub(super) fn find_where(is_it: impl Fn(u32) -> bool) -> Option<Rc<Kernel>> {
+/// The kernel of this thread whose loop has the tag `loop_tag`.
+pub(super) fn find(loop_tag: u16) -> Option<Rc<Kernel>> {
     KERNELS
         .try_with(|kernels| {
             kernels
                 .borrow()
                 .iter()
-                .find(|kernel| is_it(kernel.id))
+                .find(|kernel| kernel.exec.loop_tag.get() == loop_tag)
                 .cloned()
         })
         .ok()
@@ -110,9 +106,9 @@ pub(super) fn find_where(is_it: impl Fn(u32) -> bool) -> Option<Rc<Kernel>> {
 /// (A closed loop's tasks are all finished, and a finished task is never scheduled, so that
 /// takes a waker sent to another thread by the program itself.)
 pub(super) fn schedule(runnable: Runnable<TaskMeta>) {
-    let loop_id = runnable.metadata().loop_id;
+    let loop_tag = runnable.metadata().loop_tag();
     let mut runnable = Some(runnable);
-    with_loop(loop_id, |kernel| {
+    with_loop(loop_tag, |kernel| {
         if let Some(runnable) = runnable.take() {
             kernel.schedule(runnable);
         }
@@ -128,7 +124,7 @@ pub(super) fn schedule(runnable: Runnable<TaskMeta>) {
 /// Abort a task: mark it cancelled and wake it, for the loop to drop its future. Nothing if
 /// it is gone or cancelled already.
 pub(crate) fn abort_task(meta: &TaskMeta) {
-    let waker = with_loop(meta.loop_id, |kernel| {
+    let waker = with_loop(meta.loop_tag(), |kernel| {
         kernel.exec.tasks.borrow().cancel_one(meta)
     })
     .flatten();
@@ -141,11 +137,11 @@ pub(crate) fn abort_task(meta: &TaskMeta) {
 /// the request to reach its next await on a roof primitive. Nothing if it is gone or
 /// cancelled already.
 pub(crate) fn request_cancel(meta: &TaskMeta) {
-    let waker = with_loop(meta.loop_id, |kernel| {
+    let waker = with_loop(meta.loop_tag(), |kernel| {
         let waker = kernel.exec.tasks.borrow().request_cancel_one(meta)?;
-        if meta.traced() {
+        if kernel.trace.enabled() {
             kernel.record(crate::engine::trace::EventKind::CancelRequest {
-                task: crate::engine::id::TaskId(meta.id),
+                task: crate::engine::id::TaskId(meta.id()),
                 by: kernel.exec.current.get(),
             });
         }
@@ -167,25 +163,27 @@ impl Hooks for KernelHooks {
 
     /// A task ended (its guard reports it before the future is dropped): forget it.
     fn ended(meta: &TaskMeta, end: TaskEnd) {
-        with_loop(meta.loop_id, |kernel| kernel.task_ended(meta, end));
+        with_loop(meta.loop_tag(), |kernel| kernel.task_ended(meta, end));
     }
 }
 
-/// Run `f` with the kernel of loop `loop_id` (the running one, without touching a reference
-/// count, in the common case).
-pub(super) fn with_loop<R>(loop_id: u32, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
+/// Run `f` with the kernel of the loop tagged `loop_tag` (the running one, without touching
+/// a reference count, in the common case).
+pub(super) fn with_loop<R>(loop_tag: u16, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
     let mut f = Some(f);
     let running = RUNNING
         .try_with(|running| {
             let running = running.borrow();
-            let kernel = running.as_deref().filter(|kernel| kernel.id == loop_id)?;
+            let kernel = running
+                .as_deref()
+                .filter(|kernel| kernel.exec.loop_tag.get() == loop_tag)?;
             f.take().map(|f| f(kernel))
         })
         .ok()
         .flatten();
     match (running, f) {
         (Some(result), _) => Some(result),
-        (None, Some(f)) => find(loop_id).map(|kernel| f(&kernel)),
+        (None, Some(f)) => find(loop_tag).map(|kernel| f(&kernel)),
         (None, None) => None,
     }
 }

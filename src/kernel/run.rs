@@ -59,9 +59,9 @@ impl Kernel {
             };
             if self.crashes.get() > 0 && self.is_stale(runnable.metadata()) {
                 // Its host crashed: the task is cancelled, its future dropped unpolled.
-                let (id, host) = (runnable.metadata().id, runnable.metadata().host);
+                let (id, host) = (runnable.metadata().id(), runnable.metadata().host());
                 runnable.metadata().cancel();
-                runnable.run();
+                crate::engine::task::run(runnable);
                 self.fail_if_panicked(id, host)?;
                 continue;
             }
@@ -149,17 +149,10 @@ impl Kernel {
         }
         let entering = &ready[len.min(RANDOM_WINDOW) - 1];
         hint::prefetch_lines(std::ptr::from_ref(entering.runnable.metadata()).cast(), 2);
-        // And the connection it was woken for, which its poll reads first (yell-echo at
-        // 100,000 clients: most of `poll_read`'s samples on that read). Not its table entry:
-        // finding that meant reading the slot from the header, a miss of its own here (16%
-        // of the loop's samples at 100,000 clients), for no gain measured.
-        if entering.hint != 0 {
-            hint::prefetch_lines(std::ptr::without_provenance(entering.hint), 4);
-        }
         let step = self.steps.get();
         let choice = self.scheduler.borrow_mut().choose(
             len,
-            ready.iter().map(|ready| ready.runnable.metadata().id),
+            ready.iter().map(|ready| ready.runnable.metadata().id()),
             step,
         );
         // The ends, the usual picks among a few ready tasks, without `remove`'s general shift.
@@ -187,7 +180,7 @@ impl Kernel {
             }));
         }
         let meta = runnable.metadata();
-        let (id, host) = (meta.id, meta.host);
+        let (id, host) = (meta.id(), meta.host());
         self.refresh_clock();
         if self.trace.enabled() {
             self.record(EventKind::Poll { task: TaskId(id) });
@@ -196,7 +189,7 @@ impl Kernel {
         self.exec.current_host.set(host);
         // A panic is caught by the task's guard, which drops the future and reports it here;
         // a task woken during its own poll is queued again by `run` itself.
-        runnable.run();
+        crate::engine::task::run(runnable);
         self.exec.current.set(None);
         self.exec.current_host.set(0);
         self.fail_if_panicked(id, host)
@@ -318,7 +311,7 @@ impl Kernel {
                 // Cancelled (a task spawned by a drop just now too): its future is dropped,
                 // not polled. A panic in a drop now fails nothing: the loop is closing.
                 runnable.metadata().cancel();
-                runnable.run();
+                crate::engine::task::run(runnable);
                 self.panicked.borrow_mut().take();
                 ran += 1;
             }

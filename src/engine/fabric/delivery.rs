@@ -168,9 +168,6 @@ impl Fabric {
         end.in_flight -= len as u32;
         end.recv.push(&bytes[..len]);
         let reader = end.reader.take();
-        if reader.is_some() {
-            self.wake_hint = std::ptr::from_ref(state).addr();
-        }
         self.in_flight[id as usize] = None;
         self.free_in_flight.push(id);
         self.wake(reader);

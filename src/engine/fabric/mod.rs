@@ -178,9 +178,6 @@ pub(crate) struct Fabric {
     pub(crate) sends: Vec<(u32, u64)>,
     /// Effects for the event loop: wakers to wake.
     pub(crate) wakes: Vec<Waker>,
-    /// With a single waker in `wakes`: the connection it was woken for (an address to
-    /// prefetch before the task runs), or 0.
-    pub(crate) wake_hint: usize,
     /// Trace events, when tracing.
     pub(crate) log: Vec<trace::EventKind>,
     pub(crate) tracing: bool,
@@ -223,7 +220,6 @@ impl Fabric {
             parked: BTreeMap::new(),
             sends: Vec::new(),
             wakes: Vec::new(),
-            wake_hint: 0,
             log: Vec::new(),
             tracing,
             packet_numbers: Vec::new(),

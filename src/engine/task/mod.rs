@@ -7,7 +7,7 @@
 //! - A task's future is polled and dropped only on its loop's thread. Wakers may be woken on
 //!   any thread (async-io's reactor, for a real loop): the schedule function then posts the
 //!   runnable to the loop (see `spawn`'s safety argument).
-//! - The future is wrapped in a [`Guard`] that holds a reference to its own metadata. The
+//! - The future is wrapped in a [`Guard`], which [`run`] tells where its metadata is. The
 //!   guard drops a cancelled future in place (never moved: it is pinned, and may read pointers
 //!   into itself while dropped), catches a panic of the future, and reports the task's end
 //!   *before* the future is dropped, so the trace shows the end first.
@@ -18,83 +18,127 @@
 //! - This module knows no kernel, no clock and no network: the kernel passes in how to
 //!   schedule a runnable and what to do when a task ends.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
-use std::rc::Rc;
+
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use async_task::{Builder, Runnable};
 
 use super::cancel::{set_cancel_state, take_cancel_state, CancelState};
 use super::id::TaskId;
 
-/// What a task's header carries: plain ids, and whether it was asked to stop (24 bytes).
+mod table;
+pub(crate) use table::{display_name, LoopTag, TaskName, TaskTable};
+
+/// The most task ids one loop hands out (ids are 40 bits in a task's header).
+pub(crate) const TASK_IDS_MAX: u64 = (1 << 40) - 1;
+/// The most hosts one loop has, `main` included (host indices are 24 bits in a header).
+pub(crate) const HOSTS_MAX: usize = (1 << 24) - 1;
+/// The most tasks alive at once in one loop (table slots are 24 bits in a header).
+pub(crate) const LIVE_TASKS_MAX: usize = 1 << 24;
+
+/// What a task's header carries: plain ids, and whether it was asked to stop.
+///
+/// 15 bytes, byte-aligned: with async-task's header (32 bytes and a flag) that makes 48, so
+/// a small task's cell is an 80-byte malloc chunk, where 16 more bytes of metadata make it
+/// 96 (a million tasks: 16 MB).
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
-    /// The per-run task id, from 1 in spawn order.
-    pub(crate) id: u64,
-    /// The loop the task belongs to.
-    pub(crate) loop_id: u32,
-    /// The host the task runs on.
-    pub(crate) host: u32,
-    /// The task's slot in its loop's [`TaskTable`].
-    pub(crate) slot: u32,
-    /// The host's incarnation when the task was spawned: a crash starts a new one, and a task
-    /// of an older one is cancelled instead of polled.
-    pub(crate) incarnation: u16,
-    /// Where the task's future ends, in 64-byte lines from the metadata (0 when within the
-    /// first four lines): a hint. A future's state often sits at its end, past a buffer.
-    pub(crate) tail_lines: u8,
-    /// [`TRACED`] and [`NAMED`] (set at spawn), [`CANCELLED`] (set once cancellation was asked
-    /// for: abort, a crash, the loop closing; the next run drops the future instead of
-    /// polling it), [`PANICKED`] (the future panicked), [`REQUESTED`] (asyncio's
-    /// `Task.cancel()`: delivered at the task's next await on a roof primitive),
-    /// [`UNSTARTED`] (never polled yet), [`ENDED_CANCELLED`] (it ended unfinished). Set and
-    /// read on the loop's thread only; atomic because the header is shared with wakers, which
-    /// may live on other threads.
+    /// The per-run task id, from 1 in spawn order (high 40 bits), and the host the task
+    /// runs on (low 24 bits); little-endian.
+    id_host: [u8; 8],
+    /// The task's slot in its loop's [`TaskTable`] (24 bits, little-endian).
+    slot: [u8; 3],
+    /// The tag of the loop the task belongs to (see `kernel::registry::LoopTags`).
+    loop_tag: [u8; 2],
+    /// The host's incarnation when the task was spawned (its low 8 bits): a crash starts a
+    /// new one and cancels the old one's tasks; a task of an older one is cancelled instead
+    /// of polled.
+    incarnation: u8,
+    /// [`CANCELLED`] (set once cancellation was asked for: abort, a crash, the loop closing;
+    /// the next run drops the future instead of polling it), [`PANICKED`] (the future
+    /// panicked), [`REQUESTED`] (asyncio's `Task.cancel()`: delivered at the task's next
+    /// await on a roof primitive), [`UNSTARTED`] (never polled yet), [`ENDED_CANCELLED`] (it
+    /// ended unfinished), and the join handle's own [`SHIELDED`], [`FORWARDED`] and
+    /// [`TAKEN`]. Set and read on the loop's thread only; atomic because the header is
+    /// shared with wakers, which may live on other threads.
     flags: AtomicU8,
 }
 
-/// The task's loop records a trace.
-const TRACED: u8 = 1;
-/// The task has a name in the table's name map.
-const NAMED: u8 = 2;
 /// Cancellation was asked for.
-const CANCELLED: u8 = 4;
+const CANCELLED: u8 = 1;
 /// The future panicked (and the loop went on: an exception handler heard of it).
-const PANICKED: u8 = 8;
+const PANICKED: u8 = 2;
 /// A cancellation request (asyncio's `Task.cancel()`) waits to be delivered.
-const REQUESTED: u8 = 16;
+const REQUESTED: u8 = 4;
 /// The task has not been polled yet: a request now ends it before it runs, as in asyncio.
-const UNSTARTED: u8 = 32;
+const UNSTARTED: u8 = 8;
 /// The task ended unfinished (aborted, a request it did not catch, its host crashed).
-const ENDED_CANCELLED: u8 = 64;
+const ENDED_CANCELLED: u8 = 16;
+/// The join handle is a shield's: a cancellation request of its awaiter is not passed on.
+pub(crate) const SHIELDED: u8 = 32;
+/// The join handle passed its awaiter's cancellation request on to the task.
+pub(crate) const FORWARDED: u8 = 64;
+/// The join handle took the task's output (or learnt it has none).
+pub(crate) const TAKEN: u8 = 128;
 
 impl TaskMeta {
-    fn has(&self, flag: u8) -> bool {
+    fn new(id: u64, host: u32, slot: u32, loop_tag: u16, incarnation: u16) -> TaskMeta {
+        debug_assert!(id <= TASK_IDS_MAX && (host as usize) <= HOSTS_MAX);
+        debug_assert!((slot as usize) < LIVE_TASKS_MAX);
+        let slot = slot.to_le_bytes();
+        TaskMeta {
+            id_host: (id << 24 | u64::from(host)).to_le_bytes(),
+            slot: [slot[0], slot[1], slot[2]],
+            loop_tag: loop_tag.to_le_bytes(),
+            incarnation: incarnation as u8,
+            flags: AtomicU8::new(UNSTARTED),
+        }
+    }
+
+    /// The per-run task id.
+    pub(crate) fn id(&self) -> u64 {
+        u64::from_le_bytes(self.id_host) >> 24
+    }
+
+    /// The host the task runs on.
+    pub(crate) fn host(&self) -> u32 {
+        (u64::from_le_bytes(self.id_host) & 0xff_ffff) as u32
+    }
+
+    /// Its slot in the task table.
+    pub(crate) fn slot(&self) -> u32 {
+        u32::from_le_bytes([self.slot[0], self.slot[1], self.slot[2], 0])
+    }
+
+    /// The tag of its loop.
+    pub(crate) fn loop_tag(&self) -> u16 {
+        u16::from_le_bytes(self.loop_tag)
+    }
+
+    /// Whether it was spawned in the host incarnation `incarnation` (compared in 8 bits).
+    pub(crate) fn of_incarnation(&self, incarnation: u16) -> bool {
+        self.incarnation == incarnation as u8
+    }
+
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags.load(Ordering::Relaxed) & flag != 0
     }
 
-    /// Whether its loop records a trace.
-    pub(crate) fn traced(&self) -> bool {
-        self.has(TRACED)
+    /// Set `flag`.
+    pub(crate) fn set(&self, flag: u8) {
+        self.flags.fetch_or(flag, Ordering::Relaxed);
     }
 
-    /// Whether it has a name in the table's name map.
-    pub(crate) fn named(&self) -> bool {
-        self.has(NAMED)
-    }
-
-    /// Record that the task has a name in the table's name map (given after its spawn).
-    pub(crate) fn mark_named(&self) {
-        self.flags.fetch_or(NAMED, Ordering::Relaxed);
+    /// Clear `flag`.
+    pub(crate) fn clear(&self, flag: u8) {
+        self.flags.fetch_and(!flag, Ordering::Relaxed);
     }
 
     /// Ask the task to stop: its next run drops its future instead of polling it.
@@ -147,16 +191,47 @@ pub(crate) trait Hooks: 'static {
 }
 
 pin_project_lite::pin_project! {
-    /// A task's future, wrapped: see the module's invariants.
-    struct Guard<'a, F, H> {
-        meta: &'a TaskMeta,
+    /// A task's future, wrapped: see the module's invariants. It holds no reference to its
+    /// metadata (8 bytes more would make a small task's cell a 96-byte malloc chunk, not
+    /// 80): [`run`] says where the metadata of the task it runs is.
+    struct Guard<F, H> {
         hooks: PhantomData<H>,
         #[pin]
         future: Option<F>,
     }
 }
 
-impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
+thread_local! {
+    /// The metadata of the task [`run`] is running on this thread (null before the first).
+    static RUNNING_META: Cell<*const TaskMeta> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Run a task: poll its future once, or drop it if it was cancelled. The one place the
+/// crate calls `Runnable::run` (clippy.toml bans it elsewhere).
+// The one place a task runs: it tells the task's guard where its metadata is.
+#[allow(clippy::disallowed_methods)]
+#[inline]
+pub(crate) fn run(runnable: Runnable<TaskMeta>) {
+    let meta: *const TaskMeta = runnable.metadata();
+    let outer = RUNNING_META.replace(meta);
+    runnable.run();
+    RUNNING_META.set(outer);
+}
+
+/// The metadata of the task being run: for its guard, which only `run` polls.
+fn running_meta<'a>() -> &'a TaskMeta {
+    let meta = RUNNING_META.get();
+    // SAFETY: a guard is its task's whole future, private to its cell, so only async-task's
+    // `Runnable::run` polls it, and the crate calls that only in `run` (clippy.toml bans
+    // it elsewhere), which first sets `RUNNING_META` to the metadata of that very runnable,
+    // on this thread. A nested `run` (a task that drops a loop, whose queued tasks run)
+    // restores the outer pointer before the outer poll goes on. The runnable keeps the
+    // task, and so its header, alive until `run` returns, and the metadata is only read
+    // through shared references (its one mutable part is atomic).
+    unsafe { &*meta }
+}
+
+impl<F: Future, H: Hooks> Future for Guard<F, H> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -164,11 +239,12 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let flags = this.meta.flags.load(Ordering::Relaxed);
+        let meta = running_meta();
+        let flags = meta.flags.load(Ordering::Relaxed);
         if flags & (CANCELLED | REQUESTED | UNSTARTED) != 0 {
             // A request before the first poll ends the task unrun, as asyncio's does.
             if flags & CANCELLED != 0 || flags & (REQUESTED | UNSTARTED) == REQUESTED | UNSTARTED {
-                drop_cancelled::<F, H>(this.meta, this.future);
+                drop_cancelled::<F, H>(meta, this.future);
                 return Poll::Ready(None);
             }
             if flags & REQUESTED != 0 {
@@ -176,8 +252,7 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
             }
             // A plain store, no read-modify-write (a locked instruction per task): the flags
             // change on the loop's thread only, and none changes between these lines.
-            this.meta
-                .flags
+            meta.flags
                 .store(flags & !(UNSTARTED | REQUESTED), Ordering::Relaxed);
         }
         let polled = panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
@@ -187,25 +262,25 @@ impl<F: Future, H: Hooks> Future for Guard<'_, F, H> {
                 CancelState::None | CancelState::Forwarded | CancelState::Caught => Poll::Pending,
                 CancelState::Requested => {
                     // No roof primitive was reached: the request waits for the next poll.
-                    this.meta.request_cancel();
+                    meta.request_cancel();
                     Poll::Pending
                 }
                 CancelState::Delivered => {
                     // Nothing caught it: the task ends cancelled.
-                    drop_cancelled::<F, H>(this.meta, this.future);
+                    drop_cancelled::<F, H>(meta, this.future);
                     Poll::Ready(None)
                 }
             },
             Ok(Poll::Ready(output)) => {
                 // Ended before the future is dropped (async-task drops it next): its locals
                 // may close sockets, and the trace shows the end first.
-                H::ended(this.meta, TaskEnd::Completed);
+                H::ended(meta, TaskEnd::Completed);
                 Poll::Ready(Some(output))
             }
             Err(payload) => {
-                this.meta.flags.fetch_or(PANICKED, Ordering::Relaxed);
+                meta.flags.fetch_or(PANICKED, Ordering::Relaxed);
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
-                H::ended(this.meta, TaskEnd::Panicked(payload));
+                H::ended(meta, TaskEnd::Panicked(payload));
                 Poll::Ready(None)
             }
         }
@@ -256,11 +331,6 @@ impl<T> TaskHandle<T> {
         self.let_go();
     }
 
-    /// Whether the handle still holds its task (it lets go once the output is taken).
-    pub(crate) fn is_held(&self) -> bool {
-        self.task.is_some()
-    }
-
     /// Let go of the task (detach it), keeping an empty handle: a holder that took the
     /// output, or gave up waiting, needs no `Option` around the handle of its own.
     pub(crate) fn let_go(&mut self) {
@@ -295,8 +365,7 @@ where
     F::Output: 'static,
     H: Hooks,
 {
-    let guard = move |meta| Guard {
-        meta,
+    let guard = move |_: &TaskMeta| Guard {
         hooks: PhantomData::<H>,
         future: Some(future),
     };
@@ -306,7 +375,7 @@ where
     //   calls on its own thread, and dropped there too (by `run`: the loop never drops a
     //   runnable unrun; a runnable posted from another thread to a loop that is gone is
     //   leaked, never dropped there, see `net::real::deliver_foreign`).
-    // - The future may borrow the metadata for `'a`: the header outlives the future.
+    // - The future borrows nothing (the guard finds its metadata through `run`).
     // - The schedule function is `Send + Sync` (it captures nothing) and only queues the
     //   runnable.
     let (runnable, task) = unsafe {
@@ -317,226 +386,21 @@ where
     (runnable, TaskHandle { task: Some(task) })
 }
 
-/// A task's name: given at spawn, or asyncio's `Task-<id>`. A host's task shares its host's
-/// name (no copy per task).
-#[derive(Clone, Debug)]
-pub(crate) enum TaskName {
-    Static(&'static str),
-    Shared(Rc<str>),
-}
-
-impl From<Cow<'static, str>> for TaskName {
-    fn from(name: Cow<'static, str>) -> TaskName {
-        match name {
-            Cow::Borrowed(name) => TaskName::Static(name),
-            Cow::Owned(name) => TaskName::Shared(Rc::from(name)),
-        }
-    }
-}
-
-impl TaskName {
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            TaskName::Static(name) => name,
-            TaskName::Shared(name) => name,
-        }
-    }
-}
-
-/// A task's name as reports and traces show it.
-pub(crate) fn display_name(id: u64, name: Option<&TaskName>) -> String {
-    match name {
-        Some(name) => name.as_str().to_string(),
-        None => format!("Task-{id}"),
-    }
-}
-
-/// A live task's entry: its metadata, in its header, and a waker, which keeps the task (and
-/// so the metadata) alive as long as the entry.
-struct TaskEntry {
-    meta: NonNull<TaskMeta>,
-    waker: Waker,
-}
-
-impl TaskEntry {
-    fn meta(&self) -> &TaskMeta {
-        // SAFETY: the entry's waker holds a reference to the task, so its header (with the
-        // metadata) lives as long as the entry; the metadata is only read through shared
-        // references (its one mutable part is atomic).
-        unsafe { self.meta.as_ref() }
-    }
-}
-
-/// Entries a chunk of the task table holds: the table grows a chunk at a time, never
-/// copying the entries it has.
-const CHUNK: usize = 4096;
-
-/// The tasks of one loop from their spawn until their end: what the loop needs to list
-/// blocked tasks (deadlock), to cancel a crashed host's tasks, and to cancel everything
-/// (close). Slots are reused, most recently freed first. Names live apart, since most tasks
-/// have none.
-#[derive(Default)]
-pub(crate) struct TaskTable {
-    chunks: Vec<Vec<Option<TaskEntry>>>,
-    /// Slots handed out so far (live or free).
-    slots: usize,
-    free: Vec<u32>,
-    live: usize,
-    names: BTreeMap<u64, TaskName>,
-}
-
-impl TaskTable {
-    /// A slot for a task about to be spawned.
-    fn reserve(&mut self) -> u32 {
-        if let Some(slot) = self.free.pop() {
-            return slot;
-        }
-        let slot = u32::try_from(self.slots).expect("task invariant: fewer than 2^32 live tasks");
-        if self.slots % CHUNK == 0 {
-            // The first chunk starts small (a short run has a handful of tasks) and grows;
-            // the later ones, for long runs, are allocated whole.
-            let capacity = if self.chunks.is_empty() { 16 } else { CHUNK };
-            self.chunks.push(Vec::with_capacity(capacity));
-        }
-        self.chunks
-            .last_mut()
-            .expect("a chunk with room")
-            .push(None);
-        self.slots += 1;
-        slot
-    }
-
-    fn entry_mut(&mut self, slot: u32) -> &mut Option<TaskEntry> {
-        let slot = slot as usize;
-        &mut self.chunks[slot / CHUNK][slot % CHUNK]
-    }
-
-    fn entry(&self, slot: u32) -> Option<&TaskEntry> {
-        let slot = slot as usize;
-        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
-    }
-
-    /// Start loading the entry of `slot` (its address computed, nothing read but the chunk
-    /// list). A hint only.
-    pub(crate) fn prefetch(&self, slot: u32) {
-        let slot = slot as usize;
-        if let Some(chunk) = self.chunks.get(slot / CHUNK) {
-            super::hint::prefetch(chunk.as_ptr().wrapping_add(slot % CHUNK).cast());
-        }
-    }
-
-    fn fill(&mut self, slot: u32, entry: TaskEntry) {
-        *self.entry_mut(slot) = Some(entry);
-        self.live += 1;
-    }
-
-    /// Forget the task in `slot` (it ended).
-    pub(crate) fn unregister(&mut self, slot: u32) {
-        let entry = self.entry_mut(slot).take();
-        debug_assert!(entry.is_some(), "task invariant: slot {slot} is occupied");
-        if entry.is_some() {
-            self.free.push(slot);
-            self.live -= 1;
-        }
-    }
-
-    pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
-        self.names.insert(id, name);
-    }
-
-    /// Forget a task's name. The name of a task that ended by panicking is kept until
-    /// [`take_name`](TaskTable::take_name) reads it for the failure report.
-    pub(crate) fn forget_name(&mut self, id: u64) {
-        self.names.remove(&id);
-    }
-
-    pub(crate) fn name(&self, id: u64) -> String {
-        display_name(id, self.names.get(&id))
-    }
-
-    /// The name of a task, forgetting it.
-    pub(crate) fn take_name(&mut self, id: u64) -> String {
-        let name = self.names.remove(&id);
-        display_name(id, name.as_ref())
-    }
-
-    /// How many tasks live.
-    pub(crate) fn len(&self) -> usize {
-        self.live
-    }
-
-    fn entries(&self) -> impl Iterator<Item = &TaskEntry> {
-        self.chunks.iter().flatten().flatten()
-    }
-
-    /// (id, name) of every live task, by id.
-    pub(crate) fn list(&self) -> Vec<(TaskId, String)> {
-        let mut tasks: Vec<_> = self
-            .entries()
-            .map(|entry| {
-                let id = entry.meta().id;
-                (TaskId(id), self.name(id))
-            })
-            .collect();
-        tasks.sort();
-        tasks
-    }
-
-    /// Mark every live task (of `host`, or all) cancelled, and return their wakers, by slot:
-    /// waking them (after the table's borrow is released) queues each for its future to be
-    /// dropped.
-    pub(crate) fn cancel_all(&self, host: Option<u32>) -> Vec<Waker> {
-        self.entries()
-            .filter(|entry| host.is_none_or(|host| entry.meta().host == host))
-            .map(|entry| {
-                entry.meta().cancel();
-                entry.waker.clone()
-            })
-            .collect()
-    }
-
-    /// Mark the live task whose metadata is `meta` cancelled (an abort) and return its waker;
-    /// `None` if it is gone (its slot empty or another task's) or was cancelled already.
-    pub(crate) fn cancel_one(&self, meta: &TaskMeta) -> Option<Waker> {
-        let entry = self.live_entry(meta)?;
-        entry.meta().cancel();
-        Some(entry.waker.clone())
-    }
-
-    /// Request a cancellation of the live task whose metadata is `meta` (asyncio's
-    /// `Task.cancel()`) and return its waker; `None` if it is gone or cancelled already.
-    pub(crate) fn request_cancel_one(&self, meta: &TaskMeta) -> Option<Waker> {
-        let entry = self.live_entry(meta)?;
-        entry.meta().request_cancel();
-        Some(entry.waker.clone())
-    }
-
-    /// The entry of the live task whose metadata is `meta`, unless it is cancelled already.
-    fn live_entry(&self, meta: &TaskMeta) -> Option<&TaskEntry> {
-        let entry = self.entry(meta.slot)?;
-        if entry.meta != NonNull::from(meta) || entry.meta().is_cancelled() {
-            return None;
-        }
-        Some(entry)
-    }
-}
-
-/// A task in the ready queue, and an address its next poll will likely read first (the
-/// connection a delivery woke it for), to prefetch before it runs: 0 for none. A hint only.
+/// A task in the ready queue (8 bytes: a million queued tasks, 8 MB).
 pub(crate) struct Ready {
     pub(crate) runnable: Runnable<TaskMeta>,
-    pub(crate) hint: usize,
 }
 
 impl Ready {
     pub(crate) fn new(runnable: Runnable<TaskMeta>) -> Ready {
-        Ready { runnable, hint: 0 }
+        Ready { runnable }
     }
 }
 
 /// The ready queue, oldest first, and the task table: the executor state of one loop.
 pub(crate) struct Executor {
-    pub(crate) loop_id: u32,
+    /// The loop's tag, which its tasks carry.
+    pub(crate) loop_tag: LoopTag,
     pub(crate) ready: RefCell<VecDeque<Ready>>,
     pub(crate) tasks: RefCell<TaskTable>,
     next_id: Cell<u64>,
@@ -546,30 +410,17 @@ pub(crate) struct Executor {
     pub(crate) current_host: Cell<u32>,
 }
 
-/// Where a task whose future is a `G` ends, in 64-byte lines from its metadata, for
-/// [`TaskMeta::tail_lines`]. Approximate (async-task's header is private): the metadata sits
-/// about 32 bytes before the future. 0 when the end is within the first four lines.
-fn tail_lines<G>() -> u8 {
-    let lines = (32 + std::mem::size_of::<G>()) / 64;
-    if (4..=usize::from(u8::MAX)).contains(&lines) {
-        lines as u8
-    } else {
-        0
-    }
-}
-
 /// Who a new task is: where it runs, and whether its loop traces.
 pub(crate) struct Spawn {
     pub(crate) host: u32,
     pub(crate) incarnation: u16,
-    pub(crate) traced: bool,
     pub(crate) name: Option<TaskName>,
 }
 
 impl Executor {
-    pub(crate) fn new(loop_id: u32) -> Executor {
+    pub(crate) fn new(loop_tag: LoopTag) -> Executor {
         Executor {
-            loop_id,
+            loop_tag,
             // Room for a few ready tasks, so that a small run does not regrow the queue.
             ready: RefCell::new(VecDeque::with_capacity(16)),
             tasks: RefCell::new(TaskTable::default()),
@@ -587,32 +438,19 @@ impl Executor {
         H: Hooks,
     {
         let id = self.next_id.get();
+        assert!(
+            id <= TASK_IDS_MAX,
+            "roof: more than {TASK_IDS_MAX} tasks spawned in one event loop"
+        );
         self.next_id.set(id + 1);
         let mut tasks = self.tasks.borrow_mut();
-        let named = spawn.name.is_some();
         if let Some(name) = spawn.name {
             tasks.set_name(id, name);
         }
         let slot = tasks.reserve();
-        let flags =
-            UNSTARTED | if spawn.traced { TRACED } else { 0 } | if named { NAMED } else { 0 };
-        let meta = TaskMeta {
-            id,
-            loop_id: self.loop_id,
-            host: spawn.host,
-            slot,
-            incarnation: spawn.incarnation,
-            tail_lines: tail_lines::<Guard<'static, F, H>>(),
-            flags: AtomicU8::new(flags),
-        };
+        let meta = TaskMeta::new(id, spawn.host, slot, self.loop_tag.get(), spawn.incarnation);
         let (runnable, handle) = spawn_cell::<F, H>(meta, future);
-        tasks.fill(
-            slot,
-            TaskEntry {
-                meta: NonNull::from(runnable.metadata()),
-                waker: runnable.waker(),
-            },
-        );
+        tasks.fill(slot, runnable.metadata(), runnable.waker());
         drop(tasks);
         self.ready.borrow_mut().push_back(Ready::new(runnable));
         (id, handle)
@@ -625,9 +463,12 @@ impl Drop for Executor {
         // queued tasks are run cancelled, on the loop's thread, which drops their futures
         // (a runnable is never dropped unrun: its handle would panic). The table's wakers go
         // with it; suspended tasks are leaked.
-        while let Some(Ready { runnable, .. }) = self.ready.get_mut().pop_front() {
+        while let Some(Ready { runnable }) = self.ready.get_mut().pop_front() {
             runnable.metadata().cancel();
-            runnable.run();
+            run(runnable);
+        }
+        if self.tasks.get_mut().len() > 0 {
+            self.loop_tag.leak();
         }
     }
 }
