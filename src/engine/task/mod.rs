@@ -36,8 +36,9 @@ use super::id::TaskId;
 mod table;
 pub(crate) use table::{display_name, LoopTag, TaskName, TaskTable};
 
-/// The most task ids one loop hands out (ids are 40 bits in a task's header).
-pub(crate) const TASK_IDS_MAX: u64 = (1 << 40) - 1;
+/// The most task ids one loop hands out (ids are 36 bits in a task's header: at three
+/// million spawns a second, six hours of spawning).
+pub(crate) const TASK_IDS_MAX: u64 = (1 << 36) - 1;
 /// The most hosts one loop has, `main` included (host indices are 24 bits in a header).
 pub(crate) const HOSTS_MAX: usize = (1 << 24) - 1;
 /// The most tasks alive at once in one loop (table slots are 24 bits in a header).
@@ -50,8 +51,9 @@ pub(crate) const LIVE_TASKS_MAX: usize = 1 << 24;
 /// 96 (a million tasks: 16 MB).
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
-    /// The per-run task id, from 1 in spawn order (high 40 bits), and the host the task
-    /// runs on (low 24 bits); little-endian.
+    /// The per-run task id, from 1 in spawn order (high 36 bits), where its future ends (4
+    /// bits: see [`TaskMeta::tail_lines`]) and the host the task runs on (low 24 bits);
+    /// little-endian.
     id_host: [u8; 8],
     /// The task's slot in its loop's [`TaskTable`] (24 bits, little-endian).
     slot: [u8; 3],
@@ -89,12 +91,13 @@ pub(crate) const FORWARDED: u8 = 64;
 pub(crate) const TAKEN: u8 = 128;
 
 impl TaskMeta {
-    fn new(id: u64, host: u32, slot: u32, loop_tag: u16, incarnation: u16) -> TaskMeta {
+    fn new<G>(id: u64, host: u32, slot: u32, loop_tag: u16, incarnation: u16) -> TaskMeta {
         debug_assert!(id <= TASK_IDS_MAX && (host as usize) <= HOSTS_MAX);
         debug_assert!((slot as usize) < LIVE_TASKS_MAX);
         let slot = slot.to_le_bytes();
+        let tail = u64::from(tail_code::<G>());
         TaskMeta {
-            id_host: (id << 24 | u64::from(host)).to_le_bytes(),
+            id_host: (id << 28 | tail << 24 | u64::from(host)).to_le_bytes(),
             slot: [slot[0], slot[1], slot[2]],
             loop_tag: loop_tag.to_le_bytes(),
             incarnation: incarnation as u8,
@@ -104,7 +107,17 @@ impl TaskMeta {
 
     /// The per-run task id.
     pub(crate) fn id(&self) -> u64 {
-        u64::from_le_bytes(self.id_host) >> 24
+        u64::from_le_bytes(self.id_host) >> 28
+    }
+
+    /// Where the task's future ends, in 64-byte lines from the metadata (0 when within the
+    /// first four lines, or past 18): a hint. A future's state often sits at its end, past
+    /// a buffer.
+    pub(crate) fn tail_lines(&self) -> usize {
+        match (u64::from_le_bytes(self.id_host) >> 24) & 0xf {
+            0 => 0,
+            code => code as usize + 3,
+        }
     }
 
     /// The host the task runs on.
@@ -410,6 +423,18 @@ pub(crate) struct Executor {
     pub(crate) current_host: Cell<u32>,
 }
 
+/// Where a task whose future is a `G` ends, for [`TaskMeta::tail_lines`]: its lines from
+/// the metadata less 3, or 0 when that is not 1 to 15. Approximate (async-task's header is
+/// private): the metadata sits about 32 bytes before the future.
+fn tail_code<G>() -> u8 {
+    let lines = (32 + std::mem::size_of::<G>()) / 64;
+    if (4..=18).contains(&lines) {
+        (lines - 3) as u8
+    } else {
+        0
+    }
+}
+
 /// Who a new task is: where it runs, and whether its loop traces.
 pub(crate) struct Spawn {
     pub(crate) host: u32,
@@ -448,7 +473,13 @@ impl Executor {
             tasks.set_name(id, name);
         }
         let slot = tasks.reserve();
-        let meta = TaskMeta::new(id, spawn.host, slot, self.loop_tag.get(), spawn.incarnation);
+        let meta = TaskMeta::new::<Guard<F, H>>(
+            id,
+            spawn.host,
+            slot,
+            self.loop_tag.get(),
+            spawn.incarnation,
+        );
         let (runnable, handle) = spawn_cell::<F, H>(meta, future);
         tasks.fill(slot, runnable.metadata(), runnable.waker());
         drop(tasks);

@@ -170,7 +170,11 @@ impl TaskTable {
     /// Forget a task's name. The name of a task that ended by panicking is kept until
     /// [`take_name`](TaskTable::take_name) reads it for the failure report.
     pub(crate) fn forget_name(&mut self, id: u64) {
-        if !self.names.is_empty() {
+        // Most tasks have no name: spare them the map's search (the map's ends are quick to
+        // read; spawn-join, with one named task, spent 2.5% of its instructions here).
+        let first = self.names.first_key_value().map(|(&id, _)| id);
+        let last = self.names.last_key_value().map(|(&id, _)| id);
+        if first.is_some_and(|first| first <= id) && last.is_some_and(|last| id <= last) {
             self.names.remove(&id);
         }
     }
