@@ -627,3 +627,91 @@ fn a_request_waits_for_the_next_roof_await() {
         (true, vec!["past the foreign wait"], Ok("finished"), false)
     );
 }
+
+/// A handle whose output was taken still answers for its task (it holds the task until it is
+/// dropped), and awaiting it again is an error, never a panic.
+#[test]
+fn a_handle_answers_after_its_output_is_taken() {
+    let event_loop = EventLoop::with_config(quiet(0));
+    event_loop
+        .run_until_complete(async {
+            let mut handle = roof::spawn_named("worker", async { 42 });
+            let id = handle.id();
+            assert_eq!((&mut handle).await.unwrap(), 42);
+            assert_eq!(handle.id(), id);
+            assert!(handle.is_finished());
+            assert!(!handle.cancelled());
+            assert!(!handle.cancel(), "it has finished");
+            handle.abort();
+            assert_eq!(handle.get_name(), format!("Task-{}", id.as_u64()));
+            let again = (&mut handle).await.unwrap_err();
+            assert!(!again.is_panic() && again.is_cancelled());
+
+            let mut aborted = roof::spawn(roof::sleep(Duration::from_secs(1)));
+            aborted.abort();
+            assert!((&mut aborted).await.unwrap_err().is_cancelled());
+            assert!(aborted.cancelled() && aborted.is_finished());
+        })
+        .unwrap();
+}
+
+/// A task may drop another loop inside its poll: the other loop's queued tasks are run
+/// cancelled there (a run inside a run), and the outer task goes on as itself.
+#[test]
+fn a_task_that_drops_another_loop_goes_on_as_itself() {
+    struct Dropped(Rc<Cell<bool>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let event_loop = EventLoop::with_config(quiet(0).trace(TraceMode::Record));
+    let (inner_dropped, inner_polled, outer) = event_loop
+        .run_until_complete(async {
+            let worker = roof::spawn(async {
+                let (dropped, polled) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+                let other = EventLoop::with_config(quiet(1));
+                let (guard, seen) = (Dropped(dropped.clone()), polled.clone());
+                other
+                    .create_task(async move {
+                        let _guard = guard;
+                        seen.set(true);
+                    })
+                    .detach();
+                drop(other);
+                roof::sleep(Duration::from_millis(5)).await;
+                (dropped.get(), polled.get(), roof::task::current_task())
+            });
+            let id = worker.id();
+            let (dropped, polled, current) = worker.await.unwrap();
+            assert_eq!(current, Some(id), "the outer task is still itself");
+            (dropped, polled, id)
+        })
+        .unwrap();
+    assert!(inner_dropped, "the other loop's task was dropped");
+    assert!(!inner_polled, "and never polled");
+    let trace = event_loop.report().trace.unwrap().render();
+    assert!(
+        trace.contains(&format!("complete #{}", outer.as_u64())),
+        "{trace}"
+    );
+}
+
+/// Loops come and go by the tens of thousands in a sweep: their tags (16 bits in a task's
+/// header) are reused, and every loop's tasks still find their loop.
+#[test]
+fn more_loops_than_tags_over_a_process_life_each_find_their_tasks() {
+    for seed in 0..70_000u64 {
+        let event_loop = EventLoop::with_config(quiet(seed));
+        let answer = event_loop
+            .run_until_complete(async move {
+                let task = roof::spawn(async move {
+                    roof::yield_now().await;
+                    seed
+                });
+                task.await.unwrap()
+            })
+            .unwrap();
+        assert_eq!(answer, seed);
+    }
+}

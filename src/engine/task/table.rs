@@ -309,3 +309,21 @@ impl Drop for LoopTag {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LoopTag;
+
+    /// A leaked tag (its loop left suspended tasks behind, whose stray wakers must not find
+    /// another loop) is never given again. (That dropped tags are reused is
+    /// `tasks::more_loops_than_tags_over_a_process_life_each_find_their_tasks`.)
+    #[test]
+    fn a_leaked_tag_is_never_given_again() {
+        let mut leaked = LoopTag::take();
+        let gone = leaked.get();
+        leaked.leak();
+        drop(leaked);
+        let held: Vec<LoopTag> = (0..1000).map(|_| LoopTag::take()).collect();
+        assert!(held.iter().all(|tag| tag.get() != gone && tag.get() != 0));
+    }
+}
