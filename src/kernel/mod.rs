@@ -74,6 +74,11 @@ enum Stop {
 pub(crate) struct Kernel {
     pub(crate) id: u32,
     pub(crate) config: Config,
+    /// Real mode (feature `real-net`): the wall clock and the cross-thread mailbox. Declared
+    /// before `exec` so that it is dropped first: the mailbox, found by the loop's tag, goes
+    /// before the tag returns to the pool for another loop to take.
+    #[cfg(feature = "real-net")]
+    pub(crate) real: Option<crate::kernel::real::Real>,
     pub(crate) exec: Executor,
     pub(crate) clock: Cell<Instant>,
     timers: RefCell<TimerQueue<TimerToken>>,
@@ -112,9 +117,6 @@ pub(crate) struct Kernel {
     sync_objects: Cell<u64>,
     /// `set_exception_handler`'s handler: told of panics instead of failing the run.
     pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
-    /// Real mode (feature `real-net`): the wall clock and the cross-thread mailbox.
-    #[cfg(feature = "real-net")]
-    pub(crate) real: Option<crate::kernel::real::Real>,
 }
 
 /// What the kernel keeps about a host (the network keeps its name and address).
