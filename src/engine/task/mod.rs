@@ -2,7 +2,7 @@
 //!
 //! # Invariants
 //! - A task is one async-task allocation: its header holds a [`TaskMeta`] (plain ids and one
-//!   atomic cancel bit), then the future, later its output. The loop owns the [`Runnable`];
+//!   atomic byte of flags), then the future, later its output. The loop owns the [`Runnable`];
 //!   the join handle owns the async-task `Task`.
 //! - A task's future is polled and dropped only on its loop's thread. Wakers may be woken on
 //!   any thread (async-io's reactor, for a real loop): the schedule function then posts the
@@ -11,10 +11,12 @@
 //!   guard drops a cancelled future in place (never moved: it is pinned, and may read pointers
 //!   into itself while dropped), catches a panic of the future, and reports the task's end
 //!   *before* the future is dropped, so the trace shows the end first.
-//! - Every live task has an entry in the [`TaskTable`] from its spawn until its end: its id,
-//!   host and a waker. The waker keeps the allocation, and so the metadata, alive while the
-//!   entry exists; the loop uses it to list blocked tasks, and to cancel a crashed host's
-//!   tasks or every task when it closes.
+//! - Every live task has an entry in the [`TaskTable`] from its spawn until its end: a waker,
+//!   from which its metadata is found. The waker keeps the allocation, and so the metadata,
+//!   alive while the entry exists; the loop uses it to list blocked tasks, and to cancel a
+//!   crashed host's tasks or every task when it closes.
+//! - Every run of a task goes through [`run`] (`clippy.toml` bans `Runnable::run` elsewhere).
+//! - A task finds its loop by the loop's [`LoopTag`]: 16 bits, unique among live loops.
 //! - This module knows no kernel, no clock and no network: the kernel passes in how to
 //!   schedule a runnable and what to do when a task ends.
 
