@@ -59,7 +59,7 @@ pub(crate) struct TaskMeta {
     id_host: [u8; 8],
     /// The task's slot in its loop's [`TaskTable`] (24 bits, little-endian).
     slot: [u8; 3],
-    /// The tag of the loop the task belongs to (see `kernel::registry::LoopTags`).
+    /// The tag of the loop the task belongs to (see [`LoopTag`]).
     loop_tag: [u8; 2],
     /// The host's incarnation when the task was spawned (its low 8 bits): a crash starts a
     /// new one and cancels the old one's tasks; a task of an older one is cancelled instead
