@@ -236,6 +236,51 @@ fn a_second_loop_cannot_run_inside_the_first() {
 }
 
 #[test]
+fn the_running_loop_is_known_only_while_it_runs() {
+    let outside = || std::panic::catch_unwind(roof::time::now).unwrap_err();
+    let message = |payload: Box<dyn std::any::Any + Send>| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .unwrap_or_default()
+    };
+    assert!(message(outside()).contains("inside a running EventLoop"));
+    let first = EventLoop::with_config(quiet(0));
+    let at = first
+        .run_until_complete(async {
+            roof::sleep(Duration::from_secs(5)).await;
+            roof::time::now()
+        })
+        .unwrap();
+    assert_eq!(at.as_secs_f64(), 5.0);
+    // Ended, then dropped: no loop runs, and asking is the same clear panic.
+    assert!(message(outside()).contains("inside a running EventLoop"));
+    drop(first);
+    assert!(message(outside()).contains("inside a running EventLoop"));
+    // A second loop, made after the first is gone, sees its own clock from its origin.
+    let second = EventLoop::with_config(quiet(1));
+    let at = second
+        .run_until_complete(async {
+            roof::sleep(Duration::from_secs(2)).await;
+            roof::time::now()
+        })
+        .unwrap();
+    assert_eq!(at.as_secs_f64(), 2.0);
+    // A run refused (a loop inside a loop) leaves the outer one running as itself.
+    let third = EventLoop::with_config(quiet(2));
+    let (refused, after) = second
+        .run_until_complete(async move {
+            let refused = third.run_until_complete(async {}).unwrap_err();
+            roof::sleep(Duration::from_secs(1)).await;
+            (refused, roof::time::now())
+        })
+        .unwrap();
+    assert_eq!(refused.kind(), "misuse");
+    assert_eq!(after.as_secs_f64(), 3.0);
+    assert!(message(outside()).contains("inside a running EventLoop"));
+}
+
+#[test]
 fn gather_returns_results_in_argument_order_whatever_finishes_first() {
     for seed in 0..30 {
         let (results, _) = run_with(quiet(seed), |event_loop| {

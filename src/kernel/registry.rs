@@ -2,7 +2,8 @@
 //! running one (for the free functions: `spawn`, `sleep`, `now`, ...), and the hooks a task
 //! cell calls to reach its loop (schedule, end, abort).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 
@@ -17,6 +18,26 @@ thread_local! {
     pub(super) static KERNELS: RefCell<Vec<Rc<Kernel>>> = const { RefCell::new(Vec::new()) };
     /// The kernel whose loop is running on this thread.
     pub(super) static RUNNING: RefCell<Option<Rc<Kernel>>> = const { RefCell::new(None) };
+    /// The same kernel for the hot path ([`try_with`], [`with_loop`]): the address of the
+    /// `Rc` its running loop was started with, or null. A plain word with no destructor, so
+    /// reading it is one load (the `RefCell` above costs a liveness check of the thread-local,
+    /// a borrow and its release on every await). Set and cleared by [`Running`] only.
+    static RUNNING_RC: Cell<*const Rc<Kernel>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The running kernel, from [`RUNNING_RC`].
+#[inline(always)]
+fn running_rc<'a>() -> Option<&'a Rc<Kernel>> {
+    let kernel = RUNNING_RC.get();
+    // SAFETY: a non-null `RUNNING_RC` is the address `Running::enter` took from the
+    // `&'a Rc<Kernel>` a loop's run borrows for as long as its `Running<'a>` lives, and
+    // `Running`'s drop sets it back to null: while it is set, the `Rc` is alive and not
+    // moved. Every caller is code running on this thread during that run, deeper on the
+    // stack than the run's frame (the loop polls its tasks; a waker of another thread never
+    // reads this thread's locals), so the reference it gets ends before the run returns.
+    // No second run can replace it meanwhile: `Running::enter` refuses while one is set.
+    // Only shared references are ever made from it.
+    (!kernel.is_null()).then(|| unsafe { &*kernel })
 }
 
 /// Loop ids, unique in the process (a toolkit primitive is numbered anew in each loop's
@@ -24,8 +45,19 @@ thread_local! {
 pub(super) static NEXT_LOOP_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Run `f` with the running kernel. Panics outside a running loop, naming the rule.
+#[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> R {
-    try_with(f).expect("roof: this must be called from inside a running EventLoop (run_until_complete or run_forever)")
+    match running_rc() {
+        Some(kernel) => f(kernel),
+        None => not_running(),
+    }
+}
+
+/// The panic of [`with`] outside a running loop.
+#[cold]
+#[inline(never)]
+fn not_running() -> ! {
+    panic!("roof: this must be called from inside a running EventLoop (run_until_complete or run_forever)")
 }
 
 /// The running kernel. Panics outside a running loop, naming the rule.
@@ -37,15 +69,11 @@ pub(crate) fn running() -> Rc<Kernel> {
     with(Rc::clone)
 }
 
-/// Run `f` with the running kernel, if there is one.
-///
-/// `f` runs while the running-loop slot is borrowed (no reference count is touched on this
-/// hot path), so it must not start or end a run; `Running::enter` reports that as misuse.
+/// Run `f` with the running kernel, if there is one (no reference count is touched on this
+/// hot path).
+#[inline]
 pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
-    RUNNING
-        .try_with(|running| running.borrow().as_ref().map(f))
-        .ok()
-        .flatten()
+    running_rc().map(f)
 }
 
 /// Whether a loop is running on this thread (a panic now is a simulated task's, or the engine's).
@@ -169,30 +197,25 @@ impl Hooks for KernelHooks {
 
 /// Run `f` with the kernel of the loop tagged `loop_tag` (the running one, without touching
 /// a reference count, in the common case).
+#[inline]
 pub(super) fn with_loop<R>(loop_tag: u16, f: impl FnOnce(&Kernel) -> R) -> Option<R> {
-    let mut f = Some(f);
-    let running = RUNNING
-        .try_with(|running| {
-            let running = running.borrow();
-            let kernel = running
-                .as_deref()
-                .filter(|kernel| kernel.exec.loop_tag.get() == loop_tag)?;
-            f.take().map(|f| f(kernel))
-        })
-        .ok()
-        .flatten();
-    match (running, f) {
-        (Some(result), _) => Some(result),
-        (None, Some(f)) => find(loop_tag).map(|kernel| f(&kernel)),
-        (None, None) => None,
+    match running_rc() {
+        Some(kernel) if kernel.exec.loop_tag.get() == loop_tag => Some(f(kernel)),
+        _ => find(loop_tag).map(|kernel| f(&kernel)),
     }
 }
 
-/// Marks a kernel as the running one for as long as it lives.
-pub(super) struct Running;
+/// Marks a kernel as the running one for as long as it lives (the run borrows the kernel's
+/// `Rc` for `'a`, which the hot path's [`RUNNING_RC`] points at).
+pub(super) struct Running<'a>(PhantomData<&'a Rc<Kernel>>);
 
-impl Running {
-    pub(super) fn enter(kernel: &Rc<Kernel>) -> Result<Running, Failure> {
+impl<'a> Running<'a> {
+    pub(super) fn enter(kernel: &'a Rc<Kernel>) -> Result<Running<'a>, Failure> {
+        if !RUNNING_RC.get().is_null() {
+            return Err(Failure::Misuse {
+                message: "another event loop is already running on this thread".into(),
+            });
+        }
         RUNNING.with(|running| {
             let Ok(mut running) = running.try_borrow_mut() else {
                 return Err(Failure::Misuse {
@@ -206,13 +229,15 @@ impl Running {
                 });
             }
             *running = Some(kernel.clone());
-            Ok(Running)
+            RUNNING_RC.set(std::ptr::from_ref(kernel));
+            Ok(Running(PhantomData))
         })
     }
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
+        RUNNING_RC.set(std::ptr::null());
         let previous = RUNNING
             .try_with(|running| running.borrow_mut().take())
             .ok()
