@@ -89,6 +89,9 @@ pub(crate) struct TaskTable {
     free: Vec<u32>,
     live: usize,
     names: BTreeMap<u64, TaskName>,
+    /// Bounds (lowest, highest) of the ids ever named, `None` before the first: most tasks
+    /// have no name, and an id outside them is not looked up at its end.
+    named_ids: Option<(u64, u64)>,
     /// Where a task's metadata lies from its waker's data pointer (the same for every task:
     /// async-task's header layout for [`TaskMeta`]); learnt from the first task.
     meta_offset: Option<usize>,
@@ -167,16 +170,19 @@ impl TaskTable {
 
     pub(crate) fn set_name(&mut self, id: u64, name: TaskName) {
         self.names.insert(id, name);
+        let (low, high) = self.named_ids.unwrap_or((id, id));
+        self.named_ids = Some((low.min(id), high.max(id)));
     }
 
     /// Forget a task's name. The name of a task that ended by panicking is kept until
     /// [`take_name`](TaskTable::take_name) reads it for the failure report.
     pub(crate) fn forget_name(&mut self, id: u64) {
-        // Most tasks have no name: spare them the map's search (the map's ends are quick to
-        // read; spawn-join, with one named task, spent 2.5% of its instructions here).
-        let first = self.names.first_key_value().map(|(&id, _)| id);
-        let last = self.names.last_key_value().map(|(&id, _)| id);
-        if first.is_some_and(|first| first <= id) && last.is_some_and(|last| id <= last) {
+        // Most tasks have no name: spare them the map's search (spawn-join, with one named
+        // task, spent 2.5% of its instructions here, then 1.8% reading the map's two ends).
+        if self
+            .named_ids
+            .is_some_and(|(low, high)| (low..=high).contains(&id))
+        {
             self.names.remove(&id);
         }
     }
@@ -314,7 +320,30 @@ impl Drop for LoopTag {
 
 #[cfg(test)]
 mod tests {
-    use super::LoopTag;
+    use super::{LoopTag, TaskName, TaskTable};
+
+    /// A name is forgotten at its task's end, whichever ids around it are named or not, and
+    /// a task without one ends without touching the others'.
+    #[test]
+    fn an_ended_task_takes_its_own_name_only() {
+        let mut table = TaskTable::default();
+        table.forget_name(3);
+        for id in [5, 9, 7] {
+            table.set_name(id, TaskName::Static("named"));
+        }
+        for id in [1, 6, 8, 10, 4_000_000] {
+            table.forget_name(id);
+        }
+        assert_eq!(table.names.len(), 3);
+        table.forget_name(7);
+        assert_eq!(table.name(7), "Task-7");
+        assert_eq!(table.name(9), "named");
+        table.forget_name(9);
+        table.forget_name(5);
+        assert!(table.names.is_empty());
+        table.set_name(2, TaskName::Static("later"));
+        assert_eq!(table.take_name(2), "later");
+    }
 
     /// A leaked tag (its loop left suspended tasks behind, whose stray wakers must not find
     /// another loop) is never given again. (That dropped tags are reused is
