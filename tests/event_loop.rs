@@ -244,28 +244,23 @@ fn the_running_loop_is_known_only_while_it_runs() {
             .map(|text| text.to_string())
             .unwrap_or_default()
     };
+    let slept = |event_loop: &EventLoop, secs: u64| {
+        let at = event_loop.run_until_complete(async move {
+            roof::sleep(Duration::from_secs(secs)).await;
+            roof::time::now()
+        });
+        at.unwrap().as_secs_f64()
+    };
     assert!(message(outside()).contains("inside a running EventLoop"));
     let first = EventLoop::with_config(quiet(0));
-    let at = first
-        .run_until_complete(async {
-            roof::sleep(Duration::from_secs(5)).await;
-            roof::time::now()
-        })
-        .unwrap();
-    assert_eq!(at.as_secs_f64(), 5.0);
+    assert_eq!(slept(&first, 5), 5.0);
     // Ended, then dropped: no loop runs, and asking is the same clear panic.
     assert!(message(outside()).contains("inside a running EventLoop"));
     drop(first);
     assert!(message(outside()).contains("inside a running EventLoop"));
     // A second loop, made after the first is gone, sees its own clock from its origin.
     let second = EventLoop::with_config(quiet(1));
-    let at = second
-        .run_until_complete(async {
-            roof::sleep(Duration::from_secs(2)).await;
-            roof::time::now()
-        })
-        .unwrap();
-    assert_eq!(at.as_secs_f64(), 2.0);
+    assert_eq!(slept(&second, 2), 2.0);
     // A run refused (a loop inside a loop) leaves the outer one running as itself.
     let third = EventLoop::with_config(quiet(2));
     let (refused, after) = second

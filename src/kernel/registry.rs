@@ -16,12 +16,10 @@ use crate::engine::task::{Hooks, TaskEnd, TaskMeta};
 thread_local! {
     /// Every live kernel of this thread (usually one).
     pub(super) static KERNELS: RefCell<Vec<Rc<Kernel>>> = const { RefCell::new(Vec::new()) };
-    /// The kernel whose loop is running on this thread.
-    pub(super) static RUNNING: RefCell<Option<Rc<Kernel>>> = const { RefCell::new(None) };
-    /// The same kernel for the hot path ([`try_with`], [`with_loop`]): the address of the
-    /// `Rc` its running loop was started with, or null. A plain word with no destructor, so
-    /// reading it is one load (the `RefCell` above costs a liveness check of the thread-local,
-    /// a borrow and its release on every await). Set and cleared by [`Running`] only.
+    /// The kernel whose loop is running on this thread: the address of the `Rc` its run
+    /// borrows, or null. A plain word with no destructor, so reading it is one load (a
+    /// `RefCell<Option<Rc<Kernel>>>` cost a liveness check of the thread-local, a borrow and
+    /// its release on every await). Set and cleared by [`Running`] only.
     static RUNNING_RC: Cell<*const Rc<Kernel>> = const { Cell::new(std::ptr::null()) };
 }
 
@@ -78,36 +76,26 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
 
 /// Whether a loop is running on this thread (a panic now is a simulated task's, or the engine's).
 pub fn is_running_here() -> bool {
-    RUNNING
-        .try_with(|running| {
-            running
-                .try_borrow()
-                .map(|running| running.is_some())
-                .unwrap_or(true)
-        })
-        .unwrap_or(false)
+    running_rc().is_some()
 }
 
 /// Run `f` with the running kernel, or else the newest open one of this thread (asyncio's
 /// "current event loop" for code that runs between `run_*` calls).
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Kernel>) -> R) -> Option<R> {
-    let kernel = RUNNING
-        .try_with(|running| running.borrow().clone())
+    if let Some(kernel) = running_rc() {
+        return Some(f(kernel));
+    }
+    let kernel = KERNELS
+        .try_with(|kernels| {
+            kernels
+                .borrow()
+                .iter()
+                .rev()
+                .find(|kernel| !kernel.is_closed())
+                .cloned()
+        })
         .ok()
-        .flatten()
-        .or_else(|| {
-            KERNELS
-                .try_with(|kernels| {
-                    kernels
-                        .borrow()
-                        .iter()
-                        .rev()
-                        .find(|kernel| !kernel.is_closed())
-                        .cloned()
-                })
-                .ok()
-                .flatten()
-        })?;
+        .flatten()?;
     Some(f(&kernel))
 }
 
@@ -216,33 +204,14 @@ impl<'a> Running<'a> {
                 message: "another event loop is already running on this thread".into(),
             });
         }
-        RUNNING.with(|running| {
-            let Ok(mut running) = running.try_borrow_mut() else {
-                return Err(Failure::Misuse {
-                    message: "an event loop cannot be started or closed from inside the engine"
-                        .into(),
-                });
-            };
-            if running.is_some() {
-                return Err(Failure::Misuse {
-                    message: "another event loop is already running on this thread".into(),
-                });
-            }
-            *running = Some(kernel.clone());
-            RUNNING_RC.set(std::ptr::from_ref(kernel));
-            Ok(Running(PhantomData))
-        })
+        RUNNING_RC.set(std::ptr::from_ref(kernel));
+        Ok(Running(PhantomData))
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         RUNNING_RC.set(std::ptr::null());
-        let previous = RUNNING
-            .try_with(|running| running.borrow_mut().take())
-            .ok()
-            .flatten();
-        drop(previous);
     }
 }
 
