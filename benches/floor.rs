@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use async_task::Runnable;
 
-/// The same durations the peers' `timers` scenario uses (MMIX LCG, fixed seed).
-const TIMER_LCG_SEED: u64 = 0x005E_ED0F_71AE;
-const TIMER_MAX_MS: u64 = 3_600_000;
+mod timer_lcg;
+use timer_lcg::timer_durations_ms;
+
 /// The most sleeps `timers-day` takes (`--steps`).
 const STEPS_MAX: u64 = 100_000_000;
 /// The longest sleep of `timers-day`, in milliseconds (`--step-ms`): one simulated day.
@@ -207,15 +207,7 @@ fn main() {
         }
         "timers" => {
             let count = flag(&args, "timers", 100_000, TIMERS_MAX);
-            let mut state = TIMER_LCG_SEED;
-            let durations: Vec<u64> = (0..count)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    1 + (state >> 33) % TIMER_MAX_MS
-                })
-                .collect();
+            let durations = timer_durations_ms(count);
             let fired = block_on(async move {
                 let handles: Vec<_> = durations
                     .into_iter()

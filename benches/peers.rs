@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use roof::{Config, EventLoop, Policy, TraceMode};
 
+mod timer_lcg;
+use timer_lcg::timer_durations_ms;
+
 const PEER: &str = "roof";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const TIMER_LCG_SEED: u64 = 0x005E_ED0F_71AE; // the peers' 0x5EED_0F_71AE
-const TIMER_MAX_MS: u64 = 3_600_000;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -173,18 +174,6 @@ fn spawn_join(args: &Args) {
         wall,
         extra,
     );
-}
-
-fn timer_durations_ms(count: u64) -> Vec<u64> {
-    let mut state = TIMER_LCG_SEED;
-    (0..count)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            1 + (state >> 33) % TIMER_MAX_MS
-        })
-        .collect()
 }
 
 // A benchmark measures wall time around the simulation it runs.
