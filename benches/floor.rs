@@ -1,16 +1,25 @@
 //! The floor under the timer benchmarks: the least an event loop on async-task cells can do
-//! for `timers-day` and `timers` — async-task, a FIFO run queue, a binary heap of timers and
-//! a virtual clock, and nothing else (no seeded pick, no task table, no trace, no
+//! for `timers-day` and `timers` — async-task, a FIFO run queue, a queue of timers and a
+//! virtual clock, and nothing else (no seeded pick, no task table, no trace, no
 //! cancellation, no hosts). It prints the peers' JSON line with `"peer": "async-task-floor"`,
 //! so its figures sit beside `cargo bench --bench peers` and the peers of the harness.
 //!
 //! ```text
 //! cargo bench --bench floor -- timers-day --steps 86400 --step-ms 1000
-//! cargo bench --bench floor -- timers --timers 100000
+//! cargo bench --bench floor -- timers --timers 100000 --queue radix
 //! ```
 //!
-//! No real loop can beat it: what it leaves out is what `roof` is for. PERFORMANCE.md uses it
-//! to bound the speed targets that ask for a ratio against madsim or tokio.
+//! Its `timers` tasks do what the peers' do (count their firing, fold their index into the
+//! order checksum), and timers of one deadline fire in creation order, so its checksum is
+//! the one of the peers that run ready tasks in FIFO order (tokio paused, turmoil).
+//!
+//! Two timer queues (`--queue`): `heap`, the standard library's binary heap (the default),
+//! and `radix`, a radix heap (timers bucketed by the highest bit in which their deadline
+//! differs from the last one fired: virtual time never runs back, so pushes are O(1) and a
+//! timer moves down a bucket at a time, through short sequential vectors). The heap is
+//! faster with one timer, the radix heap with 100,000 (it waits far less for memory).
+//! PERFORMANCE.md uses the faster of the two to bound the speed targets that ask for a
+//! ratio against madsim or tokio.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::{Ordering, Reverse};
@@ -58,11 +67,132 @@ impl Ord for Timer {
     }
 }
 
+/// The timers armed and not yet fired, in one of the two queues.
+enum TimerQueue {
+    Heap(BinaryHeap<Reverse<Timer>>),
+    Radix(Box<Radix>),
+}
+
+impl TimerQueue {
+    fn push(&mut self, timer: Timer) {
+        match self {
+            TimerQueue::Heap(heap) => heap.push(Reverse(timer)),
+            TimerQueue::Radix(radix) => radix.push(timer),
+        }
+    }
+
+    /// Wake every timer of the earliest deadline, in creation order; that deadline, or
+    /// `None` when no timer is armed. Waking only queues a runnable (another cell than the
+    /// queue's), so it happens under the queue's borrow, with no list of the due timers.
+    fn fire_earliest(&mut self) -> Option<u64> {
+        match self {
+            TimerQueue::Heap(heap) => {
+                let Reverse(first) = heap.pop()?;
+                first.waker.wake();
+                while heap
+                    .peek()
+                    .is_some_and(|Reverse(next)| next.deadline <= first.deadline)
+                {
+                    heap.pop().expect("peeked").0.waker.wake();
+                }
+                Some(first.deadline)
+            }
+            TimerQueue::Radix(radix) => radix.fire_earliest(),
+        }
+    }
+}
+
+/// Buckets of a radix heap: the number of bits of a deadline, and one for "equal".
+const BUCKETS: usize = 65;
+
+/// A radix heap of timers: bucket 0 holds the timers due at `last` (the deadline fired
+/// last, or the one about to fire), bucket `b` those whose deadline first differs from
+/// `last` in bit `b - 1`, counted from the lowest. Every timer of a lower bucket is due
+/// before every one of a higher bucket.
+struct Radix {
+    last: u64,
+    /// Bit `b` set when bucket `b` holds a timer.
+    occupied: u128,
+    buckets: [Vec<Timer>; BUCKETS],
+}
+
+impl Radix {
+    fn new() -> Radix {
+        Radix {
+            last: 0,
+            occupied: 0,
+            buckets: std::array::from_fn(|_| Vec::new()),
+        }
+    }
+
+    fn bucket(&self, deadline: u64) -> usize {
+        (u64::BITS - (deadline ^ self.last).leading_zeros()) as usize
+    }
+
+    fn push(&mut self, timer: Timer) {
+        // A deadline is never behind the clock, and the clock never behind `last`.
+        debug_assert!(timer.deadline >= self.last, "a timer in the past");
+        let bucket = self.bucket(timer.deadline);
+        self.occupied |= 1 << bucket;
+        self.buckets[bucket].push(timer);
+    }
+
+    fn fire_earliest(&mut self) -> Option<u64> {
+        if self.occupied & 1 == 0 {
+            // Open the lowest occupied bucket: its earliest deadline becomes `last`, and its
+            // timers move to lower buckets, those due then to bucket 0.
+            let lowest = self.occupied.trailing_zeros() as usize;
+            if lowest >= BUCKETS {
+                return None;
+            }
+            self.occupied &= !(1 << lowest);
+            let mut opened = std::mem::take(&mut self.buckets[lowest]);
+            self.last = opened
+                .iter()
+                .map(|timer| timer.deadline)
+                .min()
+                .expect("an occupied bucket");
+            for timer in opened.drain(..) {
+                self.push(timer);
+            }
+            // Keep the allocation for the bucket's next timers.
+            self.buckets[lowest] = opened;
+        }
+        let due = &mut self.buckets[0];
+        // Timers reach bucket 0 by different paths: put them back in creation order.
+        if due.len() > 1 {
+            due.sort_unstable_by_key(|timer| timer.seq);
+        }
+        for timer in due.drain(..) {
+            timer.waker.wake();
+        }
+        self.occupied &= !1;
+        Some(self.last)
+    }
+}
+
 thread_local! {
     static READY: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
-    static TIMERS: RefCell<BinaryHeap<Reverse<Timer>>> = const { RefCell::new(BinaryHeap::new()) };
+    static TIMERS: RefCell<TimerQueue> = const { RefCell::new(TimerQueue::Heap(BinaryHeap::new())) };
     static CLOCK: Cell<u64> = const { Cell::new(0) };
     static SEQ: Cell<u64> = const { Cell::new(0) };
+    /// The `timers` tasks fired so far.
+    static FIRED: Cell<u64> = const { Cell::new(0) };
+    /// FNV-1a of the `timers` tasks' indices, in firing order (the peers' `trace`).
+    static ORDER: Cell<u64> = const { Cell::new(FNV_OFFSET) };
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Fold `value` into the order checksum, a byte at a time (as the peers' `trace` does).
+fn fold_order(value: u64) {
+    let mut hash = ORDER.get();
+    for byte in value.to_le_bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    ORDER.set(hash);
 }
 
 fn spawn<F>(future: F) -> async_task::Task<F::Output>
@@ -104,11 +234,11 @@ impl Future for Sleep {
                 let seq = SEQ.get();
                 SEQ.set(seq + 1);
                 TIMERS.with(|timers| {
-                    timers.borrow_mut().push(Reverse(Timer {
+                    timers.borrow_mut().push(Timer {
                         deadline,
                         seq,
                         waker: cx.waker().clone(),
-                    }));
+                    });
                 });
                 Poll::Pending
             }
@@ -129,24 +259,12 @@ fn block_on<T: Send + 'static>(main: impl Future<Output = T> + Send + 'static) -
         if main.is_finished() {
             break;
         }
-        // Waking only queues a runnable (another cell than the heap's), so it can happen
-        // under the heap's borrow, with no list of the due timers to allocate.
-        let fired = TIMERS.with(|timers| {
-            let mut timers = timers.borrow_mut();
-            let Some(Reverse(first)) = timers.pop() else {
-                return false;
-            };
-            CLOCK.set(first.deadline);
-            first.waker.wake();
-            while timers
-                .peek()
-                .is_some_and(|Reverse(next)| next.deadline <= first.deadline)
-            {
-                timers.pop().expect("peeked").0.waker.wake();
-            }
-            true
-        });
-        assert!(fired, "deadlock: nothing ready and no timer armed");
+        // The woken tasks run after the clock has moved: no task sees it earlier.
+        let fired = TIMERS.with(|timers| timers.borrow_mut().fire_earliest());
+        let Some(deadline) = fired else {
+            panic!("deadlock: nothing ready and no timer armed");
+        };
+        CLOCK.set(deadline);
     }
     let mut main = std::pin::pin!(main);
     let waker = Waker::noop();
@@ -171,6 +289,21 @@ fn flag(args: &[String], key: &str, default: u64, max: u64) -> u64 {
     }
 }
 
+/// The timer queue `--queue` names (`heap` without the flag).
+fn queue_flag(args: &[String]) -> (&'static str, TimerQueue) {
+    match args.iter().position(|word| word == "--queue") {
+        None => ("heap", TimerQueue::Heap(BinaryHeap::new())),
+        Some(at) => match args.get(at + 1).map(String::as_str) {
+            Some("heap") => ("heap", TimerQueue::Heap(BinaryHeap::new())),
+            Some("radix") => ("radix", TimerQueue::Radix(Box::new(Radix::new()))),
+            _ => {
+                eprintln!("error: --queue wants heap or radix");
+                std::process::exit(2)
+            }
+        },
+    }
+}
+
 // A benchmark measures wall time around the loop it runs.
 #[allow(clippy::disallowed_methods)]
 fn main() {
@@ -179,6 +312,8 @@ fn main() {
         .filter(|w| w != "--bench")
         .collect();
     let scenario = args.first().map(String::as_str).unwrap_or("timers-day");
+    let (queue, timers) = queue_flag(&args);
+    TIMERS.set(timers);
     let start = Instant::now();
     let (params, figure) = match scenario {
         "timers-day" => {
@@ -201,30 +336,37 @@ fn main() {
             let wall = start.elapsed().as_secs_f64();
             let day = 86_400_000.0 / (steps * step_ms) as f64;
             (
-                serde_json::json!({"steps": steps, "step_ms": step_ms}),
+                serde_json::json!({"steps": steps, "step_ms": step_ms, "queue": queue}),
                 serde_json::json!({"wall_seconds_per_simulated_day": wall * day}),
             )
         }
         "timers" => {
             let count = flag(&args, "timers", 100_000, TIMERS_MAX);
             let durations = timer_durations_ms(count);
-            let fired = block_on(async move {
+            block_on(async move {
                 let handles: Vec<_> = durations
                     .into_iter()
-                    .map(|ms| spawn(async move { sleep(Duration::from_millis(ms)).await }))
+                    .enumerate()
+                    .map(|(index, ms)| {
+                        spawn(async move {
+                            sleep(Duration::from_millis(ms)).await;
+                            FIRED.set(FIRED.get() + 1);
+                            fold_order(index as u64);
+                        })
+                    })
                     .collect();
-                let mut fired = 0u64;
                 for handle in handles {
                     handle.await;
-                    fired += 1;
                 }
-                fired
             });
-            assert_eq!(fired, count, "every timer fired");
+            assert_eq!(FIRED.get(), count, "every timer fired");
             let wall = start.elapsed().as_secs_f64();
             (
-                serde_json::json!({"timers": count}),
-                serde_json::json!({"timer_events_per_wall_second": count as f64 / wall}),
+                serde_json::json!({"timers": count, "queue": queue}),
+                serde_json::json!({
+                    "timer_events_per_wall_second": count as f64 / wall,
+                    "checksum": format!("{:016x}", ORDER.get()),
+                }),
             )
         }
         other => {
