@@ -18,8 +18,8 @@
 //! differs from the last one fired: virtual time never runs back, so pushes are O(1) and a
 //! timer moves down a bucket at a time, through short sequential vectors). The heap is
 //! faster with one timer, the radix heap with 100,000 (it waits far less for memory).
-//! PERFORMANCE.md takes the faster of the two as the yardstick for the speed targets that ask for a
-//! ratio against madsim or tokio.
+//! PERFORMANCE.md takes the faster of the two as the yardstick for the speed targets that
+//! ask for a ratio against madsim or tokio.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::{Ordering, Reverse};
