@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use async_task::Runnable;
 
+mod fnv;
 mod timer_lcg;
+use fnv::{fold_u64, FNV_OFFSET};
 use timer_lcg::timer_durations_ms;
 
 /// The most sleeps `timers-day` takes (`--steps`).
@@ -182,17 +184,9 @@ thread_local! {
     static ORDER: Cell<u64> = const { Cell::new(FNV_OFFSET) };
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// Fold `value` into the order checksum, a byte at a time (as the peers' `trace` does).
+/// Fold `value` into the order checksum (as the peers' `trace` does).
 fn fold_order(value: u64) {
-    let mut hash = ORDER.get();
-    for byte in value.to_le_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    ORDER.set(hash);
+    ORDER.set(fold_u64(ORDER.get(), value));
 }
 
 fn spawn<F>(future: F) -> async_task::Task<F::Output>

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use roof::{Config, EventLoop, Policy, TraceMode};
 
+mod fnv;
 mod timer_lcg;
+use fnv::{fold_u64, FNV_OFFSET, FNV_PRIME};
 use timer_lcg::timer_durations_ms;
 
 const PEER: &str = "roof";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The peers' order-sensitive checksum: FNV-1a over the little-endian bytes of each event.
 #[derive(Clone, Default)]
@@ -39,12 +39,7 @@ impl Checksum {
     }
 
     fn fold(&self, value: u64) {
-        let mut hash = self.0.get();
-        for byte in value.to_le_bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(FNV_PRIME);
-        }
-        self.0.set(hash);
+        self.0.set(fold_u64(self.0.get(), value));
     }
 
     fn hex(&self) -> String {
